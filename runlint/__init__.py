@@ -1,0 +1,50 @@
+"""runlint: a linter for neural-network training runs.
+
+``runlint.record`` (needs torch) records a PyTorch run into a Parquet run directory;
+``runlint.load_run`` reads one back as a ``Run`` for the rules. Everything but the recorder
+imports without torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from runlint.rule import Finding, Rule, Severity
+from runlint.run import Run, RunError, find_runs, load_run
+
+if TYPE_CHECKING:
+    from runlint.recorder import Recorder
+
+__version__ = "0.1.0"
+__all__ = [
+    "Finding",
+    "Recorder",
+    "Rule",
+    "Run",
+    "RunError",
+    "Severity",
+    "__version__",
+    "find_runs",
+    "load_run",
+    "record",
+]
+
+
+def record(
+    model: Any, optimizer: Any, logdir: Any, meta: dict[str, Any] | None = None, **options: Any
+) -> Recorder:
+    """Record a PyTorch training run into ``logdir``; use as a context manager.
+
+    See ``runlint.recorder.Recorder`` for the options (probe schedules, flush interval).
+    """
+    from runlint.recorder import Recorder
+
+    return Recorder(model, optimizer, logdir, meta=meta, **options)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Recorder":
+        from runlint.recorder import Recorder
+
+        return Recorder
+    raise AttributeError(f"module 'runlint' has no attribute {name!r}")

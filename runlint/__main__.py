@@ -1,0 +1,3 @@
+from runlint.cli import main
+
+main()

@@ -1,0 +1,630 @@
+"""``runlint.record``: hooks that record a PyTorch run into a Parquet run directory.
+
+Every statistic is computed on the device and kept there; a flush (every ``flush_every`` steps,
+every ``flush_secs`` seconds, at each ``log_epoch`` and on close) concatenates them into one
+buffer per device, starts one non-blocking copy to pinned host memory and hands it to the writer
+thread, which waits for the copy and writes the part files. Steps that do not flush never wait
+on the device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from runlint import probes
+from runlint.format import FORMAT_NAME, FORMAT_VERSION, META_FILE, PARTS_DIR, parse_compact
+from runlint.writer import PartWriter, write_json
+
+__all__ = ["Recorder"]
+
+_GROUP_KEYS = (
+    "lr",
+    "momentum",
+    "dampening",
+    "weight_decay",
+    "eps",
+    "alpha",
+    "lr_decay",
+    "initial_accumulator_value",
+    "nesterov",
+    "amsgrad",
+)
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """Where a value stashed on a device lands in that device's flush buffer."""
+
+    device: torch.device
+    offset: int
+    length: int
+    shape: tuple[int, ...] = ()
+
+
+class Recorder:
+    """Records a training run; use through ``runlint.record(...)`` as a context manager.
+
+    Options (keywords of ``runlint.record``):
+      stats_every   per-parameter and per-activation statistics every N optimizer steps (10)
+      hist_every    activation and gradient histograms every N steps (100)
+      weights_every first-layer weight snapshot every N steps (500; also the first and last)
+      flush_every   write to disk every N steps (200), and at least every ``flush_secs`` (10 s)
+      max_elems     activation values sampled per statistic (4096)
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        logdir: str | os.PathLike[str],
+        meta: dict[str, Any] | None = None,
+        *,
+        stats_every: int = 10,
+        hist_every: int = 100,
+        weights_every: int = 500,
+        flush_every: int = 200,
+        flush_secs: float = 10.0,
+        max_elems: int = 4096,
+    ) -> None:
+        self.model = getattr(model, "_orig_mod", model)  # a torch.compile'd module wraps it
+        self.optimizer = optimizer
+        self.root = Path(logdir)
+        self.user_meta = dict(meta or {})
+        self.stats_every = max(1, stats_every)
+        self.hist_every = max(1, hist_every)
+        self.weights_every = max(1, weights_every)
+        self.flush_every = max(1, flush_every)
+        self.flush_secs = flush_secs
+        self.max_elems = max_elems
+
+        self.step = 0  # optimizer steps completed
+        self.epoch = 0
+        self.off: dict[str, str] = {}  # probe -> why it was switched off
+        self._fwd_step = 0
+        self._micro = 0
+        self._collect_acts = False
+        self._collect_hist = False
+        self._handles: list[Any] = []
+        self._rows: dict[str, list[dict[str, Any]]] = {}
+        self._stash_by_device: dict[torch.device, list[torch.Tensor]] = {}
+        self._stash_len: dict[torch.device, int] = {}
+        self._before: list[torch.Tensor] | tuple[torch.Tensor, ...] | None = None
+        self._pending_norms: tuple[int, torch.Tensor] | None = None
+        self._last_flush = (0, time.monotonic())
+        self._inferred: dict[str, Any] = {}
+        self._writer: PartWriter | None = None
+        self._params_info: list[dict[str, Any]] = []
+        self._closed = False
+
+        self.rank, self.world_size = _dist_rank()
+        named = list(self.model.named_parameters())
+        self._names = [n for n, _ in named]
+        self._params = [p for _, p in named]
+        self._first_weight = _first_layer_weight(self.model)
+
+    # -- context manager --------------------------------------------------------------------
+    def __enter__(self) -> Recorder:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Register the hooks and write the metadata; ``__enter__`` calls it."""
+        self._clear_stale()
+        self._writer = PartWriter(self.root, self.rank)
+        opt = self.optimizer
+        self._handles.append(opt.register_step_pre_hook(self._guard("optimizer", self._pre_step)))
+        self._handles.append(opt.register_step_post_hook(self._guard("optimizer", self._post_step)))
+        self._handles.append(
+            self.model.register_forward_pre_hook(
+                self._guard("forward", self._pre_forward), with_kwargs=True
+            )
+        )
+        for name, module in self.model.named_modules():
+            kind = probes.activation_kind(module)
+            if kind is not None:
+                hook = _no_compile(self._guard("activations", self._activation_hook(name, kind)))
+                self._handles.append(module.register_forward_hook(hook))
+        self._params_info = _params_meta(self.model, self.optimizer)
+        self._write_meta(complete=False)
+
+    def close(self) -> None:
+        """Remove every hook, flush, compact the parts and mark the run complete."""
+        if self._closed:
+            return
+        self._closed = True
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        if self.step % self.weights_every:
+            self._snapshot_weights(self.step)
+        with self._probe("flush"):
+            self._flush()
+        if self._writer is not None:
+            self._writer.close()
+        self._write_meta(complete=True)
+
+    # -- user API ---------------------------------------------------------------------------
+    def log(self, **scalars: Any) -> None:
+        """Record scalars (tensors or numbers) for the current optimizer step. Never syncs."""
+        if self._closed:
+            return
+        with self._probe("log"):
+            row: dict[str, Any] = {
+                "step": self._fwd_step,
+                "rank": self.rank,
+                "micro": self._micro,
+                "time": time.time(),
+            }
+            row.update(self._values(scalars))
+            self._micro += 1
+            self._rows.setdefault("steps", []).append(row)
+
+    def log_epoch(self, **metrics: Any) -> None:
+        """Close an epoch with its metrics (train_loss, train_acc, val_loss, val_acc, ...)."""
+        if self._closed:
+            return
+        with self._probe("log"):
+            row: dict[str, Any] = {"epoch": self.epoch, "step": self.step, "rank": self.rank}
+            row.update(self._values(metrics))
+            self._rows.setdefault("epochs", []).append(row)
+            self.epoch += 1
+        with self._probe("flush"):
+            self._flush()
+
+    @property
+    def bytes_written(self) -> int:
+        return self._writer.bytes_written if self._writer else 0
+
+    # -- hooks ------------------------------------------------------------------------------
+    def _pre_forward(
+        self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        if self._fwd_step != self.step:
+            self._micro = 0
+        self._fwd_step = self.step
+        training = module.training and torch.is_grad_enabled()
+        self._collect_acts = training and self.step % self.stats_every == 0
+        self._collect_hist = training and self.step % self.hist_every == 0
+        if "batch_size" not in self._inferred:
+            first = next(
+                (a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None
+            )
+            if first is not None and first.dim() > 0:
+                self._inferred["batch_size"] = int(first.shape[0])
+
+    def _activation_hook(self, name: str, kind: str) -> Callable[..., None]:
+        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+            if not self._collect_acts:
+                return
+            out = _first_tensor(output)
+            if out is None or not out.is_floating_point() or out.numel() == 0:
+                return
+            stats = probes.activation_stats(out, kind, self.max_elems)
+            row = {"step": self.step, "rank": self.rank, "module": name, "kind": kind}
+            row.update(zip(probes.ACTIVATION_COLUMNS, self._stash_vector(stats), strict=True))
+            self._rows.setdefault("activations", []).append(row)
+            if self._collect_hist:
+                with self._probe("histograms"):
+                    edges = probes.histogram_edges(kind)
+                    counts = probes.histogram(probes.sample(out.detach(), self.max_elems), edges)
+                    self._add_histogram("activation", name, edges, counts)
+
+        return hook
+
+    def _pre_step(self, optimizer: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> None:
+        step = self.step
+        for i, group in enumerate(optimizer.param_groups):
+            row: dict[str, Any] = {"step": step, "rank": self.rank, "group": i}
+            for key in _GROUP_KEYS:
+                if key in group:
+                    row[key] = self._value(group[key])
+            if "betas" in group:
+                row["beta1"], row["beta2"] = (self._value(b) for b in group["betas"])
+            self._rows.setdefault("groups", []).append(row)
+        if step % self.stats_every == 0:
+            with self._probe("params"):
+                params = [p.detach() for p in self._params]
+                grads = [
+                    p.grad.detach() if p.grad is not None else torch.full_like(p, math.nan)
+                    for p in self._params
+                ]
+                self._pending_norms = (step, probes.norms(grads))
+                self._before = torch._foreach_mul(params, 1.0)
+        if step % self.hist_every == 0:
+            with self._probe("histograms"):
+                for name, p in zip(self._names, self._params, strict=True):
+                    if p.grad is not None and p.grad.is_floating_point():
+                        edges = probes.histogram_edges("gradient")
+                        counts = probes.gradient_histogram(p.grad, self.max_elems)
+                        self._add_histogram("gradient", name, edges, counts)
+        if step % self.weights_every == 0:
+            self._snapshot_weights(step)
+
+    def _post_step(self, optimizer: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> None:
+        before, pending = self._before, self._pending_norms
+        self._before = self._pending_norms = None
+        if before is not None and pending is not None:
+            with self._probe("params"):
+                step, grad_norms = pending
+                params = [p.detach() for p in self._params]
+                delta = torch._foreach_sub(params, before)
+                stacked = torch.stack([grad_norms, probes.norms(params), probes.norms(delta)])
+                slot = self._stash(stacked)
+                self._rows.setdefault("params", []).append(
+                    {"step": step, "rank": self.rank, "_norms": slot}
+                )
+        self.step += 1
+        self._micro = 0
+        last_step, last_time = self._last_flush
+        if self.step - last_step >= self.flush_every or (
+            time.monotonic() - last_time >= self.flush_secs
+        ):
+            with self._probe("flush"):
+                self._flush()
+
+    # -- stashing and flushing --------------------------------------------------------------
+    def _stash(self, t: torch.Tensor) -> _Slot:
+        """Keep ``t`` on its device until the next flush; return where it will land."""
+        t = t.detach()
+        device = t.device
+        offset = self._stash_len.get(device, 0)
+        self._stash_by_device.setdefault(device, []).append(t.reshape(-1).float())
+        self._stash_len[device] = offset + t.numel()
+        return _Slot(device, offset, t.numel(), tuple(t.shape))
+
+    def _stash_vector(self, t: torch.Tensor) -> list[_Slot]:
+        slot = self._stash(t)
+        return [_Slot(slot.device, slot.offset + i, 1) for i in range(slot.length)]
+
+    def _value(self, v: Any) -> Any:
+        if isinstance(v, torch.Tensor):
+            return self._stash(v) if v.numel() == 1 else None
+        if isinstance(v, (bool, int, float, np.floating, np.integer)):
+            return float(v)
+        return None
+
+    def _values(self, values: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for key, v in values.items():
+            value = self._value(v)
+            if value is None:
+                self._warn_once(f"value:{key}", f"runlint: ignoring {key}={v!r}: not a number")
+            else:
+                out[key] = value
+        return out
+
+    def _add_histogram(
+        self, source: str, name: str, edges: tuple[float, ...], counts: torch.Tensor
+    ) -> None:
+        self._rows.setdefault("histograms", []).append(
+            {
+                "step": self.step,
+                "rank": self.rank,
+                "source": source,
+                "name": name,
+                "edges": list(edges),
+                "counts": self._stash(counts),
+            }
+        )
+
+    def _snapshot_weights(self, step: int) -> None:
+        if self._first_weight is None:
+            return
+        with self._probe("weights"):
+            name, w = self._first_weight
+            w = w.detach()[:64].reshape(min(64, w.shape[0]), -1)[:, :1024]
+            self._rows.setdefault("weights", []).append(
+                {
+                    "step": step,
+                    "rank": self.rank,
+                    "param": name,
+                    "shape": list(w.shape),
+                    "values": self._stash(w),
+                }
+            )
+
+    def _flush(self) -> None:
+        """Hand everything recorded since the last flush to the writer thread."""
+        self._last_flush = (self.step, time.monotonic())
+        if not self._rows or self._writer is None:
+            return
+        rows, self._rows = self._rows, {}
+        stashed, self._stash_by_device, self._stash_len = self._stash_by_device, {}, {}
+        buffers: dict[torch.device, tuple[torch.Tensor, Any]] = {}
+        for device, tensors in stashed.items():
+            flat = torch.cat(tensors)
+            if device.type == "cuda":
+                host = torch.empty(flat.shape, dtype=flat.dtype, pin_memory=True)
+                host.copy_(flat, non_blocking=True)
+                event = torch.cuda.Event()
+                event.record()
+                buffers[device] = (host, event)
+            else:
+                buffers[device] = (flat, None)
+        if self.rank == 0 and "batch_size" in self._inferred and not self._meta_has_batch:
+            self._write_meta(complete=False)
+        self._writer.submit(functools.partial(self._resolve, rows, buffers, self._names))
+
+    @staticmethod
+    def _resolve(
+        rows: dict[str, list[dict[str, Any]]],
+        buffers: dict[torch.device, tuple[torch.Tensor, Any]],
+        names: list[str],
+    ) -> dict[str, list[dict[str, Any]]]:
+        """On the writer thread: wait for the copies and replace slots with numbers."""
+        host: dict[torch.device, np.ndarray] = {}
+        for device, (tensor, event) in buffers.items():
+            if event is not None:
+                event.synchronize()
+            host[device] = tensor.numpy()
+
+        def value(slot: _Slot) -> Any:
+            data = host[slot.device][slot.offset : slot.offset + slot.length]
+            return float(data[0]) if slot.length == 1 and not slot.shape else data.tolist()
+
+        out: dict[str, list[dict[str, Any]]] = {}
+        for table, records in rows.items():
+            resolved: list[dict[str, Any]] = []
+            for rec in records:
+                if "_norms" in rec:  # one stacked [3, P] tensor -> P rows
+                    slot = rec["_norms"]
+                    g, p, u = host[slot.device][slot.offset : slot.offset + slot.length].reshape(
+                        3, -1
+                    )
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        ratio = u / p
+                    resolved.extend(
+                        {
+                            "step": rec["step"],
+                            "rank": rec["rank"],
+                            "param": names[i],
+                            "grad_norm": float(g[i]),
+                            "param_norm": float(p[i]),
+                            "update_norm": float(u[i]),
+                            "update_ratio": float(ratio[i]),
+                        }
+                        for i in range(len(names))
+                    )
+                    continue
+                resolved.append(
+                    {k: value(v) if isinstance(v, _Slot) else v for k, v in rec.items()}
+                )
+            out[table] = resolved
+        return out
+
+    # -- metadata ---------------------------------------------------------------------------
+    _meta_has_batch = False
+
+    def _write_meta(self, *, complete: bool) -> None:
+        if self.rank != 0 or (self._writer is not None and self._writer.failed):
+            return
+        with self._probe("meta"):
+            if complete and self._writer is not None:
+                self._writer.drain()
+            meta = self._collect_meta()
+            self._meta_has_batch = meta.get("batch_size") is not None
+            doc = {
+                "format": FORMAT_NAME,
+                "version": FORMAT_VERSION,
+                "complete": complete,
+                "meta": meta,
+            }
+            write_json(self.root / META_FILE, doc)
+
+    def _collect_meta(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {}
+        provenance: dict[str, str] = {}
+        inferred = dict(self._inferred)
+        if "num_classes" not in inferred:
+            out_features = _last_linear_out(self.model)
+            if out_features and out_features > 1:
+                inferred["num_classes"] = out_features
+        for key in ("num_classes", "batch_size"):
+            if key in self.user_meta:
+                meta[key], provenance[key] = self.user_meta[key], "given"
+            elif key in inferred:
+                how = (
+                    "out_features of the last Linear layer"
+                    if key == "num_classes"
+                    else "first dimension of the model's first input"
+                )
+                meta[key], provenance[key] = inferred[key], f"inferred: {how}"
+        for key, value in self.user_meta.items():
+            if key not in meta:
+                meta[key], provenance[key] = value, "given"
+        meta["provenance"] = provenance
+        meta["optimizer"] = _optimizer_meta(self.optimizer)
+        meta["params"] = self._params_info
+        meta["modules"] = [
+            {"name": n, "type": type(m).__name__, "activation": probes.activation_kind(m)}
+            for n, m in self.model.named_modules()
+            if n and not list(m.children())
+        ]
+        meta["model"] = type(self.model).__name__
+        meta["num_parameters"] = sum(p.numel() for p in self._params)
+        meta["num_trainable"] = sum(p.numel() for p in self._params if p.requires_grad)
+        meta["torch_version"] = torch.__version__
+        meta["device"] = str(self._params[0].device) if self._params else "cpu"
+        meta["world_size"] = self.world_size
+        meta["torch_initial_seed"] = torch.initial_seed()
+        meta["recorder"] = {
+            "stats_every": self.stats_every,
+            "hist_every": self.hist_every,
+            "weights_every": self.weights_every,
+            "flush_every": self.flush_every,
+        }
+        meta["steps"] = self.step
+        meta["epochs"] = self.epoch
+        meta["probes_off"] = dict(self.off)
+        meta["bytes_written"] = self.bytes_written
+        return meta
+
+    # -- failure containment ----------------------------------------------------------------
+    def _guard(self, probe: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Wrap a hook: an exception switches ``probe`` off with one warning, never raises."""
+
+        @functools.wraps(fn)
+        def guarded(*args: Any, **kwargs: Any) -> None:
+            if probe in self.off:
+                return
+            with self._probe(probe):
+                fn(*args, **kwargs)
+
+        return guarded
+
+    @contextlib.contextmanager
+    def _probe(self, probe: str) -> Iterator[None]:
+        if probe in self.off:
+            yield
+            return
+        try:
+            yield
+        except Exception as exc:
+            self.off[probe] = f"{type(exc).__name__}: {exc}"
+            warnings.warn(
+                f"runlint: the {probe!r} probe failed and is off ({exc}); training goes on",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self.off:
+            self.off[key] = message
+            warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+    def _clear_stale(self) -> None:
+        """Remove this rank's files of an earlier run in the same directory."""
+        with self._probe("meta"):
+            if not self.root.is_dir():
+                return
+            suffix = f"-r{self.rank}"
+            for path in self.root.glob("*.parquet"):
+                parsed = parse_compact(path.name)
+                if parsed and parsed[1] == self.rank:
+                    path.unlink()
+            parts = self.root / PARTS_DIR
+            if parts.is_dir():
+                for path in parts.glob(f"*{suffix}-*.parquet"):
+                    path.unlink()
+            if self.rank == 0 and (self.root / META_FILE).exists():
+                (self.root / META_FILE).unlink()
+
+
+# -- helpers --------------------------------------------------------------------------------
+def _dist_rank() -> tuple[int, int]:
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _no_compile(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Keep a hook out of torch.compile graphs (it mutates Python state)."""
+    try:
+        return torch._dynamo.disable(fn)
+    except Exception:  # torch without dynamo
+        return fn
+
+
+def _first_tensor(output: Any) -> torch.Tensor | None:
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, dict):
+        output = list(output.values())
+    if isinstance(output, (list, tuple)):
+        for item in output:
+            found = _first_tensor(item)
+            if found is not None:
+                return found
+    return None
+
+
+def _first_layer_weight(model: nn.Module) -> tuple[str, torch.Tensor] | None:
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Embedding)):
+            return (f"{name}.weight" if name else "weight"), module.weight
+    return None
+
+
+def _last_linear_out(model: nn.Module) -> int | None:
+    last = None
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            last = module
+    return last.out_features if last is not None else None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.tolist() if value.numel() <= 16 else f"tensor{list(value.shape)}"
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    return repr(value)
+
+
+def _optimizer_meta(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    groups = [
+        {k: _jsonable(v) for k, v in g.items() if k != "params"} for g in optimizer.param_groups
+    ]
+    return {
+        "class": type(optimizer).__name__,
+        "defaults": {k: _jsonable(v) for k, v in optimizer.defaults.items()},
+        "groups": groups,
+    }
+
+
+def _params_meta(model: nn.Module, optimizer: torch.optim.Optimizer) -> list[dict[str, Any]]:
+    group_of = {id(p): i for i, g in enumerate(optimizer.param_groups) for p in g["params"]}
+    owners = {}
+    for _mod_name, module in model.named_modules():
+        for p_name, p in module.named_parameters(recurse=False):
+            owners[id(p)] = (type(module).__name__, p_name)
+    named = list(model.named_parameters())
+    with torch.no_grad():
+        stats = [
+            torch.stack(
+                [p.float().std() if p.numel() > 1 else p.float().abs().sum() * 0, p.float().mean()]
+            )
+            for _, p in named
+        ]
+        values = torch.stack(stats).cpu().tolist() if stats else []
+    out = []
+    for (name, p), (std, mean) in zip(named, values, strict=True):
+        module_type, role = owners.get(id(p), ("", name.rsplit(".", 1)[-1]))
+        shape = list(p.shape)
+        fan_in = int(np.prod(shape[1:])) if len(shape) >= 2 else None
+        out.append(
+            {
+                "name": name,
+                "shape": shape,
+                "numel": p.numel(),
+                "dtype": str(p.dtype),
+                "module_type": module_type,
+                "role": role,
+                "trainable": p.requires_grad,
+                "in_optimizer": id(p) in group_of,
+                "group": group_of.get(id(p)),
+                "fan_in": fan_in,
+                "init_std": std,
+                "init_mean": mean,
+            }
+        )
+    return out

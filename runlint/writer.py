@@ -1,0 +1,152 @@
+"""Crash-safe Parquet writing: complete part files renamed into place, compacted on close.
+
+A Parquet file is unreadable without its footer, so nothing is ever appended: each flush writes
+whole part files to a temporary name and renames them atomically into ``parts/``. A run killed
+with SIGKILL therefore keeps every flushed step. ``close()`` merges a rank's parts into one file
+per table and removes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import threading
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from runlint.format import PARTS_DIR, compact_name, parse_part, part_name
+
+Rows = Mapping[str, list[dict[str, Any]]]
+
+
+def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """Write through ``write(tmp)`` then rename onto ``path``, so readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_json(path: Path, obj: Any) -> None:
+    text = json.dumps(obj, indent=1, default=str)
+    write_atomic(path, lambda p: p.write_text(text))
+
+
+def write_table(path: Path, table: pa.Table) -> None:
+    write_atomic(path, lambda p: pq.write_table(table, p, compression="zstd"))
+
+
+class PartWriter:
+    """Writes part files for one rank, on a background thread so training never waits on disk.
+
+    Any write error becomes a single warning and switches the writer off; it never raises into
+    the training loop.
+    """
+
+    def __init__(self, root: Path, rank: int, *, background: bool = True) -> None:
+        self.root = root
+        self.rank = rank
+        self.parts = root / PARTS_DIR
+        self.bytes_written = 0
+        self.failed = False
+        self._seq = 0
+        self._queue: queue.Queue[Callable[[], Rows] | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        try:
+            self.parts.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self._fail(exc)
+        if background and not self.failed:
+            self._thread = threading.Thread(target=self._loop, name="runlint-writer", daemon=True)
+            self._thread.start()
+
+    def submit(self, produce: Callable[[], Rows]) -> None:
+        """Queue a flush; ``produce`` runs on the writer thread and returns rows per table."""
+        if self.failed:
+            return
+        if self._thread is None:
+            self._write(produce)
+        else:
+            self._queue.put(produce)
+
+    def drain(self) -> None:
+        """Block until every queued flush is on disk."""
+        if self._thread is not None:
+            self._queue.join()
+
+    def close(self) -> None:
+        """Drain, stop the thread and compact this rank's parts into one file per table."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        if not self.failed:
+            try:
+                compact(self.root, self.rank)
+            except Exception as exc:  # the parts stay readable; only compaction is lost
+                warnings.warn(f"runlint: could not compact {self.root}: {exc}", stacklevel=2)
+
+    def _loop(self) -> None:
+        while True:
+            produce = self._queue.get()
+            try:
+                if produce is None:
+                    return
+                self._write(produce)
+            finally:
+                self._queue.task_done()
+
+    def _write(self, produce: Callable[[], Rows]) -> None:
+        if self.failed:
+            return
+        try:
+            rows = produce()
+            for table, records in rows.items():
+                if not records:
+                    continue
+                path = self.parts / part_name(table, self.rank, self._seq)
+                write_table(path, pa.Table.from_pylist(records))
+                self.bytes_written += path.stat().st_size
+            self._seq += 1
+        except Exception as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        self.failed = True
+        warnings.warn(
+            f"runlint: cannot write logs to {self.root} ({exc}); recording is off, "
+            "training goes on",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def compact(root: Path, rank: int) -> None:
+    """Merge ``parts/<table>-r<rank>-*.parquet`` into ``<table>-r<rank>.parquet``."""
+    parts_dir = root / PARTS_DIR
+    if not parts_dir.is_dir():
+        return
+    by_table: dict[str, list[Path]] = {}
+    for path in sorted(parts_dir.iterdir()):
+        parsed = parse_part(path.name)
+        if parsed and parsed[1] == rank:
+            by_table.setdefault(parsed[0], []).append(path)
+    for table, paths in by_table.items():
+        target = root / compact_name(table, rank)
+        if not target.exists():  # it exists only if an earlier compaction died after writing it
+            tables = [pq.read_table(p) for p in paths]
+            write_table(target, pa.concat_tables(tables, promote_options="permissive"))
+        for p in paths:
+            p.unlink()
+    with contextlib.suppress(OSError):  # other ranks' parts may still be there
+        parts_dir.rmdir()
