@@ -1,10 +1,14 @@
-"""``Run``: what the rules read — pandas views over one recorded (or imported) training run."""
+"""``Run``: what the rules read — pandas views over one recorded (or imported) training run.
+
+Tables are read lazily: ``load_run`` reads ``meta.json`` and checks every Parquet footer, but a
+table's rows are read (and its view built) only when a rule first touches it, so a check that
+needs only the loss never pays for histograms.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +27,15 @@ from runlint.format import (
     parse_part,
 )
 
-__all__ = ["Run", "RunError", "find_runs", "load_run"]
+__all__ = ["Run", "RunError", "find_runs", "from_tables", "load_run"]
+
+VIEWS = ("steps", "groups", "epochs", "params", "activations", "histograms", "weights")
 
 
 class RunError(Exception):
     """A run that cannot be read; the message names the run and what is wrong, in one line."""
 
 
-@dataclass
 class Run:
     """One training run, as tables.
 
@@ -46,31 +51,119 @@ class Run:
     ``meta``        dict: ``num_classes``, ``batch_size``, ``loss``, ``optimizer``, ``params``,
                     ``provenance`` (``given``/``inferred``/... per key), ...
     ``raw``         every table as read, with ``rank`` (and ``micro``) columns kept.
+
+    Views not passed to the constructor are built from ``raw`` on first access and cached.
     """
 
-    path: Path
-    meta: dict[str, Any] = field(default_factory=dict)
-    steps: pd.DataFrame = field(default_factory=pd.DataFrame)
-    groups: pd.DataFrame = field(default_factory=pd.DataFrame)
-    epochs: pd.DataFrame = field(default_factory=pd.DataFrame)
-    params: pd.DataFrame = field(default_factory=pd.DataFrame)
-    activations: pd.DataFrame = field(default_factory=pd.DataFrame)
-    histograms: pd.DataFrame = field(default_factory=pd.DataFrame)
-    weights: pd.DataFrame = field(default_factory=pd.DataFrame)
-    raw: dict[str, pd.DataFrame] = field(default_factory=dict)
-    source: str = "runlint"
-    complete: bool = True
+    def __init__(
+        self,
+        path: Path,
+        meta: dict[str, Any] | None = None,
+        steps: pd.DataFrame | None = None,
+        groups: pd.DataFrame | None = None,
+        epochs: pd.DataFrame | None = None,
+        params: pd.DataFrame | None = None,
+        activations: pd.DataFrame | None = None,
+        histograms: pd.DataFrame | None = None,
+        weights: pd.DataFrame | None = None,
+        raw: Mapping[str, pd.DataFrame] | None = None,
+        source: str = "runlint",
+        complete: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        self.meta: dict[str, Any] = meta if meta is not None else {}
+        self.raw: Mapping[str, pd.DataFrame] = raw if raw is not None else {}
+        self.source = source
+        self.complete = complete
+        given = {
+            "steps": steps,
+            "groups": groups,
+            "epochs": epochs,
+            "params": params,
+            "activations": activations,
+            "histograms": histograms,
+            "weights": weights,
+        }
+        self._views: dict[str, pd.DataFrame] = {k: v for k, v in given.items() if v is not None}
+
+    def _view(self, name: str) -> pd.DataFrame:
+        frame = self._views.get(name)
+        if frame is None:
+            frame = _BUILDERS[name](self)
+            self._views[name] = frame
+        return frame
+
+    @property
+    def steps(self) -> pd.DataFrame:
+        return self._view("steps")
+
+    @steps.setter
+    def steps(self, frame: pd.DataFrame) -> None:
+        self._views["steps"] = frame
+
+    @property
+    def groups(self) -> pd.DataFrame:
+        return self._view("groups")
+
+    @groups.setter
+    def groups(self, frame: pd.DataFrame) -> None:
+        self._views["groups"] = frame
+
+    @property
+    def epochs(self) -> pd.DataFrame:
+        return self._view("epochs")
+
+    @epochs.setter
+    def epochs(self, frame: pd.DataFrame) -> None:
+        self._views["epochs"] = frame
+
+    @property
+    def params(self) -> pd.DataFrame:
+        return self._view("params")
+
+    @params.setter
+    def params(self, frame: pd.DataFrame) -> None:
+        self._views["params"] = frame
+
+    @property
+    def activations(self) -> pd.DataFrame:
+        return self._view("activations")
+
+    @activations.setter
+    def activations(self, frame: pd.DataFrame) -> None:
+        self._views["activations"] = frame
+
+    @property
+    def histograms(self) -> pd.DataFrame:
+        return self._view("histograms")
+
+    @histograms.setter
+    def histograms(self, frame: pd.DataFrame) -> None:
+        self._views["histograms"] = frame
+
+    @property
+    def weights(self) -> pd.DataFrame:
+        return self._view("weights")
+
+    @weights.setter
+    def weights(self, frame: pd.DataFrame) -> None:
+        self._views["weights"] = frame
 
     @property
     def name(self) -> str:
         return self.path.name
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}, source={self.source!r}, complete={self.complete})"
 
     def has(self, requirement: str) -> bool:
         """Whether data named like ``"steps.loss"``, ``"params"``, ``"meta.num_classes"`` exists."""
         table, _, column = requirement.partition(".")
         if table == "meta":
             return self.meta.get(column) is not None
-        frame = getattr(self, table, None)
+        if table not in VIEWS:
+            return False
+        frame = self._view(table)
         if not isinstance(frame, pd.DataFrame) or frame.empty:
             return False
         if not column:
@@ -78,116 +171,198 @@ class Run:
         return column in frame.columns and bool(frame[column].notna().any())
 
 
+def _raw(run: Run, table: str) -> pd.DataFrame:
+    frame = run.raw.get(table)
+    return frame if isinstance(frame, pd.DataFrame) else pd.DataFrame()
+
+
+def _build_steps(run: Run) -> pd.DataFrame:
+    steps = _mean_by(_raw(run, "steps"), ["step"])
+    groups = run.groups
+    if not groups.empty and {"step", "group"} <= set(groups.columns):
+        group0 = groups[groups["group"] == 0].set_index("step").drop(columns="group")
+        steps = steps.join(group0, how="outer", rsuffix="_group0") if not steps.empty else group0
+    return steps
+
+
+def _build_long(table: str, keys: list[str]) -> Callable[[Run], pd.DataFrame]:
+    def build(run: Run) -> pd.DataFrame:
+        frame = _raw(run, table)
+        if frame.empty:
+            return frame
+        use = [k for k in keys if k in frame.columns] if table == "activations" else keys
+        out = _mean_by(frame, use)
+        return out.reset_index() if not out.empty else out
+
+    return build
+
+
+_BUILDERS: dict[str, Callable[[Run], pd.DataFrame]] = {
+    "steps": _build_steps,
+    "groups": _build_long("groups", ["step", "group"]),
+    "epochs": lambda run: _mean_by(_raw(run, "epochs"), ["epoch"]),
+    "params": _build_long("params", ["step", "param"]),
+    "activations": _build_long("activations", ["step", "module", "kind"]),
+    "histograms": lambda run: _raw(run, "histograms"),
+    "weights": lambda run: _raw(run, "weights"),
+}
+
+
 def find_runs(path: Path) -> Iterator[Path]:
     """Runs at or below ``path``: runlint run directories and folders an importer recognizes."""
     if is_run_dir(path) or importers.detect(path) is not None:
         yield path
         return
-    for child in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    if not path.is_dir():
+        return
+    try:
+        children = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return
+    for child in children:
         yield from find_runs(child)
 
 
 def is_run_dir(path: Path) -> bool:
+    """Whether ``path`` looks like a directory written by ``runlint.record``."""
+    if not path.is_dir():
+        return False
     if (path / META_FILE).is_file() or (path / PARTS_DIR).is_dir():
         return True
     return any(parse_compact(p.name) for p in path.glob("*.parquet"))
 
 
 def load_run(path: str | Path) -> Run:
-    """Read a run directory written by ``runlint.record``; raises ``RunError`` on bad input."""
+    """Read a run directory written by ``runlint.record``; raises ``RunError`` on bad input.
+
+    ``meta.json`` is read and every Parquet file's footer is checked now; rows are read lazily.
+    """
     root = Path(path)
     if not root.exists():
         raise RunError(f"{root}: no such file or directory")
-    importer = importers.detect(root) if not is_run_dir(root) else None
+    run_dir = is_run_dir(root)
+    importer = importers.detect(root) if not run_dir else None
     if importer is not None:
-        return importer(root)
-    if not root.is_dir() or not is_run_dir(root):
+        try:
+            return importer(root)
+        except RunError:
+            raise
+        except Exception as exc:
+            raise RunError(f"{root}: cannot import ({_one_line(exc)})") from None
+    if not run_dir:
         raise RunError(f"{root}: not a runlint run directory (no {META_FILE} or run tables)")
-    meta = _read_meta(root)
-    raw = {table: _read_table(root, table) for table in TABLES}
-    complete = bool(meta.get("complete", False))
-    if all(frame.empty for frame in raw.values()) and not meta:
+    doc = _read_meta(root)
+    tables = _LazyTables(root)
+    if not tables.present and not doc:
         raise RunError(f"{root}: run directory holds no data")
-    return from_tables(root, meta.get("meta", meta), raw, complete=complete)
+    meta = doc.get("meta", doc)
+    if not isinstance(meta, dict):
+        raise RunError(f"{root}: {META_FILE} field 'meta' is not a JSON object")
+    return from_tables(root, meta, tables, complete=bool(doc.get("complete", False)))
 
 
 def from_tables(
     path: Path,
     meta: dict[str, Any],
-    raw: dict[str, pd.DataFrame],
+    raw: Mapping[str, pd.DataFrame],
     *,
     source: str = "runlint",
     complete: bool = True,
 ) -> Run:
-    """Build the views of a ``Run`` from raw long tables (also used by the importers)."""
-    raw = {t: raw.get(t, pd.DataFrame()) for t in TABLES}
-    steps = _mean_by(raw["steps"], ["step"])
-    groups = raw["groups"]
-    if not groups.empty:
-        groups = _mean_by(groups, ["step", "group"]).reset_index()
-        group0 = groups[groups["group"] == 0].set_index("step").drop(columns="group")
-        steps = steps.join(group0, how="outer", rsuffix="_group0") if not steps.empty else group0
-    epochs = _mean_by(raw["epochs"], ["epoch"])
-    params = raw["params"]
-    if not params.empty:
-        params = _mean_by(params, ["step", "param"]).reset_index()
-    acts = raw["activations"]
-    if not acts.empty:
-        keys = ["step", "module", "kind"] if "kind" in acts.columns else ["step", "module"]
-        acts = _mean_by(acts, keys).reset_index()
-    return Run(
-        path=path,
-        meta=meta,
-        steps=steps,
-        groups=groups,
-        epochs=epochs,
-        params=params,
-        activations=acts,
-        histograms=raw["histograms"],
-        weights=raw["weights"],
-        raw=raw,
-        source=source,
-        complete=complete,
-    )
+    """Build a ``Run`` from raw long tables (also used by the importers); views are lazy."""
+    return Run(path=Path(path), meta=meta, raw=raw, source=source, complete=complete)
 
 
-def _mean_by(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Average numeric columns over ranks and micro-steps; keep the first of other columns."""
-    if frame.empty or not set(keys) <= set(frame.columns):
-        return pd.DataFrame()
-    frame = frame.drop(columns=[c for c in ("rank", "micro") if c in frame.columns])
-    value_cols = [c for c in frame.columns if c not in keys]
-    numeric = [c for c in value_cols if pd.api.types.is_numeric_dtype(frame[c])]
-    other = [c for c in value_cols if c not in numeric]
-    grouped = frame.groupby(keys, sort=True)
-    out = grouped[numeric].mean() if numeric else grouped.size().to_frame("_n").drop(columns="_n")
-    for col in numeric:  # a mean of integers that are equal per key stays an integer
-        if pd.api.types.is_integer_dtype(frame[col]) and (out[col] % 1 == 0).all():
-            out[col] = out[col].astype(frame[col].dtype)
-    if other:
-        out = out.join(grouped[other].first())
-    return out
+class _LazyTables(Mapping[str, pd.DataFrame]):
+    """The raw tables of a run directory, read from Parquet on first access.
+
+    Construction lists the files and reads their footers, so a truncated file is reported when
+    the run is loaded; a later read failure raises ``RunError`` too (and again on each access).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._files = {table: _table_files(root, table) for table in TABLES}
+        self.present = [t for t, files in self._files.items() if files]
+        for table in self.present:
+            try:
+                self._check_footers(self._files[table])
+            except FileNotFoundError:  # a live run compacted its parts meanwhile: list again
+                self._files[table] = _table_files(root, table)
+                self._check_footers(self._files[table])
+        self._cache: dict[str, pd.DataFrame] = {}
+        self._failed: dict[str, RunError] = {}
+
+    def _check_footers(self, files: list[Path]) -> None:
+        for file in files:
+            try:
+                pq.read_metadata(file)
+            except FileNotFoundError:
+                raise
+            except (OSError, pa.ArrowException, ValueError) as exc:
+                raise self._error(file, exc) from None
+
+    def __getitem__(self, table: str) -> pd.DataFrame:
+        if table not in self._files:
+            raise KeyError(table)
+        if table in self._failed:
+            raise self._failed[table]
+        frame = self._cache.get(table)
+        if frame is None:
+            try:
+                frame = self._read(table)
+            except RunError as exc:
+                self._failed[table] = exc
+                raise
+            self._cache[table] = frame
+        return frame
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def _read(self, table: str) -> pd.DataFrame:
+        files = self._files[table]
+        if not files:
+            return pd.DataFrame()
+        try:
+            parts = [pq.read_table(f) for f in files]
+        except FileNotFoundError:  # a live run compacted its parts meanwhile: list again
+            files = self._files[table] = _table_files(self.root, table)
+            parts = [self._read_one(f) for f in files]
+        except (OSError, pa.ArrowException, ValueError) as exc:
+            bad = next((f for f in files if not _readable(f)), files[0])
+            raise self._error(bad, exc) from None
+        try:
+            merged = pa.concat_tables(parts, promote_options="permissive") if parts else None
+            return merged.to_pandas() if merged is not None else pd.DataFrame()
+        except (pa.ArrowException, ValueError, TypeError) as exc:
+            raise RunError(
+                f"{self.root}: {table} parts do not fit together ({_one_line(exc)})"
+            ) from None
+
+    def _read_one(self, file: Path) -> pa.Table:
+        try:
+            return pq.read_table(file)
+        except (OSError, pa.ArrowException, ValueError) as exc:
+            raise self._error(file, exc) from None
+
+    def _error(self, file: Path, exc: BaseException) -> RunError:
+        name = file.relative_to(self.root)
+        return RunError(f"{self.root}: {name} is not a readable Parquet file ({_one_line(exc)})")
 
 
-def _read_meta(root: Path) -> dict[str, Any]:
-    path = root / META_FILE
-    if not path.exists():
-        return {}
+def _readable(file: Path) -> bool:
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise RunError(f"{root}: {META_FILE} is not valid JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise RunError(f"{root}: {META_FILE} is not a JSON object")
-    if doc.get("format") == FORMAT_NAME and int(doc.get("version", 0)) > FORMAT_VERSION:
-        raise RunError(
-            f"{root}: format version {doc['version']} is newer than this runlint reads "
-            f"({FORMAT_VERSION}); upgrade runlint"
-        )
-    return doc
+        pq.read_table(file)
+    except Exception:
+        return False
+    return True
 
 
-def _read_table(root: Path, table: str) -> pd.DataFrame:
+def _table_files(root: Path, table: str) -> list[Path]:
     """Compacted files per rank, else that rank's flushed parts (a live or killed run)."""
     files: dict[int, list[Path]] = {}
     for path in root.glob(f"{table}-r*.parquet"):
@@ -200,15 +375,73 @@ def _read_table(root: Path, table: str) -> pd.DataFrame:
             part = parse_part(path.name)
             if part and part[0] == table and part[1] not in files:
                 files.setdefault(-1 - part[1], []).append(path)
-    tables = []
-    for paths in files.values():
-        for path in paths:
-            try:
-                tables.append(pq.read_table(path))
-            except (OSError, pa.ArrowException) as exc:
-                raise RunError(
-                    f"{root}: {path.name} is not a readable Parquet file ({exc})"
-                ) from None
-    if not tables:
+    return [p for _, paths in sorted(files.items()) for p in paths]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _mean_by(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Average numeric columns over ranks and micro-steps; keep the first of other columns.
+
+    When the keys are already unique (one rank, no micro-steps: the common case) the frame is
+    only indexed and sorted, with the dtypes a mean would give; no groupby is run.
+    """
+    if frame.empty or not set(keys) <= set(frame.columns):
         return pd.DataFrame()
-    return pa.concat_tables(tables, promote_options="permissive").to_pandas()
+    frame = frame.drop(columns=[c for c in ("rank", "micro") if c in frame.columns])
+    value_cols = [c for c in frame.columns if c not in keys]
+    numeric = [c for c in value_cols if pd.api.types.is_numeric_dtype(frame[c])]
+    if _unique(frame, keys):
+        out = frame.set_index(keys)
+        if not _sorted(frame, keys):
+            out = out.sort_index(kind="stable")
+        for col in numeric:
+            if pd.api.types.is_bool_dtype(out[col]):
+                out[col] = out[col].astype("float64")
+        return out
+    other = [c for c in value_cols if c not in numeric]
+    grouped = frame.groupby(keys, sort=True)
+    out = grouped[numeric].mean() if numeric else grouped.size().to_frame("_n").drop(columns="_n")
+    for col in numeric:  # a mean of integers that are equal per key stays an integer
+        if pd.api.types.is_integer_dtype(frame[col]) and (out[col] % 1 == 0).all():
+            out[col] = out[col].astype(frame[col].dtype)
+    if other:
+        out = out.join(grouped[other].first())
+    return out
+
+
+def _unique(frame: pd.DataFrame, keys: list[str]) -> bool:
+    if len(keys) == 1:
+        return bool(frame[keys[0]].is_unique)
+    return not bool(frame.duplicated(subset=keys).any())
+
+
+def _sorted(frame: pd.DataFrame, keys: list[str]) -> bool:
+    if len(keys) == 1:
+        return bool(frame[keys[0]].is_monotonic_increasing)
+    return False
+
+
+def _read_meta(root: Path) -> dict[str, Any]:
+    path = root / META_FILE
+    if not path.exists():
+        return {}
+    try:
+        doc = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{root}: {META_FILE} is not valid JSON ({_one_line(exc)})") from None
+    if not isinstance(doc, dict):
+        raise RunError(f"{root}: {META_FILE} is not a JSON object")
+    if doc.get("format") == FORMAT_NAME:
+        version = doc.get("version", 0)
+        if not isinstance(version, int | float) or isinstance(version, bool):
+            raise RunError(f"{root}: {META_FILE} has a bad format version {version!r}")
+        if version > FORMAT_VERSION:
+            raise RunError(
+                f"{root}: format version {version} is newer than this runlint reads "
+                f"({FORMAT_VERSION}); upgrade runlint"
+            )
+    return doc
