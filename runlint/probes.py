@@ -111,17 +111,26 @@ def activation_stats(x: torch.Tensor, kind: str, max_elems: int) -> torch.Tensor
     )
 
 
-def histogram(values: torch.Tensor, edges: tuple[float, ...]) -> torch.Tensor:
-    """Counts in ``len(edges) + 1`` bins (below the first edge, between edges, above the last)."""
-    edge_t = torch.tensor(edges, device=values.device, dtype=torch.float32)
-    idx = torch.bucketize(values.reshape(-1).float(), edge_t)
-    bins = torch.arange(len(edges) + 1, device=values.device)
-    return (idx.unsqueeze(-1) == bins).sum(dim=0).float()
+def edge_tensor(kind: str, device: torch.device) -> torch.Tensor:
+    """``histogram_edges(kind)`` as a float32 tensor on ``device`` (make it once, before training:
+    building it copies from the host)."""
+    return torch.tensor(histogram_edges(kind), device=device, dtype=torch.float32)
 
 
-def gradient_histogram(grad: torch.Tensor, max_elems: int) -> torch.Tensor:
+def histogram(values: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+    """Counts in ``len(edges) + 1`` bins (below the first edge, between edges, above the last).
+
+    ``bucketize`` and ``scatter_add_`` need no host sync (``histc`` and ``bincount`` do).
+    """
+    idx = torch.bucketize(values.reshape(-1).float(), edges)
+    counts = torch.zeros(edges.numel() + 1, device=values.device, dtype=torch.float32)
+    return counts.scatter_add_(0, idx, torch.ones_like(idx, dtype=torch.float32))
+
+
+def gradient_histogram(grad: torch.Tensor, max_elems: int, edges: torch.Tensor) -> torch.Tensor:
+    """Histogram of log10 |g| over the first ``max_elems`` gradient values."""
     flat = grad.detach().reshape(-1)[:max_elems].float()
-    return histogram(torch.log10(flat.abs() + 1e-30), histogram_edges("gradient"))
+    return histogram(torch.log10(flat.abs() + 1e-30), edges)
 
 
 def norms(tensors: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -9,13 +9,12 @@ on the device.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,7 @@ _GROUP_KEYS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Slot:
     """Where a value stashed on a device lands in that device's flush buffer."""
 
@@ -63,6 +62,7 @@ class Recorder:
       weights_every first-layer weight snapshot every N steps (500; also the first and last)
       flush_every   write to disk every N steps (200), and at least every ``flush_secs`` (10 s)
       max_elems     activation values sampled per statistic (4096)
+      background    write part files on a background thread (True)
     """
 
     def __init__(
@@ -78,8 +78,9 @@ class Recorder:
         flush_every: int = 200,
         flush_secs: float = 10.0,
         max_elems: int = 4096,
+        background: bool = True,
     ) -> None:
-        self.model = getattr(model, "_orig_mod", model)  # a torch.compile'd module wraps it
+        self.model = _unwrap(model)
         self.optimizer = optimizer
         self.root = Path(logdir)
         self.user_meta = dict(meta or {})
@@ -89,6 +90,7 @@ class Recorder:
         self.flush_every = max(1, flush_every)
         self.flush_secs = flush_secs
         self.max_elems = max_elems
+        self.background = background
 
         self.step = 0  # optimizer steps completed
         self.epoch = 0
@@ -101,13 +103,17 @@ class Recorder:
         self._rows: dict[str, list[dict[str, Any]]] = {}
         self._stash_by_device: dict[torch.device, list[torch.Tensor]] = {}
         self._stash_len: dict[torch.device, int] = {}
-        self._before: list[torch.Tensor] | tuple[torch.Tensor, ...] | None = None
+        self._before: list[torch.Tensor] | None = None
         self._pending_norms: tuple[int, torch.Tensor] | None = None
         self._last_flush = (0, time.monotonic())
         self._inferred: dict[str, Any] = {}
         self._writer: PartWriter | None = None
-        self._params_info: list[dict[str, Any]] = []
+        self._meta_static: dict[str, Any] = {}
+        self._meta_batch = False
+        self._edges: dict[tuple[str, torch.device], torch.Tensor] = {}
+        self._nan: dict[torch.device, torch.Tensor] = {}
         self._closed = False
+        self._disabled = False  # the log directory cannot be written: record nothing
 
         self.rank, self.world_size = _dist_rank()
         named = list(self.model.named_parameters())
@@ -125,26 +131,38 @@ class Recorder:
 
     def start(self) -> None:
         """Register the hooks and write the metadata; ``__enter__`` calls it."""
-        self._clear_stale()
-        self._writer = PartWriter(self.root, self.rank)
-        opt = self.optimizer
-        self._handles.append(opt.register_step_pre_hook(self._guard("optimizer", self._pre_step)))
-        self._handles.append(opt.register_step_post_hook(self._guard("optimizer", self._post_step)))
-        self._handles.append(
-            self.model.register_forward_pre_hook(
-                self._guard("forward", self._pre_forward), with_kwargs=True
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._clear_stale()
+        except OSError as exc:
+            self._disabled = True
+            self._closed = True
+            warnings.warn(
+                f"runlint: cannot write logs to {self.root} ({exc}); recording is off, "
+                "training goes on",
+                RuntimeWarning,
+                stacklevel=3,
             )
-        )
+            return
+        self._writer = PartWriter(self.root, self.rank, background=self.background)
+        opt = self.optimizer
+        self._handles.append(opt.register_step_pre_hook(self._pre_step))
+        self._handles.append(opt.register_step_post_hook(self._post_step))
+        pre_forward = _no_compile(self._guard("forward", self._pre_forward))
+        self._handles.append(self.model.register_forward_pre_hook(pre_forward, with_kwargs=True))
         for name, module in self.model.named_modules():
             kind = probes.activation_kind(module)
             if kind is not None:
-                hook = _no_compile(self._guard("activations", self._activation_hook(name, kind)))
-                self._handles.append(module.register_forward_hook(hook))
-        self._params_info = _params_meta(self.model, self.optimizer)
+                self._handles.append(
+                    module.register_forward_hook(self._activation_hook(name, kind))
+                )
+        with self._probe("meta"):
+            self._meta_static = self._static_meta()
+            self._prepare_device_constants()
         self._write_meta(complete=False)
 
     def close(self) -> None:
-        """Remove every hook, flush, compact the parts and mark the run complete."""
+        """Remove every hook, flush, compact the parts and mark the run complete. Never raises."""
         if self._closed:
             return
         self._closed = True
@@ -154,17 +172,18 @@ class Recorder:
         if self.step % self.weights_every:
             self._snapshot_weights(self.step)
         with self._probe("flush"):
-            self._flush()
+            self._flush(meta=False)
         if self._writer is not None:
-            self._writer.close()
+            with self._probe("flush"):
+                self._writer.close()
         self._write_meta(complete=True)
 
     # -- user API ---------------------------------------------------------------------------
     def log(self, **scalars: Any) -> None:
         """Record scalars (tensors or numbers) for the current optimizer step. Never syncs."""
-        if self._closed:
+        if self._closed or "log" in self.off:
             return
-        with self._probe("log"):
+        try:
             row: dict[str, Any] = {
                 "step": self._fwd_step,
                 "rank": self.rank,
@@ -174,6 +193,8 @@ class Recorder:
             row.update(self._values(scalars))
             self._micro += 1
             self._rows.setdefault("steps", []).append(row)
+        except Exception as exc:
+            self._switch_off("log", exc)
 
     def log_epoch(self, **metrics: Any) -> None:
         """Close an epoch with its metrics (train_loss, train_acc, val_loss, val_acc, ...)."""
@@ -189,6 +210,7 @@ class Recorder:
 
     @property
     def bytes_written(self) -> int:
+        """Bytes of part files written so far (compaction not counted)."""
         return self._writer.bytes_written if self._writer else 0
 
     # -- hooks ------------------------------------------------------------------------------
@@ -197,10 +219,12 @@ class Recorder:
     ) -> None:
         if self._fwd_step != self.step:
             self._micro = 0
-        self._fwd_step = self.step
+        self._fwd_step = step = self.step
         training = module.training and torch.is_grad_enabled()
-        self._collect_acts = training and self.step % self.stats_every == 0
-        self._collect_hist = training and self.step % self.hist_every == 0
+        self._collect_acts = (
+            training and step % self.stats_every == 0 and "activations" not in self.off
+        )
+        self._collect_hist = training and step % self.hist_every == 0
         if "batch_size" not in self._inferred:
             first = next(
                 (a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None
@@ -209,9 +233,7 @@ class Recorder:
                 self._inferred["batch_size"] = int(first.shape[0])
 
     def _activation_hook(self, name: str, kind: str) -> Callable[..., None]:
-        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
-            if not self._collect_acts:
-                return
+        def record(output: Any) -> None:
             out = _first_tensor(output)
             if out is None or not out.is_floating_point() or out.numel() == 0:
                 return
@@ -219,47 +241,46 @@ class Recorder:
             row = {"step": self.step, "rank": self.rank, "module": name, "kind": kind}
             row.update(zip(probes.ACTIVATION_COLUMNS, self._stash_vector(stats), strict=True))
             self._rows.setdefault("activations", []).append(row)
-            if self._collect_hist:
-                with self._probe("histograms"):
+            if self._collect_hist and "histograms" not in self.off:
+                try:
                     edges = probes.histogram_edges(kind)
-                    counts = probes.histogram(probes.sample(out.detach(), self.max_elems), edges)
+                    sampled = probes.sample(out.detach(), self.max_elems)
+                    counts = probes.histogram(sampled, self._edge_tensor(kind, out.device))
                     self._add_histogram("activation", name, edges, counts)
+                except Exception as exc:
+                    self._switch_off("histograms", exc)
 
-        return hook
+        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+            if not self._collect_acts:  # the fast path: nine steps in ten
+                return
+            try:
+                record(output)
+            except Exception as exc:
+                self._collect_acts = False
+                self._switch_off("activations", exc)
+
+        return _no_compile(hook)
 
     def _pre_step(self, optimizer: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> None:
         step = self.step
-        for i, group in enumerate(optimizer.param_groups):
-            row: dict[str, Any] = {"step": step, "rank": self.rank, "group": i}
-            for key in _GROUP_KEYS:
-                if key in group:
-                    row[key] = self._value(group[key])
-            if "betas" in group:
-                row["beta1"], row["beta2"] = (self._value(b) for b in group["betas"])
-            self._rows.setdefault("groups", []).append(row)
-        if step % self.stats_every == 0:
+        if "groups" not in self.off:
+            with self._probe("groups"):
+                self._record_groups(optimizer, step)
+        if step % self.stats_every == 0 and "params" not in self.off:
             with self._probe("params"):
                 params = [p.detach() for p in self._params]
-                grads = [
-                    p.grad.detach() if p.grad is not None else torch.full_like(p, math.nan)
-                    for p in self._params
-                ]
-                self._pending_norms = (step, probes.norms(grads))
-                self._before = torch._foreach_mul(params, 1.0)
-        if step % self.hist_every == 0:
+                self._pending_norms = (step, self._grad_norms())
+                self._before = list(torch._foreach_mul(params, 1.0))
+        if step % self.hist_every == 0 and "histograms" not in self.off:
             with self._probe("histograms"):
-                for name, p in zip(self._names, self._params, strict=True):
-                    if p.grad is not None and p.grad.is_floating_point():
-                        edges = probes.histogram_edges("gradient")
-                        counts = probes.gradient_histogram(p.grad, self.max_elems)
-                        self._add_histogram("gradient", name, edges, counts)
+                self._gradient_histograms()
         if step % self.weights_every == 0:
             self._snapshot_weights(step)
 
     def _post_step(self, optimizer: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> None:
         before, pending = self._before, self._pending_norms
-        self._before = self._pending_norms = None
         if before is not None and pending is not None:
+            self._before = self._pending_norms = None
             with self._probe("params"):
                 step, grad_norms = pending
                 params = [p.detach() for p in self._params]
@@ -278,9 +299,47 @@ class Recorder:
             with self._probe("flush"):
                 self._flush()
 
+    def _record_groups(self, optimizer: torch.optim.Optimizer, step: int) -> None:
+        """lr, momentum, betas, weight decay, ... of every param group, as they are now."""
+        rank = self.rank
+        rows = self._rows.setdefault("groups", [])
+        for i, group in enumerate(optimizer.param_groups):
+            row: dict[str, Any] = {"step": step, "rank": rank, "group": i}
+            for key in _GROUP_KEYS:
+                if key in group:
+                    row[key] = self._value(group[key])
+            betas = group.get("betas")
+            if betas is not None:
+                row["beta1"], row["beta2"] = (self._value(b) for b in betas)
+            rows.append(row)
+
+    def _gradient_histograms(self) -> None:
+        edges = probes.histogram_edges("gradient")
+        for name, p in zip(self._names, self._params, strict=True):
+            if p.grad is not None and p.grad.is_floating_point():
+                edge_t = self._edge_tensor("gradient", p.grad.device)
+                counts = probes.gradient_histogram(p.grad, self.max_elems, edge_t)
+                self._add_histogram("gradient", name, edges, counts)
+
+    def _grad_norms(self) -> torch.Tensor:
+        """Gradient norm per parameter (NaN where there is no gradient), one device vector."""
+        grads = [p.grad.detach() for p in self._params if p.grad is not None]
+        if len(grads) == len(self._params):
+            return probes.norms(grads)
+        norms = iter(torch._foreach_norm(grads) if grads else [])
+        return torch.stack(
+            [
+                next(norms).float() if p.grad is not None else self._nan_on(p.device)
+                for p in self._params
+            ]
+        )
+
     # -- stashing and flushing --------------------------------------------------------------
     def _stash(self, t: torch.Tensor) -> _Slot:
-        """Keep ``t`` on its device until the next flush; return where it will land."""
+        """Keep ``t`` on its device until the next flush; return where it will land.
+
+        ``t`` must not be changed in place afterwards: callers pass fresh results or copies.
+        """
         t = t.detach()
         device = t.device
         offset = self._stash_len.get(device, 0)
@@ -293,20 +352,27 @@ class Recorder:
         return [_Slot(slot.device, slot.offset + i, 1) for i in range(slot.length)]
 
     def _value(self, v: Any) -> Any:
+        """A number as float, a one-element tensor as a slot of a copy, else ``None``."""
         if isinstance(v, torch.Tensor):
-            return self._stash(v) if v.numel() == 1 else None
+            return self._stash(v.detach().reshape(()).clone()) if v.numel() == 1 else None
         if isinstance(v, (bool, int, float, np.floating, np.integer)):
             return float(v)
         return None
 
     def _values(self, values: dict[str, Any]) -> dict[str, Any]:
-        out = {}
+        """Numbers as floats; tensors copied together, one stack per device (one kernel)."""
+        out: dict[str, Any] = {}
+        tensors: dict[torch.device, list[tuple[str, torch.Tensor]]] = {}
         for key, v in values.items():
-            value = self._value(v)
-            if value is None:
-                self._warn_once(f"value:{key}", f"runlint: ignoring {key}={v!r}: not a number")
+            if isinstance(v, torch.Tensor) and v.numel() == 1:
+                tensors.setdefault(v.device, []).append((key, v.detach().reshape(())))
+            elif isinstance(v, (bool, int, float, np.floating, np.integer)):
+                out[key] = float(v)
             else:
-                out[key] = value
+                self._warn_once(f"value:{key}", f"runlint: ignoring {key}={v!r}: not a number")
+        for items in tensors.values():
+            slots = self._stash_vector(torch.stack([t for _, t in items]))
+            out.update(zip((k for k, _ in items), slots, strict=True))
         return out
 
     def _add_histogram(
@@ -324,11 +390,11 @@ class Recorder:
         )
 
     def _snapshot_weights(self, step: int) -> None:
-        if self._first_weight is None:
+        if self._first_weight is None or "weights" in self.off:
             return
         with self._probe("weights"):
             name, w = self._first_weight
-            w = w.detach()[:64].reshape(min(64, w.shape[0]), -1)[:, :1024]
+            w = w.detach()[:64].reshape(min(64, w.shape[0]), -1)[:, :1024].clone()
             self._rows.setdefault("weights", []).append(
                 {
                     "step": step,
@@ -339,93 +405,73 @@ class Recorder:
                 }
             )
 
-    def _flush(self) -> None:
+    def _flush(self, *, meta: bool = True) -> None:
         """Hand everything recorded since the last flush to the writer thread."""
         self._last_flush = (self.step, time.monotonic())
-        if not self._rows or self._writer is None:
+        if self._writer is None or self._writer.failed:
+            self._rows, self._stash_by_device, self._stash_len = {}, {}, {}
             return
-        rows, self._rows = self._rows, {}
-        stashed, self._stash_by_device, self._stash_len = self._stash_by_device, {}, {}
-        buffers: dict[torch.device, tuple[torch.Tensor, Any]] = {}
-        for device, tensors in stashed.items():
-            flat = torch.cat(tensors)
-            if device.type == "cuda":
-                host = torch.empty(flat.shape, dtype=flat.dtype, pin_memory=True)
-                host.copy_(flat, non_blocking=True)
-                event = torch.cuda.Event()
-                event.record()
-                buffers[device] = (host, event)
-            else:
-                buffers[device] = (flat, None)
-        if self.rank == 0 and "batch_size" in self._inferred and not self._meta_has_batch:
-            self._write_meta(complete=False)
-        self._writer.submit(functools.partial(self._resolve, rows, buffers, self._names))
-
-    @staticmethod
-    def _resolve(
-        rows: dict[str, list[dict[str, Any]]],
-        buffers: dict[torch.device, tuple[torch.Tensor, Any]],
-        names: list[str],
-    ) -> dict[str, list[dict[str, Any]]]:
-        """On the writer thread: wait for the copies and replace slots with numbers."""
-        host: dict[torch.device, np.ndarray] = {}
-        for device, (tensor, event) in buffers.items():
-            if event is not None:
-                event.synchronize()
-            host[device] = tensor.numpy()
-
-        def value(slot: _Slot) -> Any:
-            data = host[slot.device][slot.offset : slot.offset + slot.length]
-            return float(data[0]) if slot.length == 1 and not slot.shape else data.tolist()
-
-        out: dict[str, list[dict[str, Any]]] = {}
-        for table, records in rows.items():
-            resolved: list[dict[str, Any]] = []
-            for rec in records:
-                if "_norms" in rec:  # one stacked [3, P] tensor -> P rows
-                    slot = rec["_norms"]
-                    g, p, u = host[slot.device][slot.offset : slot.offset + slot.length].reshape(
-                        3, -1
-                    )
-                    with np.errstate(divide="ignore", invalid="ignore"):
-                        ratio = u / p
-                    resolved.extend(
-                        {
-                            "step": rec["step"],
-                            "rank": rec["rank"],
-                            "param": names[i],
-                            "grad_norm": float(g[i]),
-                            "param_norm": float(p[i]),
-                            "update_norm": float(u[i]),
-                            "update_ratio": float(ratio[i]),
-                        }
-                        for i in range(len(names))
-                    )
-                    continue
-                resolved.append(
-                    {k: value(v) if isinstance(v, _Slot) else v for k, v in rec.items()}
-                )
-            out[table] = resolved
-        return out
+        if self._rows:
+            rows, self._rows = self._rows, {}
+            stashed, self._stash_by_device, self._stash_len = self._stash_by_device, {}, {}
+            buffers: dict[torch.device, tuple[torch.Tensor, Any]] = {}
+            for device, tensors in stashed.items():
+                flat = torch.cat(tensors)
+                if device.type == "cuda":
+                    host = torch.empty(flat.shape, dtype=flat.dtype, pin_memory=True)
+                    host.copy_(flat, non_blocking=True)
+                    event = torch.cuda.Event()
+                    event.record()
+                    buffers[device] = (host, event)
+                else:
+                    buffers[device] = (flat, None)
+            self._writer.submit(functools.partial(_resolve, rows, buffers, self._names))
+        if meta and self.rank == 0:  # keeps steps/epochs/batch size current for a killed run
+            doc = self._meta_doc(complete=False)
+            self._writer.submit_call(functools.partial(write_json, self.root / META_FILE, doc))
 
     # -- metadata ---------------------------------------------------------------------------
-    _meta_has_batch = False
-
     def _write_meta(self, *, complete: bool) -> None:
-        if self.rank != 0 or (self._writer is not None and self._writer.failed):
+        if self.rank != 0 or self._disabled or (self._writer is not None and self._writer.failed):
             return
         with self._probe("meta"):
-            if complete and self._writer is not None:
+            if self._writer is not None:
                 self._writer.drain()
-            meta = self._collect_meta()
-            self._meta_has_batch = meta.get("batch_size") is not None
-            doc = {
-                "format": FORMAT_NAME,
-                "version": FORMAT_VERSION,
-                "complete": complete,
-                "meta": meta,
-            }
-            write_json(self.root / META_FILE, doc)
+            write_json(self.root / META_FILE, self._meta_doc(complete=complete))
+
+    def _meta_doc(self, *, complete: bool) -> dict[str, Any]:
+        return {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "complete": complete,
+            "meta": self._collect_meta(),
+        }
+
+    def _static_meta(self) -> dict[str, Any]:
+        """The parts of the metadata that do not change while training (taken once)."""
+        return {
+            "optimizer": _optimizer_meta(self.optimizer),
+            "params": _params_meta(self.model, self.optimizer),
+            "modules": [
+                {"name": n, "type": type(m).__name__, "activation": probes.activation_kind(m)}
+                for n, m in self.model.named_modules()
+                if n and not list(m.children())
+            ],
+            "model": type(self.model).__name__,
+            "num_parameters": sum(p.numel() for p in self._params),
+            "num_trainable": sum(p.numel() for p in self._params if p.requires_grad),
+            "torch_version": torch.__version__,
+            "device": str(self._params[0].device) if self._params else "cpu",
+            "world_size": self.world_size,
+            "torch_initial_seed": torch.initial_seed(),
+            "recorder": {
+                "stats_every": self.stats_every,
+                "hist_every": self.hist_every,
+                "weights_every": self.weights_every,
+                "flush_every": self.flush_every,
+                "max_elems": self.max_elems,
+            },
+        }
 
     def _collect_meta(self) -> dict[str, Any]:
         meta: dict[str, Any] = {}
@@ -449,31 +495,32 @@ class Recorder:
             if key not in meta:
                 meta[key], provenance[key] = value, "given"
         meta["provenance"] = provenance
-        meta["optimizer"] = _optimizer_meta(self.optimizer)
-        meta["params"] = self._params_info
-        meta["modules"] = [
-            {"name": n, "type": type(m).__name__, "activation": probes.activation_kind(m)}
-            for n, m in self.model.named_modules()
-            if n and not list(m.children())
-        ]
-        meta["model"] = type(self.model).__name__
-        meta["num_parameters"] = sum(p.numel() for p in self._params)
-        meta["num_trainable"] = sum(p.numel() for p in self._params if p.requires_grad)
-        meta["torch_version"] = torch.__version__
-        meta["device"] = str(self._params[0].device) if self._params else "cpu"
-        meta["world_size"] = self.world_size
-        meta["torch_initial_seed"] = torch.initial_seed()
-        meta["recorder"] = {
-            "stats_every": self.stats_every,
-            "hist_every": self.hist_every,
-            "weights_every": self.weights_every,
-            "flush_every": self.flush_every,
-        }
+        meta.update(self._meta_static)
         meta["steps"] = self.step
         meta["epochs"] = self.epoch
         meta["probes_off"] = dict(self.off)
         meta["bytes_written"] = self.bytes_written
         return meta
+
+    def _prepare_device_constants(self) -> None:
+        """Histogram edges and NaN fillers on the parameters' devices, made before training."""
+        for device in {p.device for p in self._params} or {torch.device("cpu")}:
+            self._nan_on(device)
+            for kind in {*probes.ACTIVATION_KINDS.values(), "gradient"}:
+                self._edge_tensor(kind, device)
+
+    def _edge_tensor(self, kind: str, device: torch.device) -> torch.Tensor:
+        key = (kind, device)
+        edges = self._edges.get(key)
+        if edges is None:
+            edges = self._edges[key] = probes.edge_tensor(kind, device)
+        return edges
+
+    def _nan_on(self, device: torch.device) -> torch.Tensor:
+        nan = self._nan.get(device)
+        if nan is None:
+            nan = self._nan[device] = torch.full((), math.nan, device=device)
+        return nan
 
     # -- failure containment ----------------------------------------------------------------
     def _guard(self, probe: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -483,25 +530,26 @@ class Recorder:
         def guarded(*args: Any, **kwargs: Any) -> None:
             if probe in self.off:
                 return
-            with self._probe(probe):
+            try:
                 fn(*args, **kwargs)
+            except Exception as exc:
+                self._switch_off(probe, exc)
 
         return guarded
 
-    @contextlib.contextmanager
-    def _probe(self, probe: str) -> Iterator[None]:
+    def _probe(self, probe: str) -> _ProbeGuard:
+        return _ProbeGuard(self, probe)
+
+    def _switch_off(self, probe: str, exc: BaseException) -> None:
         if probe in self.off:
-            yield
             return
-        try:
-            yield
-        except Exception as exc:
-            self.off[probe] = f"{type(exc).__name__}: {exc}"
-            warnings.warn(
-                f"runlint: the {probe!r} probe failed and is off ({exc}); training goes on",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+        self.off[probe] = f"{type(exc).__name__}: {exc}"
+        warnings.warn(
+            f"runlint: the {probe!r} probe failed and is off ({type(exc).__name__}: {exc}); "
+            "training goes on",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self.off:
@@ -510,23 +558,94 @@ class Recorder:
 
     def _clear_stale(self) -> None:
         """Remove this rank's files of an earlier run in the same directory."""
-        with self._probe("meta"):
-            if not self.root.is_dir():
-                return
-            suffix = f"-r{self.rank}"
-            for path in self.root.glob("*.parquet"):
-                parsed = parse_compact(path.name)
-                if parsed and parsed[1] == self.rank:
-                    path.unlink()
-            parts = self.root / PARTS_DIR
-            if parts.is_dir():
-                for path in parts.glob(f"*{suffix}-*.parquet"):
-                    path.unlink()
-            if self.rank == 0 and (self.root / META_FILE).exists():
-                (self.root / META_FILE).unlink()
+        for path in self.root.glob("*.parquet"):
+            parsed = parse_compact(path.name)
+            if parsed and parsed[1] == self.rank:
+                path.unlink()
+        parts = self.root / PARTS_DIR
+        if parts.is_dir():
+            for path in parts.glob(f"*-r{self.rank}-*.parquet"):
+                path.unlink()
+        if self.rank == 0 and (self.root / META_FILE).exists():
+            (self.root / META_FILE).unlink()
+
+
+class _ProbeGuard:
+    """``with recorder._probe(name):`` — an exception switches the probe off, once, quietly."""
+
+    __slots__ = ("probe", "recorder")
+
+    def __init__(self, recorder: Recorder, probe: str) -> None:
+        self.recorder = recorder
+        self.probe = probe
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> bool:
+        if exc is None or not isinstance(exc, Exception):
+            return False
+        self.recorder._switch_off(self.probe, exc)
+        return True
+
+
+def _resolve(
+    rows: dict[str, list[dict[str, Any]]],
+    buffers: dict[torch.device, tuple[torch.Tensor, Any]],
+    names: list[str],
+) -> dict[str, list[dict[str, Any]]]:
+    """On the writer thread: wait for the copies and replace slots with numbers."""
+    host: dict[torch.device, np.ndarray] = {}
+    for device, (tensor, event) in buffers.items():
+        if event is not None:
+            event.synchronize()
+        host[device] = tensor.numpy()
+
+    def value(slot: _Slot) -> Any:
+        data = host[slot.device][slot.offset : slot.offset + slot.length]
+        return float(data[0]) if slot.length == 1 and not slot.shape else data.tolist()
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    for table, records in rows.items():
+        resolved: list[dict[str, Any]] = []
+        for rec in records:
+            if "_norms" in rec:  # one stacked [3, P] tensor -> P rows
+                slot = rec["_norms"]
+                g, p, u = host[slot.device][slot.offset : slot.offset + slot.length].reshape(3, -1)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ratio = u / p
+                resolved.extend(
+                    {
+                        "step": rec["step"],
+                        "rank": rec["rank"],
+                        "param": names[i],
+                        "grad_norm": float(g[i]),
+                        "param_norm": float(p[i]),
+                        "update_norm": float(u[i]),
+                        "update_ratio": float(ratio[i]),
+                    }
+                    for i in range(len(names))
+                )
+                continue
+            resolved.append({k: value(v) if isinstance(v, _Slot) else v for k, v in rec.items()})
+        out[table] = resolved
+    return out
 
 
 # -- helpers --------------------------------------------------------------------------------
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The user's module inside torch.compile / DistributedDataParallel / DataParallel wrappers."""
+    while True:
+        inner = getattr(model, "_orig_mod", None)
+        if inner is None and isinstance(
+            model, (nn.parallel.DistributedDataParallel, nn.DataParallel)
+        ):
+            inner = model.module
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
+
+
 def _dist_rank() -> tuple[int, int]:
     dist = torch.distributed
     if dist.is_available() and dist.is_initialized():
@@ -592,6 +711,7 @@ def _optimizer_meta(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
 
 
 def _params_meta(model: nn.Module, optimizer: torch.optim.Optimizer) -> list[dict[str, Any]]:
+    """Names, shapes, roles and initial statistics of the parameters (one host sync, at start)."""
     group_of = {id(p): i for i, g in enumerate(optimizer.param_groups) for p in g["params"]}
     owners = {}
     for _mod_name, module in model.named_modules():
@@ -601,11 +721,16 @@ def _params_meta(model: nn.Module, optimizer: torch.optim.Optimizer) -> list[dic
     with torch.no_grad():
         stats = [
             torch.stack(
-                [p.float().std() if p.numel() > 1 else p.float().abs().sum() * 0, p.float().mean()]
-            )
+                [
+                    p.float().std() if p.numel() > 1 else p.float().abs().sum() * 0,
+                    p.float().mean(),
+                ]
+            ).to("cpu", non_blocking=True)
             for _, p in named
         ]
-        values = torch.stack(stats).cpu().tolist() if stats else []
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        values = torch.stack(stats).tolist() if stats else []
     out = []
     for (name, p), (std, mean) in zip(named, values, strict=True):
         module_type, role = owners.get(id(p), ("", name.rsplit(".", 1)[-1]))

@@ -9,6 +9,7 @@ per table and removes them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import queue
@@ -60,7 +61,7 @@ class PartWriter:
         self.bytes_written = 0
         self.failed = False
         self._seq = 0
-        self._queue: queue.Queue[Callable[[], Rows] | None] = queue.Queue()
+        self._queue: queue.Queue[Callable[[], object] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         try:
             self.parts.mkdir(parents=True, exist_ok=True)
@@ -72,12 +73,16 @@ class PartWriter:
 
     def submit(self, produce: Callable[[], Rows]) -> None:
         """Queue a flush; ``produce`` runs on the writer thread and returns rows per table."""
+        self.submit_call(functools.partial(self._write, produce))
+
+    def submit_call(self, job: Callable[[], object]) -> None:
+        """Run ``job`` on the writer thread, after every flush queued before it."""
         if self.failed:
             return
         if self._thread is None:
-            self._write(produce)
+            self._run(job)
         else:
-            self._queue.put(produce)
+            self._queue.put(job)
 
     def drain(self) -> None:
         """Block until every queued flush is on disk."""
@@ -98,28 +103,31 @@ class PartWriter:
 
     def _loop(self) -> None:
         while True:
-            produce = self._queue.get()
+            job = self._queue.get()
             try:
-                if produce is None:
+                if job is None:
                     return
-                self._write(produce)
+                self._run(job)
             finally:
                 self._queue.task_done()
 
-    def _write(self, produce: Callable[[], Rows]) -> None:
+    def _run(self, job: Callable[[], object]) -> None:
         if self.failed:
             return
         try:
-            rows = produce()
-            for table, records in rows.items():
-                if not records:
-                    continue
-                path = self.parts / part_name(table, self.rank, self._seq)
-                write_table(path, pa.Table.from_pylist(records))
-                self.bytes_written += path.stat().st_size
-            self._seq += 1
+            job()
         except Exception as exc:
             self._fail(exc)
+
+    def _write(self, produce: Callable[[], Rows]) -> None:
+        rows = produce()
+        for table, records in rows.items():
+            if not records:
+                continue
+            path = self.parts / part_name(table, self.rank, self._seq)
+            write_table(path, pa.Table.from_pylist(records))
+            self.bytes_written += path.stat().st_size
+        self._seq += 1
 
     def _fail(self, exc: BaseException) -> None:
         self.failed = True
