@@ -1,24 +1,324 @@
-"""The ``runlint`` command line."""
+"""The ``runlint`` command line: ``check``, ``rules``, ``rule`` (+ ``gradcheck``, ``sanity``).
+
+Nothing here imports torch: ``runlint check`` starts fast and runs in CI jobs without it.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from contextlib import nullcontext
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
 
-from runlint import pretrain_cli
+from runlint import __version__, pretrain_cli
+from runlint.config import Config, ConfigError, find_config, load_config
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="A linter for neural-network training runs."
+    add_completion=False,
+    no_args_is_help=True,
+    help="A linter for neural-network training runs.",
+    pretty_exceptions_enable=False,
 )
 pretrain_cli.register(app)
+
+
+class Format(StrEnum):
+    text = "text"
+    json = "json"
+    github = "github"
+    sarif = "sarif"
+    junit = "junit"
+
+
+class Level(StrEnum):
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+class CatalogFormat(StrEnum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+def _fail(message: str) -> typer.Exit:
+    """Print ``runlint: error: message`` on stderr; the caller raises the returned Exit(2)."""
+    typer.echo(f"runlint: error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"runlint {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """A linter for neural-network training runs (CS231n "Learning the parameters")."""
 
 
 @app.command()
 def version() -> None:
     """Print runlint's version."""
-    from runlint import __version__
-
     typer.echo(__version__)
 
 
+def _split(values: list[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+@app.command()
+def check(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Run directories, or folders holding runs (recursively).")
+    ],
+    select: Annotated[
+        list[str] | None,
+        typer.Option(help="Rules to run: codes, prefixes (RL4), names or ALL; comma-separated."),
+    ] = None,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option(help="Rules to leave out (added to the config's ignore); comma-separated."),
+    ] = None,
+    fail_on: Annotated[
+        Level | None,
+        typer.Option(help="Lowest severity that fails the check (exit 1). [default: warning]"),
+    ] = None,
+    exit_zero: Annotated[
+        bool, typer.Option("--exit-zero", help="Exit 0 even with findings (errors still exit 2).")
+    ] = False,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.text,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=0, help="Runs checked in parallel (0: one per CPU).")
+    ] = 1,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show skipped rules with the reason.")
+    ] = False,
+    num_classes: Annotated[
+        int | None, typer.Option(min=1, help="Number of classes, for runs that lack it.")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Batch size, for runs that lack it.")
+    ] = None,
+    loss: Annotated[
+        str | None, typer.Option(help="Loss function (e.g. cross_entropy, mse), if lacking.")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="Config file (pyproject.toml or a TOML of [tool.runlint] keys)."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the report to this file.")
+    ] = None,
+) -> None:
+    """Check training runs against the CS231n heuristics.
+
+    Exit codes: 0 no finding at or above --fail-on (default: warning); 1 findings at or above
+    it; 2 usage, configuration or unreadable-input error, or a crashing rule (the other runs
+    are still checked and reported).
+    """
+    from runlint import engine
+    from runlint.report import Report, make_reporter
+
+    try:
+        cfg = _config(config, paths)
+        catalog = engine.discover()
+        rules = engine.configure(catalog, cfg, _split(select), _split(ignore) or [])
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    meta = dict(cfg.meta)
+    for key, value in (("num_classes", num_classes), ("batch_size", batch_size), ("loss", loss)):
+        if value is not None:
+            meta[key] = value
+    threshold = _severity(fail_on.value if fail_on else None, cfg)
+    zero = exit_zero or bool(cfg.exit_zero)
+    if jobs == 0:
+        jobs = os.cpu_count() or 1
+
+    results = []
+    runs = []
+    for path, error in engine.expand_paths(paths):
+        if error is None:
+            runs.append(path)
+        else:
+            results.append(engine.RunResult(path=str(path), status="error", error=error))
+    checker = engine.Checker(rules, meta=meta, curve=fmt is Format.text)
+    try:
+        target = output.open("w", encoding="utf-8") if output else nullcontext(sys.stdout)
+    except OSError as exc:
+        raise _fail(f"{output}: cannot write ({exc.strerror or exc})") from None
+    with target as out:
+        reporter = make_reporter(fmt.value, out, verbose)
+        for result in results:
+            reporter.add(result)
+        for result in checker.check(runs, jobs):
+            results.append(result)
+            reporter.add(result)
+        code = engine.exit_code(results, threshold, zero)
+        if catalog.errors:
+            code = 2
+        report = Report(
+            results=results,
+            rules=[type(r) for r in rules],
+            fail_on=threshold,
+            exit_code=code,
+            problems=list(catalog.errors),
+            verbose=verbose,
+        )
+        reporter.finish(report)
+    raise typer.Exit(code)
+
+
+def _config(path: Path | None, paths: list[Path]) -> Config:
+    if path is None:
+        path = find_config(paths[0] if paths else None)
+    return load_config(path)
+
+
+def _severity(value: str | None, cfg: Config) -> Any:
+    from runlint.rule import Severity
+
+    if value is not None:
+        return Severity(value)
+    return cfg.fail_on or Severity.WARNING
+
+
+@app.command("rules")
+def list_rules(
+    fmt: Annotated[
+        CatalogFormat, typer.Option("--format", "-f", help="text, markdown (README) or json.")
+    ] = CatalogFormat.text,
+) -> None:
+    """List the rule catalog: code, name, default severity, what it catches."""
+    from runlint import engine
+
+    catalog = engine.discover()
+    rows = [
+        (r.code, r.name, r.severity.value, engine.rule_summary(r), ", ".join(r.requires))
+        for r in catalog.rules
+    ]
+    if fmt is CatalogFormat.json:
+        keys = ("code", "name", "severity", "summary", "requires")
+        typer.echo(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], indent=2))
+    elif fmt is CatalogFormat.markdown:
+        typer.echo("| code | name | severity | what it catches | needs |")
+        typer.echo("|---|---|---|---|---|")
+        for code, name, sev, summary, needs in rows:
+            cells = [code, f"`{name}`", sev, summary.replace("|", "\\|"), needs or "—"]
+            typer.echo("| " + " | ".join(cells) + " |")
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for column in ("code", "name", "severity", "what it catches"):
+            table.add_column(column, overflow="fold")
+        for code, name, sev, summary, _ in rows:
+            table.add_row(code, name, sev, summary)
+        Console(highlight=False).print(table)
+    for problem in catalog.errors:
+        typer.echo(f"runlint: error: {problem}", err=True)
+    if catalog.errors:
+        raise typer.Exit(2)
+
+
+@app.command("rule")
+def explain_rule(
+    code: Annotated[str, typer.Argument(help="A rule code (RL101) or name (initial-loss-off).")],
+) -> None:
+    """Explain one rule: its documentation, options (with types and defaults), an example."""
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    from runlint import engine
+
+    catalog = engine.discover()
+    rule = catalog.get(code)
+    if rule is None:
+        names = [*catalog.codes, *(r.name for r in catalog.rules)]
+        from runlint.config import suggest
+
+        raise _fail(f"unknown rule {code!r}{suggest(code, names)}")
+    console = Console(highlight=False)
+    doc = engine.rule_doc(rule)
+    summary, _, body = doc.partition("\n")
+    console.print(f"[bold]{rule.code} {rule.name}[/bold] ({rule.severity.value}): {summary}")
+    if body.strip():
+        console.print(Markdown(body.strip()))
+    console.print()
+    console.print("[bold]Needs:[/bold] " + (", ".join(rule.requires) or "nothing"))
+    fields = engine.option_fields(rule)
+    if fields:
+        console.print(f"[bold]Options[/bold] ([tool.runlint.{rule.code}] in pyproject.toml):")
+        for name, tp, default in fields:
+            shown = json.dumps(default) if _jsonable(default) else repr(default)
+            console.print(
+                f"  {name.replace('_', '-')} = {shown}    [dim]{engine.type_name(tp)}[/dim]"
+            )
+        console.print(f'  severity = "{rule.severity.value}"    [dim]info | warning | error[/dim]')
+    example = _example(rule)
+    if example is not None:
+        run_path, finding = example
+        console.print(f"[bold]Example[/bold] (fixture {run_path}):")
+        console.print(f"  {finding.code} {finding.severity.value} {Path(run_path).name}")
+        console.print(f"  {finding.message}", markup=False)
+        console.print(f"  fix: {finding.fix}", markup=False)
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _example(rule: Any) -> tuple[str, Any] | None:
+    """The rule's first finding on a ``bad`` run of the corpus manifest, when one is at hand."""
+    from runlint import engine
+
+    roots = [
+        Path.cwd() / "fixtures" / "corpus",
+        Path(__file__).resolve().parents[1] / "fixtures" / "corpus",
+    ]
+    for root in roots:
+        manifest = root / "manifest.json"
+        if not manifest.is_file():
+            continue
+        try:
+            entries = json.loads(manifest.read_text()).get("runs", [])
+        except (OSError, ValueError, AttributeError):
+            continue
+        for entry in entries:
+            if not isinstance(entry, dict) or rule.code not in entry.get("expect", []):
+                continue
+            result = engine.Checker([rule()]).check_path(root / str(entry.get("path", "")))
+            if result.findings:
+                return str(root / str(entry.get("path"))), result.findings[0]
+    return None
+
+
 def main() -> None:
-    app()
+    """Entry point of the ``runlint`` script and ``python -m runlint``."""
+    try:
+        app()
+    except BrokenPipeError:  # `runlint check ... | head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)

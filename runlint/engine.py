@@ -1,0 +1,530 @@
+"""The rule engine: discover rules, select and configure them, check runs, report everything.
+
+Rules are found by importing every module of the ``runlint.rules`` package (no registry); a
+module that fails to import, or a rule that crashes on a run, becomes an error entry and never
+hides the other rules. A rule whose data is missing is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import math
+import multiprocessing
+import pkgutil
+import re
+import traceback
+import types
+import typing
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from runlint.config import Config, ConfigError, kebab, parse_severity, snake, suggest
+from runlint.rule import Finding, Rule, Severity
+from runlint.run import Run, RunError, find_runs, load_run
+
+__all__ = [
+    "Catalog",
+    "Checker",
+    "RuleError",
+    "RunResult",
+    "Skipped",
+    "build_options",
+    "configure",
+    "discover",
+    "exit_code",
+    "expand_paths",
+    "select_rules",
+]
+
+RULES_PACKAGE = "runlint.rules"
+CODE_PREFIX_RE = re.compile(r"^RL\d{0,3}$")
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Every rule class found, sorted by code, and the modules that could not be loaded."""
+
+    rules: tuple[type[Rule], ...]
+    errors: tuple[str, ...] = ()
+
+    def get(self, code_or_name: str) -> type[Rule] | None:
+        key = code_or_name.strip()
+        for rule in self.rules:
+            if rule.code == key.upper() or rule.name == key.lower():
+                return rule
+        return None
+
+    @property
+    def codes(self) -> list[str]:
+        return [r.code for r in self.rules]
+
+
+@dataclass
+class Skipped:
+    """A rule that did not run on a run, and why."""
+
+    code: str
+    name: str
+    reasons: list[str]
+
+
+@dataclass
+class RuleError:
+    """A rule (or rule module) that crashed; ``error`` names the exception and where."""
+
+    code: str
+    name: str
+    error: str
+
+
+@dataclass
+class RunResult:
+    """Everything the engine learned about one run (picklable, small)."""
+
+    path: str
+    status: str = "ok"  # ok | incomplete | error
+    error: str | None = None
+    source: str = ""
+    findings: list[Finding] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    rule_errors: list[RuleError] = field(default_factory=list)
+    ran: list[str] = field(default_factory=list)
+    curve: list[float] | None = None  # the EMA-smoothed loss, downsampled (for sparklines)
+    loss_span: tuple[float, float, int] | None = None  # first, last smoothed loss; steps
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name or self.path
+
+
+# -- discovery ---------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4)
+def discover(package: str = RULES_PACKAGE) -> Catalog:
+    """Import every module of ``package`` not starting with ``_`` and collect its rule classes."""
+    try:
+        pkg = importlib.import_module(package)
+    except Exception as exc:
+        return Catalog((), (f"{package}: cannot import ({_exc_line(exc)})",))
+    found: dict[str, type[Rule]] = {}
+    errors: list[str] = []
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module_name = f"{package}.{info.name}"
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            errors.append(f"{module_name}: cannot import ({_exc_line(exc)}{_frame(exc)})")
+            continue
+        for rule in _rule_classes(module):
+            other = found.get(rule.code)
+            if other is not None and other is not rule:
+                errors.append(
+                    f"{module_name}: {rule.__name__} reuses code {rule.code} "
+                    f"of {other.__module__}.{other.__name__}"
+                )
+                continue
+            found[rule.code] = rule
+    return Catalog(tuple(found[c] for c in sorted(found)), tuple(errors))
+
+
+def _rule_classes(module: types.ModuleType) -> Iterator[type[Rule]]:
+    for obj in vars(module).values():
+        if (
+            inspect.isclass(obj)
+            and issubclass(obj, Rule)
+            and obj is not Rule
+            and obj.__module__ == module.__name__
+            and isinstance(getattr(obj, "code", None), str)
+            and not inspect.isabstract(obj)
+        ):
+            yield obj
+
+
+def rule_summary(rule: type[Rule]) -> str:
+    """The first line of a rule's docstring."""
+    doc = inspect.getdoc(rule) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def rule_doc(rule: type[Rule]) -> str:
+    """A rule's docstring, dedented."""
+    return inspect.getdoc(rule) or ""
+
+
+# -- selection ---------------------------------------------------------------------------------
+
+
+def _specificity(rule: type[Rule], token: str) -> int:
+    """How specifically ``token`` names ``rule`` (-1: not at all; ALL 0, RL4 3, RL401 5)."""
+    if token == "ALL":
+        return 0
+    upper = token.upper()
+    if CODE_PREFIX_RE.match(upper) and rule.code.startswith(upper):
+        return len(upper)
+    if token.lower() == rule.name:
+        return 6
+    return -1
+
+
+def check_selectors(tokens: Sequence[str], catalog: Catalog, where: str) -> None:
+    """Raise ``ConfigError`` for a selector that is neither ALL, a code prefix nor a rule name."""
+    names = [r.name for r in catalog.rules]
+    for token in tokens:
+        if token == "ALL" or CODE_PREFIX_RE.match(token.upper()) or token.lower() in names:
+            continue
+        hint = suggest(token, [*catalog.codes, *names, "ALL"])
+        raise ConfigError(f"{where}: unknown rule selector {token!r}{hint}")
+
+
+def select_rules(
+    catalog: Catalog, select: Sequence[str] | None, ignore: Sequence[str] = ()
+) -> list[type[Rule]]:
+    """Rules chosen by ``select`` (default ALL) minus ``ignore``; the more specific token wins."""
+    chosen = []
+    for rule in catalog.rules:
+        picked = max((_specificity(rule, t) for t in (select or ["ALL"])), default=-1)
+        dropped = max((_specificity(rule, t) for t in ignore), default=-1)
+        if picked >= 0 and picked > dropped:
+            chosen.append(rule)
+    return chosen
+
+
+# -- options -----------------------------------------------------------------------------------
+
+
+def option_fields(rule: type[Rule]) -> list[tuple[str, Any, Any]]:
+    """``(name, type, default)`` of each field of a rule's ``Options`` dataclass."""
+    options = rule.Options
+    if not dataclasses.is_dataclass(options):
+        return []
+    try:
+        hints = typing.get_type_hints(options)
+    except Exception:
+        hints = {}
+    out = []
+    for f in dataclasses.fields(options):
+        if f.default is not dataclasses.MISSING:
+            default: Any = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = None
+        out.append(
+            (f.name, hints.get(f.name, type(default) if default is not None else Any), default)
+        )
+    return out
+
+
+def type_name(tp: Any) -> str:
+    """A readable name of a type annotation."""
+    if isinstance(tp, type) and not typing.get_args(tp):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+def build_options(rule: type[Rule], table: dict[str, Any], where: str) -> Any:
+    """The rule's ``Options`` with the table's values, each checked against its field type."""
+    fields = {name: (tp, default) for name, tp, default in option_fields(rule)}
+    values = {}
+    for key, value in table.items():
+        name = snake(key)
+        if name not in fields:
+            choices = [kebab(f) for f in fields] + ["severity"]
+            raise ConfigError(
+                f"{where}: {rule.code} has no option {kebab(key)!r}" + suggest(kebab(key), choices)
+            )
+        values[name] = coerce(value, fields[name][0], f"{where}: {rule.code}.{kebab(name)}")
+    try:
+        return rule.Options(**values)
+    except Exception as exc:  # a dataclass __post_init__ may validate further
+        raise ConfigError(f"{where}: {rule.code} options rejected ({_exc_line(exc)})") from None
+
+
+def coerce(value: Any, tp: Any, where: str) -> Any:
+    """``value`` converted to annotation ``tp`` (TOML lists → tuples, ints → floats), or raise."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any or tp is object:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(value, arg, where)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{where}: expected {type_name(tp)}, got {value!r}")
+    if origin is typing.Literal:
+        if value in args:
+            return value
+        raise ConfigError(f"{where}: expected one of {list(args)}, got {value!r}")
+    if isinstance(tp, type) and issubclass(tp, Severity):
+        return parse_severity(value, where)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif origin in (tuple, list, Sequence, typing.Sequence) or tp in (tuple, list):
+        if isinstance(value, list | tuple):
+            if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+                if len(value) != len(args):
+                    raise ConfigError(f"{where}: expected {len(args)} items, got {value!r}")
+                return tuple(coerce(v, a, where) for v, a in zip(value, args, strict=True))
+            item = args[0] if args else Any
+            items = [coerce(v, item, where) for v in value]
+            return items if origin is list or tp is list else tuple(items)
+    elif origin is dict or tp is dict:
+        if isinstance(value, dict):
+            key_t, val_t = args if len(args) == 2 else (Any, Any)
+            return {coerce(k, key_t, where): coerce(v, val_t, where) for k, v in value.items()}
+    elif isinstance(tp, type):
+        if isinstance(value, tp):
+            return value
+    else:
+        return value
+    raise ConfigError(f"{where}: expected {type_name(tp)}, got {value!r} ({type(value).__name__})")
+
+
+def configure(
+    catalog: Catalog,
+    config: Config,
+    select: Sequence[str] | None = None,
+    ignore: Sequence[str] = (),
+) -> list[Rule]:
+    """Rule instances for a check: selection (command line over config) and per-rule tables.
+
+    ``select`` from the command line replaces the config's; ``ignore`` adds to it. Every rule
+    table is validated, selected or not.
+    """
+    where = config.where
+    check_selectors(config.select or [], catalog, where)
+    check_selectors(config.ignore, catalog, where)
+    check_selectors(select or [], catalog, "--select")
+    check_selectors(ignore, catalog, "--ignore")
+    built: dict[str, Rule] = {}
+    for code, table in config.rules.items():
+        rule = catalog.get(code)
+        if rule is None or rule.code != code:
+            raise ConfigError(
+                f"{where}: unknown rule [tool.runlint.{code}]" + suggest(code, catalog.codes)
+            )
+        table = dict(table)
+        severity = table.pop("severity", None)
+        sev = (
+            parse_severity(severity, f"{where}: {code}.severity") if severity is not None else None
+        )
+        built[code] = rule(build_options(rule, table, where), sev)
+    chosen = select_rules(catalog, select or config.select, [*config.ignore, *ignore])
+    return [built.get(rule.code) or rule() for rule in chosen]
+
+
+# -- checking ----------------------------------------------------------------------------------
+
+
+def expand_paths(paths: Iterable[Path]) -> Iterator[tuple[Path, str | None]]:
+    """Each run below each path, or ``(path, error)`` for a path that holds none."""
+    for path in paths:
+        if not path.exists():
+            yield path, f"{path}: no such file or directory"
+            continue
+        found = False
+        try:
+            for run in find_runs(path):
+                found = True
+                yield run, None
+        except OSError as exc:
+            yield path, f"{path}: cannot list ({exc.strerror or exc})"
+            continue
+        if not found:
+            yield path, f"{path}: no runs found"
+
+
+@dataclass
+class Checker:
+    """Checks runs with configured rules; ``jobs > 1`` uses a process pool (results in order)."""
+
+    rules: list[Rule]
+    meta: dict[str, Any] = field(default_factory=dict)
+    curve: bool = False
+
+    def check_path(self, path: Path) -> RunResult:
+        """Load one run and check it with every rule; never raises for bad input or bad rules."""
+        result = RunResult(path=str(path))
+        try:
+            run = load_run(path)
+        except RunError as exc:
+            result.status, result.error = "error", _line(str(exc))
+            return result
+        except Exception as exc:  # an importer or reader bug: still one line, never a traceback
+            result.status, result.error = "error", f"{path}: cannot read ({_exc_line(exc)})"
+            return result
+        result.source = run.source
+        if not run.complete:
+            result.status = "incomplete"
+        self._apply_meta(run)
+        for rule in self.rules:
+            self._run_rule(rule, run, result)
+        if self.curve and result.status != "error":
+            try:
+                result.curve, result.loss_span = loss_curve(run)
+            except RunError as exc:
+                result.status, result.error = "error", _line(str(exc))
+            except Exception:  # a sparkline is decoration: never fail a check over it
+                result.curve = None
+        return result
+
+    def check(self, paths: Sequence[Path], jobs: int = 1) -> Iterator[RunResult]:
+        """Results in the order of ``paths``, streamed as they are ready."""
+        if jobs <= 1 or len(paths) <= 1:
+            for path in paths:
+                yield self.check_path(path)
+            return
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else None)
+        with ProcessPoolExecutor(
+            max_workers=min(jobs, len(paths)),
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(self,),
+        ) as pool:
+            yield from pool.map(_check_in_worker, paths, chunksize=1)
+
+    def _apply_meta(self, run: Run) -> None:
+        """Fill metadata the run lacks (or only inferred) from config / command line."""
+        provenance = run.meta.setdefault("provenance", {})
+        if not isinstance(provenance, dict):
+            provenance = run.meta["provenance"] = {}
+        for key, value in self.meta.items():
+            if run.meta.get(key) is None or provenance.get(key) != "given":
+                run.meta[key] = value
+                provenance[key] = "configured"
+
+    def _run_rule(self, rule: Rule, run: Run, result: RunResult) -> None:
+        if result.status == "error":
+            return
+        try:
+            missing = rule.missing(run)
+            if missing:
+                reasons = [describe_missing(run, m) for m in missing]
+                result.skipped.append(Skipped(rule.code, rule.name, reasons))
+                return
+            found = list(rule.check(run))
+            for item in found:
+                if not isinstance(item, Finding):
+                    raise TypeError(f"check() yielded {type(item).__name__}, not a Finding")
+        except RunError as exc:
+            result.status, result.error = "error", _line(str(exc))
+            return
+        except Exception as exc:
+            result.rule_errors.append(
+                RuleError(rule.code, rule.name, f"{_exc_line(exc)}{_frame(exc)}")
+            )
+            return
+        result.ran.append(rule.code)
+        result.findings.extend(found)
+
+
+_WORKER: Checker | None = None
+
+
+def _init_worker(checker: Checker) -> None:
+    global _WORKER
+    _WORKER = checker
+
+
+def _check_in_worker(path: Path) -> RunResult:
+    assert _WORKER is not None
+    return _WORKER.check_path(path)
+
+
+def describe_missing(run: Run, requirement: str) -> str:
+    """Why a requirement is missing: absent, all NaN, or metadata not recorded."""
+    table, _, column = requirement.partition(".")
+    if table == "meta":
+        hint = f" (set {kebab(column)} in [tool.runlint] or pass --{kebab(column)})"
+        known = column in ("num_classes", "batch_size", "loss")
+        return f"meta.{column} not recorded" + (hint if known else "")
+    try:
+        frame = getattr(run, table, None)
+    except RunError:
+        raise
+    except Exception:
+        frame = None
+    if frame is None or not hasattr(frame, "columns"):
+        return f"no {table} table"
+    if frame.empty:
+        return f"{table} table is empty"
+    if column and column in frame.columns:
+        return f"{requirement} is NaN at every row"
+    return f"no {requirement}"
+
+
+def loss_curve(
+    run: Run, points: int = 40
+) -> tuple[list[float] | None, tuple[float, float, int] | None]:
+    """The loss smoothed by an EMA and averaged into ``points`` bins (NaN marks non-finite)."""
+    import numpy as np
+    import pandas as pd
+
+    steps = run.steps
+    if steps.empty or "loss" not in steps.columns:
+        return None, None
+    values = steps["loss"].to_numpy(dtype=float, na_value=np.nan)
+    if values.size == 0:
+        return None, None
+    finite = np.isfinite(values)
+    alpha = max(0.01, min(0.3, 20.0 / values.size))
+    smooth = pd.Series(np.where(finite, values, np.nan)).ewm(alpha=alpha, adjust=False)
+    smoothed = smooth.mean().to_numpy(dtype=float, copy=True)
+    smoothed[~finite] = np.nan
+    bins = np.array_split(smoothed, min(points, values.size))
+    curve = [float(b.mean()) if np.isfinite(b).all() else math.nan for b in bins]
+    good = smoothed[np.isfinite(smoothed)]
+    span = (float(good[0]), float(good[-1]), int(values.size)) if good.size else None
+    return curve, span
+
+
+def exit_code(results: Iterable[RunResult], fail_on: Severity, exit_zero: bool) -> int:
+    """2 for any unreadable run or rule error; else 1 for findings at or above ``fail_on``."""
+    results = list(results)
+    if any(r.status == "error" or r.rule_errors for r in results):
+        return 2
+    if exit_zero:
+        return 0
+    worst = max((f.severity.rank for r in results for f in r.findings), default=-1)
+    return 1 if worst >= fail_on.rank else 0
+
+
+def _line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _exc_line(exc: BaseException) -> str:
+    message = _line(str(exc))
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _frame(exc: BaseException) -> str:
+    """`` at file.py:LINE`` of the innermost frame (the rule's own code, usually)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f" at {Path(last.filename).name}:{last.lineno}"

@@ -1,0 +1,172 @@
+"""Reports of a check: text (rich), json, github (workflow commands), sarif 2.1.0, junit.
+
+Each format module has a ``Reporter`` with ``add(result)`` (called as each run is checked, so
+text can stream) and ``finish(report)`` (writes whatever is left, e.g. the whole JSON document).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from runlint.engine import RunResult
+from runlint.rule import Finding, Rule, Severity
+
+__all__ = ["FORMATS", "Report", "Reporter", "jsonable", "make_reporter"]
+
+FORMATS = ("text", "json", "github", "sarif", "junit")
+
+
+@dataclass
+class Report:
+    """The outcome of one ``runlint check``: every run's result and what the command decided."""
+
+    results: list[RunResult]
+    rules: list[type[Rule]]
+    fail_on: Severity = Severity.WARNING
+    exit_code: int = 0
+    problems: list[str] = field(default_factory=list)  # rule modules that failed to load
+    verbose: bool = False
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for r in self.results for f in r.findings]
+
+    def counts(self) -> dict[str, int]:
+        out = {s.value: 0 for s in Severity}
+        for finding in self.findings:
+            out[finding.severity.value] += 1
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """The ``summary`` object of the JSON report (also what the text summary line says)."""
+        return {
+            "findings": len(self.findings),
+            "by_severity": self.counts(),
+            "runs": len(self.results),
+            "runs_unreadable": sum(r.status == "error" for r in self.results),
+            "runs_incomplete": sum(r.status == "incomplete" for r in self.results),
+            "rules_selected": len(self.rules),
+            "rules_skipped": sum(len(r.skipped) for r in self.results),
+            "skipped": [
+                {"run": r.path, "code": s.code, "name": s.name, "reasons": s.reasons}
+                for r in self.results
+                for s in r.skipped
+            ],
+            "rule_errors": [
+                {"run": r.path, "code": e.code, "name": e.name, "error": e.error}
+                for r in self.results
+                for e in r.rule_errors
+            ]
+            + [{"run": None, "code": None, "name": None, "error": p} for p in self.problems],
+            "fail_on": self.fail_on.value,
+            "exit_code": self.exit_code,
+        }
+
+    def summary_line(self) -> str:
+        """``N findings (E errors, W warnings, I info) in R runs; S skipped rules`` (+ problems)."""
+        c = self.counts()
+        n = len(self.findings)
+        runs = len(self.results)
+        skipped = sum(len(r.skipped) for r in self.results)
+        line = (
+            f"{n} finding{'' if n == 1 else 's'} ({c['error']} error{_s(c['error'])}, "
+            f"{c['warning']} warning{_s(c['warning'])}, {c['info']} info) in {runs} "
+            f"run{_s(runs)}; {skipped} skipped rule{_s(skipped)}"
+        )
+        unreadable = sum(r.status == "error" for r in self.results)
+        crashed = sum(len(r.rule_errors) for r in self.results) + len(self.problems)
+        if unreadable:
+            line += f"; {unreadable} unreadable run{_s(unreadable)}"
+        if crashed:
+            line += f"; {crashed} rule error{_s(crashed)}"
+        return line
+
+
+def _s(n: int) -> str:
+    return "" if n == 1 else "s"
+
+
+class Reporter:
+    """Collects results; ``finish`` renders them. Subclasses may stream in ``add``."""
+
+    def __init__(self, out: TextIO, verbose: bool = False) -> None:
+        self.out = out
+        self.verbose = verbose
+
+    def add(self, result: RunResult) -> None:
+        """Called once per run, in order, as soon as the run is checked."""
+
+    def finish(self, report: Report) -> None:
+        raise NotImplementedError
+
+
+def make_reporter(fmt: str, out: TextIO, verbose: bool = False) -> Reporter:
+    """The reporter of format ``fmt`` (its module is imported only now)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    module = importlib.import_module(f"runlint.report.{fmt}")
+    reporter: Reporter = module.Reporter(out, verbose)
+    return reporter
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` made JSON-safe: NaN/±inf → ``"nan"``/``"inf"``/``"-inf"``, numpy → Python."""
+    if obj is None or isinstance(obj, bool | str):
+        return obj
+    if isinstance(obj, int):
+        return obj
+    if isinstance(obj, float):
+        if math.isfinite(obj):
+            return obj
+        return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, Severity):
+        return obj.value
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set | frozenset):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    tolist = getattr(obj, "tolist", None)  # numpy scalars and arrays
+    if callable(tolist):
+        return jsonable(tolist())
+    item = getattr(obj, "item", None)
+    if callable(item):
+        return jsonable(item())
+    return str(obj)
+
+
+def finding_dict(finding: Finding) -> dict[str, Any]:
+    """A finding in the DESIGN's JSON shape, JSON-safe."""
+    return {
+        "code": finding.code,
+        "name": finding.name,
+        "severity": finding.severity.value,
+        "message": finding.message,
+        "fix": finding.fix,
+        "run": finding.run,
+        "steps": jsonable(list(finding.steps)) if finding.steps is not None else None,
+        "where": finding.where,
+        "evidence": jsonable(finding.evidence),
+    }
+
+
+def display_path(path: str | Path) -> str:
+    """``path`` relative to the working directory when it lies below it, with ``/``."""
+    p = Path(path)
+    try:
+        rel = os.path.relpath(p.resolve(), Path.cwd().resolve())
+    except ValueError:
+        return p.as_posix()
+    return Path(rel).as_posix() if not rel.startswith("..") else p.as_posix()
+
+
+def location(result_path: str) -> str:
+    """The file a finding points at: the run's ``meta.json`` when it has one, else the run."""
+    meta = Path(result_path) / "meta.json"
+    return display_path(meta if meta.is_file() else result_path)

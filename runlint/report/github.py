@@ -1,0 +1,68 @@
+"""``--format github``: GitHub Actions workflow commands, one annotation per finding.
+
+``::error file=runs/a/meta.json,title=RL201 lr-too-low::message%0Afix: ...``
+"""
+
+from __future__ import annotations
+
+from runlint.engine import RunResult
+from runlint.report import Report, location
+from runlint.report import Reporter as _Base
+
+LEVELS = {"error": "error", "warning": "warning", "info": "notice"}
+
+
+def escape_data(text: str) -> str:
+    """Escape a command's message (``%``, CR, LF)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    """Escape a property value (also ``:`` and ``,``)."""
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def command(level: str, message: str, *, file: str | None = None, title: str = "") -> str:
+    """One ``::level file=..,title=..::message`` line."""
+    props = []
+    if file:
+        props.append(f"file={escape_property(file)}")
+    if title:
+        props.append(f"title={escape_property(title)}")
+    return f"::{level} {','.join(props)}::{escape_data(message)}"
+
+
+class Reporter(_Base):
+    def add(self, result: RunResult) -> None:
+        lines = []
+        if result.error:
+            lines.append(
+                command("error", result.error, file=location(result.path), title="runlint")
+            )
+        for f in result.findings:
+            message = f"{result.name}: {f.message}\nfix: {f.fix}"
+            lines.append(
+                command(
+                    LEVELS[f.severity.value],
+                    message,
+                    file=location(result.path),
+                    title=f"{f.code} {f.name}",
+                )
+            )
+        for e in result.rule_errors:
+            lines.append(
+                command(
+                    "error",
+                    f"{e.code} {e.name} crashed on {result.name}: {e.error}",
+                    file=location(result.path),
+                    title=f"runlint: {e.code} crashed",
+                )
+            )
+        if lines:
+            self.out.write("\n".join(lines) + "\n")
+            self.out.flush()
+
+    def finish(self, report: Report) -> None:
+        for problem in report.problems:
+            self.out.write(command("error", problem, title="runlint: rule module") + "\n")
+        self.out.write(f"runlint: {report.summary_line()}\n")

@@ -1,0 +1,104 @@
+"""``--format sarif``: SARIF 2.1.0 (GitHub code scanning, IDEs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from runlint import __version__
+from runlint.engine import rule_doc, rule_summary
+from runlint.report import Report, display_path, jsonable, location
+from runlint.report import Reporter as _Base
+
+SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+LEVELS = {"error": "error", "warning": "warning", "info": "note"}
+
+
+def _uri(path: str) -> str:
+    shown = display_path(path)
+    return Path(path).resolve().as_uri() if Path(shown).is_absolute() else shown
+
+
+def document(report: Report) -> dict[str, Any]:
+    """The SARIF log as a dict."""
+    rules = sorted(report.rules, key=lambda r: r.code)
+    index = {r.code: i for i, r in enumerate(rules)}
+    driver_rules = [
+        {
+            "id": r.code,
+            "name": r.name,
+            "shortDescription": {"text": rule_summary(r) or r.name},
+            "fullDescription": {"text": rule_doc(r) or r.name},
+            "help": {"text": rule_doc(r) or r.name, "markdown": rule_doc(r) or r.name},
+            "defaultConfiguration": {"level": LEVELS[r.severity.value]},
+            "properties": {"tags": [r.code[:3]], "requires": list(r.requires)},
+        }
+        for r in rules
+    ]
+    results = []
+    for res in report.results:
+        for f in res.findings:
+            item: dict[str, Any] = {
+                "ruleId": f.code,
+                "level": LEVELS[f.severity.value],
+                "message": {"text": f"{res.name}: {f.message}\nfix: {f.fix}"},
+                "locations": [
+                    {"physicalLocation": {"artifactLocation": {"uri": _uri(location(res.path))}}}
+                ],
+                "properties": jsonable(
+                    {
+                        "run": f.run,
+                        "steps": f.steps,
+                        "where": f.where,
+                        "fix": f.fix,
+                        "evidence": f.evidence,
+                    }
+                ),
+            }
+            if f.code in index:
+                item["ruleIndex"] = index[f.code]
+            results.append(item)
+    notes = []
+    for res in report.results:
+        if res.error:
+            notes.append({"level": "error", "message": {"text": res.error}})
+        for e in res.rule_errors:
+            notes.append(
+                {
+                    "level": "error",
+                    "message": {"text": f"{e.code} {e.name} crashed on {res.path}: {e.error}"},
+                    "descriptor": {"id": e.code},
+                }
+            )
+    notes += [{"level": "error", "message": {"text": p}} for p in report.problems]
+    return {
+        "$schema": SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "runlint",
+                        "version": __version__,
+                        "informationUri": "https://cs231n.github.io/neural-networks-3/",
+                        "rules": driver_rules,
+                    }
+                },
+                "invocations": [
+                    {
+                        "executionSuccessful": not notes,
+                        "exitCode": report.exit_code,
+                        "toolExecutionNotifications": notes,
+                    }
+                ],
+                "results": results,
+            }
+        ],
+    }
+
+
+class Reporter(_Base):
+    def finish(self, report: Report) -> None:
+        json.dump(document(report), self.out, indent=2, allow_nan=False, ensure_ascii=False)
+        self.out.write("\n")
