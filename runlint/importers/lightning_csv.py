@@ -81,8 +81,6 @@ def load(path: Path) -> Run:
         raise RunError(f"{folder}: {file.name} is not a Lightning metrics file ({exc})") from None
     if long.empty:
         raise RunError(f"{folder}: {file.name} holds no metrics yet")
-    if long["epoch"].isna().any():
-        long = long.drop(columns="epoch")
     raw, mapping = scalar_tables(long)
     meta, provenance = hparams_meta(folder)
     meta.update(
