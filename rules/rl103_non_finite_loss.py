@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from runlint.rule import Finding, Rule, Severity
 from runlint.run import Run
@@ -24,8 +25,12 @@ class NonFiniteLoss(Rule):
     Mixed-precision runs with a ``GradScaler`` skip steps whose gradients overflow; those steps
     never reach the optimizer and are not recorded, so they do not trigger this rule.
 
+    Metrics per epoch (``val_loss``, ``val_acc``, …) are checked too, unless the training loss
+    is already reported.
+
     ## Fix
-    Lower the learning rate (÷10), clip gradients, and check the loss for ``log(0)``.
+    Lower the learning rate (÷10), clip gradients, and check the loss for ``log(0)``
+    (``log(softmax(x))`` instead of ``log_softmax``).
 
     ## Seed
     "在第一个 epoch 内进行初始的粗粒度搜索,因为很多不正确的超参数设置会导致模型不学习,或loss爆炸。"
@@ -34,28 +39,52 @@ class NonFiniteLoss(Rule):
     code = "RL103"
     name = "non-finite-loss"
     severity = Severity.ERROR
-    requires = ("steps.loss",)
+    requires = ("steps",)  # not "steps.loss": a loss that is NaN from step 0 must still fire
 
     @dataclass
-    class Options:
+    class Options(Rule.Options):
         columns: tuple[str, ...] = ("loss", "data_loss", "reg_loss")
+        epoch_columns: tuple[str, ...] = ("train_loss", "val_loss", "train_acc", "val_acc")
+
+    options: Options
 
     def check(self, run: Run) -> Iterator[Finding]:
-        steps = run.steps
+        found = False
         for column in self.options.columns:
-            if column not in steps.columns:
-                continue
-            values = steps[column].to_numpy(dtype=float)
-            bad = ~np.isfinite(values)
-            if not bad.any():
-                continue
-            first = int(steps.index[np.argmax(bad)])
-            yield self.finding(
-                run,
-                f"{column} is {values[np.argmax(bad)]} from step {first} "
-                f"({int(bad.sum())} of {len(values)} steps non-finite)",
-                "lower the learning rate ×0.1 and clip gradients (torch.nn.utils.clip_grad_norm_)",
-                steps=(first, int(steps.index[-1])),
-                where=column,
-                evidence={"first_step": first, "non_finite_steps": int(bad.sum())},
-            )
+            finding = self._column(run, run.steps, column, "step")
+            if finding is not None:
+                found = True
+                yield finding
+        if found or run.epochs.empty:
+            return  # a NaN training loss explains NaN epoch metrics: report it once
+        for column in self.options.epoch_columns:
+            finding = self._column(run, run.epochs, column, "epoch")
+            if finding is not None:
+                yield finding
+
+    def _column(self, run: Run, frame: pd.DataFrame, column: str, unit: str) -> Finding | None:
+        if column not in frame.columns:
+            return None
+        values = frame[column].to_numpy(dtype=float, na_value=np.nan)
+        bad = ~np.isfinite(values)
+        if not bad.any():
+            return None
+        at = int(np.argmax(bad))
+        first = int(frame.index[at])
+        last_good = values[:at][np.isfinite(values[:at])]
+        before = f"; last finite value {last_good[-1]:.4g}" if last_good.size else ""
+        if unit == "epoch":
+            steps = frame["step"].to_numpy() if "step" in frame.columns else None
+            span = (int(steps[at]), int(steps[-1])) if steps is not None else None
+        else:
+            span = (first, int(frame.index[-1]))
+        return self.finding(
+            run,
+            f"{column} is {values[at]} from {unit} {first} ({int(bad.sum())} of {len(values)} "
+            f"{unit}s non-finite{before})",
+            "lower the learning rate ×0.1, clip gradients (torch.nn.utils.clip_grad_norm_) and "
+            "use log_softmax / cross_entropy instead of log(softmax)",
+            steps=span,
+            where=column,
+            evidence={f"first_{unit}": first, f"non_finite_{unit}s": int(bad.sum())},
+        )

@@ -456,6 +456,8 @@ def _check_in_worker(path: Path) -> RunResult:
 
 def describe_missing(run: Run, requirement: str) -> str:
     """Why a requirement is missing: absent, all NaN, or metadata not recorded."""
+    if " " in requirement:  # a rule's own reason (Rule.missing overridden), already a sentence
+        return requirement
     table, _, column = requirement.partition(".")
     if table == "meta":
         hint = f" (set {kebab(column)} in [tool.runlint] or pass --{kebab(column)})"

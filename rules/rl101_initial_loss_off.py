@@ -1,0 +1,160 @@
+"""RL101 initial-loss-off."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from runlint import curves
+from runlint.rule import Finding, Rule, Severity
+from runlint.run import Run
+
+_SOFTMAX = {"cross_entropy", "ce", "nll", "softmax", "categorical_cross_entropy", "log_softmax"}
+_SVM = {"multi_margin", "svm", "hinge", "multiclass_hinge", "multi_margin_sum"}
+_BINARY = {"bce", "binary_cross_entropy", "bce_with_logits", "binary_cross_entropy_with_logits"}
+
+
+class InitialLossOff(Rule):
+    """The data loss at step 0 is far from what a classifier with small weights gives.
+
+    With small random weights every class gets the same score, so the softmax loss starts at
+    ln(C) (2.303 for 10 classes) and the multiclass SVM loss at C − 1 (9 for 10 classes; PyTorch's
+    ``multi_margin_loss`` divides by C, giving (C − 1)/C). A step-0 loss far above that means the
+    scores are large at init (a last layer initialized too large, unnormalized inputs, a loss
+    summed instead of averaged); far below means the run did not start from scratch.
+
+    ## Why it matters
+    A classifier that starts confidently wrong spends its first epochs undoing the init, and a
+    wrong initial loss is often the first visible sign of a bug in the loss or the data.
+
+    ## Known problems
+    - Label smoothing raises the floor of the loss, not its start: the initial loss is still
+      ln(C), so it is judged the same way.
+    - Regression losses (``meta.loss`` = mse, l1, huber, …) have no expected value: skipped.
+    - Fine-tuned or resumed runs start below ln(C): reported as info only.
+    - When ``num_classes`` is inferred from the last Linear layer (not given in ``meta``) the
+      task may be a multi-output regression: findings are capped at info.
+    - Hugging Face logs average the first ``logging_steps`` losses
+      (``meta.first_loss_is_average``): the step-0 loss cannot be verified; an info says so.
+
+    ## Fix
+    Scale the last layer's weights down (×0.01) and zero its bias, normalize the inputs, and
+    check the loss's reduction (mean, not sum).
+
+    ## Seed
+    "参数初始化后,检查一下数据损失的初始值. 10 类,Softmax 初始化 loss = -ln(p=0.1) = 2.302;
+    SVM loss = 9" and "确保使用小参数进行初始化时得到预期损失。先只用数据损失,初始化每个类的概率应
+    相同,算loss:-ln(0.1) = 2.302。"
+    """
+
+    code = "RL101"
+    name = "initial-loss-off"
+    severity = Severity.ERROR
+    requires = ("steps.loss", "meta.num_classes")
+
+    @dataclass
+    class Options(Rule.Options):
+        high_ratio: float = 1.5  # warning when the initial loss exceeds expected × this
+        error_ratio: float = 3.0  # error when it exceeds expected × this
+        min_excess: float = 0.5  # ... and by at least this many nats (small C has small ln C)
+        low_ratio: float = 0.5  # info when the initial loss is below expected × this
+        first_steps: int = 1  # steps averaged for the initial loss (step 0 only by default)
+
+    options: Options
+
+    def missing(self, run: Run) -> list[str]:
+        """The declared requirements, plus a classification loss when ``meta.loss`` is set."""
+        out = super().missing(run)
+        loss_name = str(run.meta.get("loss") or "").lower()
+        if loss_name and loss_name not in _SOFTMAX | _SVM | _BINARY:
+            out.append(f"meta.loss is {loss_name!r}, not a classification loss")
+        return out
+
+    def check(self, run: Run) -> Iterator[Finding]:
+        opts = self.options
+        meta = run.meta
+        loss_name = str(meta.get("loss") or "").lower()
+        if loss_name and loss_name not in _SOFTMAX | _SVM | _BINARY:
+            return  # regression or an unknown loss: nothing to compare with
+        try:
+            classes = int(meta["num_classes"])
+        except (TypeError, ValueError):
+            return
+        if classes < 2 and loss_name not in _BINARY:
+            return
+        column = "data_loss" if run.has("steps.data_loss") else "loss"
+        steps, values = curves.series(run.steps, column)
+        if values.size == 0:
+            return
+        first_step = int(steps[0])
+        if meta.get("first_loss_is_average"):
+            yield self.finding(
+                run,
+                f"the first logged {column} ({values[0]:.3g}) is an average over the first "
+                "logging steps, so the step-0 loss cannot be verified",
+                "log the loss at step 0 (logging_first_step=True) to check the initial loss",
+                severity=Severity.INFO,
+                steps=(first_step, first_step),
+                where=column,
+            )
+            return
+        if first_step > 0:
+            return  # the recording starts mid-run: step 0 is not there to check
+        initial = float(np.median(values[: max(1, opts.first_steps)]))
+        expected, what = _expected(loss_name, classes)
+        inferred = str(meta.get("provenance", {}).get("num_classes", "given")) != "given"
+        where = f"{column} at step 0"
+        evidence = {"initial_loss": initial, "expected": expected, "num_classes": classes}
+        if initial > expected * opts.high_ratio and initial - expected > opts.min_excess:
+            severity = Severity.ERROR if initial > expected * opts.error_ratio else Severity.WARNING
+            if severity == Severity.ERROR and self.severity != Severity.ERROR:
+                severity = self.severity
+            if inferred:
+                severity = Severity.INFO
+            note = " (num_classes inferred from the last layer)" if inferred else ""
+            yield self.finding(
+                run,
+                f"initial {column} {initial:.3g} at step 0 is {initial / expected:.1f}× the "
+                f"expected {what} = {expected:.2f} for a {classes}-class {_kind(loss_name)}"
+                f"{note}: the scores are large at init",
+                "scale the last layer's weights ×0.01 and zero its bias (and normalize the "
+                "inputs; average, not sum, the loss)",
+                severity=severity,
+                steps=(first_step, first_step),
+                where=where,
+                evidence=evidence,
+            )
+        elif initial < expected * opts.low_ratio:
+            yield self.finding(
+                run,
+                f"initial {column} {initial:.3g} at step 0 is below the expected {what} = "
+                f"{expected:.2f} for a {classes}-class {_kind(loss_name)}: the model did not "
+                "start from a fresh init (fine-tuning, a resumed run) or the loss is scaled",
+                "if this run should start from scratch, check the loss's reduction and that "
+                "no checkpoint is loaded",
+                severity=Severity.INFO,
+                steps=(first_step, first_step),
+                where=where,
+                evidence=evidence,
+            )
+
+
+def _expected(loss_name: str, classes: int) -> tuple[float, str]:
+    if loss_name in _SVM:
+        if loss_name in {"multi_margin"}:
+            return (classes - 1) / classes, f"({classes}−1)/{classes}"
+        return float(classes - 1), f"C−1 = {classes}−1"
+    if loss_name in _BINARY:
+        return math.log(2), "ln(2)"
+    return math.log(classes), f"ln({classes})"
+
+
+def _kind(loss_name: str) -> str:
+    if loss_name in _SVM:
+        return "multiclass SVM"
+    if loss_name in _BINARY:
+        return "binary classifier"
+    return "softmax"

@@ -1,0 +1,162 @@
+"""Curve helpers for the loss-curve rules: smoothing, windows, trends, noise and plateaus.
+
+Everything here is vectorized numpy on whole columns (no per-row Python loops) and torch-free.
+Functions take 1-D arrays and ignore non-finite values where stated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.signal import lfilter
+
+__all__ = [
+    "Trend",
+    "decays",
+    "ema",
+    "finite",
+    "lr_after_warmup",
+    "noise",
+    "rolling_median",
+    "series",
+    "trend",
+    "warmup_end",
+    "window",
+]
+
+
+def series(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(index, values)`` of a column as float arrays, rows with a non-finite value dropped."""
+    if column not in frame.columns:
+        return np.empty(0), np.empty(0)
+    values = frame[column].to_numpy(dtype=float, na_value=np.nan)
+    index = frame.index.to_numpy(dtype=float)
+    keep = np.isfinite(values)
+    return index[keep], values[keep]
+
+
+def finite(values: np.ndarray) -> np.ndarray:
+    """The finite values of ``values``."""
+    values = np.asarray(values, dtype=float)
+    return values[np.isfinite(values)]
+
+
+def ema(values: np.ndarray, span: float) -> np.ndarray:
+    """Bias-corrected exponential moving average (TensorBoard-style smoothing).
+
+    ``span`` is the effective window in samples (alpha = 2 / (span + 1)).
+    """
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        return values
+    alpha = 2.0 / (max(span, 1.0) + 1.0)
+    beta = 1.0 - alpha
+    raw = lfilter([alpha], [1.0, -beta], values)
+    norm = 1.0 - beta ** np.arange(1, values.size + 1)
+    out: np.ndarray = raw / norm
+    return out
+
+
+def rolling_median(values: np.ndarray, width: int) -> np.ndarray:
+    """Centered rolling median (robust to single-batch outliers)."""
+    values = np.asarray(values, dtype=float)
+    if values.size == 0 or width <= 1:
+        return values
+    out: np.ndarray = (
+        pd.Series(values).rolling(width, center=True, min_periods=1).median().to_numpy()
+    )
+    return out
+
+
+def window(values: np.ndarray, start: float, stop: float) -> np.ndarray:
+    """The slice of ``values`` between fractions ``start`` and ``stop`` of its length."""
+    n = len(values)
+    a = int(np.floor(start * n))
+    b = max(a + 1, int(np.ceil(stop * n)))
+    return values[a:b]
+
+
+def noise(values: np.ndarray, span: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(trend, residual)``: a centered smooth trend and the values' deviation from it.
+
+    The trend is the mean of a forward and a backward EMA, so it does not lag.
+    """
+    values = np.asarray(values, dtype=float)
+    fwd = ema(values, span)
+    bwd = ema(values[::-1], span)[::-1]
+    smooth = 0.5 * (fwd + bwd)
+    return smooth, values - smooth
+
+
+def robust_std(values: np.ndarray) -> float:
+    """1.4826 × median absolute deviation (the std of a normal sample, robust to spikes)."""
+    values = finite(values)
+    if values.size == 0:
+        return float("nan")
+    return float(1.4826 * np.median(np.abs(values - np.median(values))))
+
+
+@dataclass(frozen=True)
+class Trend:
+    """A straight-line fit of a curve: slope per step, intercept, r² and the drops by half."""
+
+    slope: float
+    intercept: float
+    r2: float
+    first_half_drop: float
+    second_half_drop: float
+
+    @property
+    def linearity(self) -> float:
+        """Second-half drop over first-half drop: ≈1 for a straight line, ≪1 for exponential."""
+        if self.first_half_drop <= 0:
+            return float("inf") if self.second_half_drop > 0 else float("nan")
+        return self.second_half_drop / self.first_half_drop
+
+
+def trend(x: np.ndarray, y: np.ndarray) -> Trend:
+    """Least-squares line through ``(x, y)`` and the drop of ``y`` over each half of ``x``."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if x.size < 3:
+        return Trend(float("nan"), float("nan"), float("nan"), float("nan"), float("nan"))
+    slope, intercept = np.polyfit(x, y, 1)
+    fitted = slope * x + intercept
+    total = float(np.sum((y - y.mean()) ** 2))
+    r2 = 1.0 - float(np.sum((y - fitted) ** 2)) / total if total > 0 else 0.0
+    mid = len(y) // 2
+    return Trend(
+        float(slope),
+        float(intercept),
+        r2,
+        float(y[0] - y[mid]),
+        float(y[mid] - y[-1]),
+    )
+
+
+def warmup_end(lr: np.ndarray, tol: float = 0.02) -> int:
+    """Index where a learning-rate warm-up ends: the first step at ≥ (1 - tol) × the peak lr."""
+    lr = np.asarray(lr, dtype=float)
+    if lr.size == 0 or not np.isfinite(lr).any():
+        return 0
+    peak = np.nanmax(lr)
+    if peak <= 0:
+        return 0
+    reached = np.flatnonzero(lr >= (1.0 - tol) * peak)
+    return int(reached[0]) if reached.size else 0
+
+
+def lr_after_warmup(lr: np.ndarray) -> np.ndarray:
+    """The learning-rate history from the end of warm-up on."""
+    return np.asarray(lr, dtype=float)[warmup_end(lr) :]
+
+
+def decays(lr: np.ndarray, rel: float = 0.05) -> bool:
+    """Whether the learning rate ever drops more than ``rel`` below its post-warm-up peak."""
+    after = finite(lr_after_warmup(lr))
+    if after.size == 0:
+        return False
+    peak = float(after.max())
+    return bool(peak > 0 and after.min() < (1.0 - rel) * peak)
