@@ -1,0 +1,92 @@
+"""RL402 vanishing-gradients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from runlint.layers import DENSE, fmt, input_output_ratio, param_table, params_long
+from runlint.rule import Finding, Rule, Severity
+from runlint.run import Run
+
+
+class VanishingGradients(Rule):
+    """Gradients shrink by orders of magnitude from the output layers to the input layers.
+
+    ## Why it matters
+    The seed asks to plot the gradient distribution of every layer because a wrong
+    initialization "会减慢甚至停止学习过程". When each layer multiplies the backward signal by
+    less than one (sigmoid's slope is at most 1/4, tanh with too small weights), the layers near
+    the input get gradients 1e-4…1e-10 of those near the output and stop learning while the head
+    trains alone on random features.
+
+    The rule reads ‖∇W‖/‖W‖ of every dense weight (Linear, Conv, attention projections;
+    embeddings, biases and norm layers have other scales), takes its median over the run, and
+    compares the input-side third of the dense layers with the output-side third.
+
+    ## Known problems
+    Needs three dense layers or more. Residual networks carry gradients around the blocks and
+    are rarely flagged; a network whose first layers are frozen on purpose has no gradient
+    there and is left to RL404. Sampled every ``stats_every`` steps.
+
+    ## Fix
+    Use ReLU-family activations instead of sigmoid/tanh in deep stacks, initialize with He
+    (std = √(2/fan_in)), add BatchNorm after the fully-connected layers (before the
+    nonlinearity), or add residual connections.
+
+    ## Seed
+    "错误初始化会减慢甚至停止学习过程。绘制所有层的激活/梯度直方图,观察输出分布。"
+    """
+
+    code = "RL402"
+    name = "vanishing-gradients"
+    severity = Severity.WARNING
+    requires = ("params.grad_norm", "params.param_norm")
+
+    @dataclass
+    class Options(Rule.Options):
+        ratio: float = 1e-3  # input-side / output-side gradient-to-weight ratio below this
+        min_layers: int = 3  # dense layers needed to speak of depth
+
+    options: Options
+
+    def check(self, run: Run) -> Iterator[Finding]:
+        o = self.options
+        long = params_long(run)
+        if long.empty:
+            return
+        table = param_table(run)
+        grad, weight = long.col("grad_norm"), long.col("param_norm")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = grad / weight
+        ok = (weight > 0) & (grad > 0)
+        per_layer = long.median(rel, ok)
+        dense = table[
+            (table["kind"] == DENSE) & table["trainable"] & table["in_optimizer"]
+        ].index.intersection(per_layer.dropna().index)
+        if len(dense) < o.min_layers:
+            return
+        found = input_output_ratio(per_layer[dense], table.loc[dense, "dense_depth"])
+        if found is None:
+            return
+        ratio, first, last = found
+        if ratio >= o.ratio:
+            return
+        steps = long.steps_in(ok)
+        yield self.finding(
+            run,
+            f"gradient/weight ratio ‖∇W‖/‖W‖ is {fmt(float(per_layer[first]))} at {first} "
+            f"(input side) vs {fmt(float(per_layer[last]))} at {last} (output side): the "
+            f"input-side third of the {len(dense)} dense layers gets {fmt(ratio)}× the "
+            f"gradient of the output-side third (median over steps {steps[0]}–{steps[1]})",
+            "use ReLU instead of sigmoid/tanh with He init (std = √(2/fan_in)), or add "
+            "BatchNorm after each fully-connected layer, before the nonlinearity",
+            steps=steps,
+            where=first,
+            evidence={
+                "input_output_ratio": ratio,
+                "per_layer": {k: float(per_layer[k]) for k in dense},
+            },
+        )
