@@ -89,7 +89,14 @@ class Run:
     def _view(self, name: str) -> pd.DataFrame:
         frame = self._views.get(name)
         if frame is None:
-            frame = _BUILDERS[name](self)
+            try:
+                frame = _BUILDERS[name](self)
+            except RunError:
+                raise
+            except Exception as exc:  # damaged data that Parquet still read: name it, one line
+                raise RunError(
+                    f"{self.path}: {name} table is unusable ({_one_line(exc)})"
+                ) from None
             self._views[name] = frame
         return frame
 
@@ -181,7 +188,11 @@ def _build_steps(run: Run) -> pd.DataFrame:
     groups = run.groups
     if not groups.empty and {"step", "group"} <= set(groups.columns):
         group0 = groups[groups["group"] == 0].set_index("step").drop(columns="group")
-        steps = steps.join(group0, how="outer", rsuffix="_group0") if not steps.empty else group0
+        if steps.empty:
+            return group0
+        steps = steps.merge(
+            group0, how="outer", left_index=True, right_index=True, suffixes=("", "_group0")
+        )
     return steps
 
 
