@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +36,9 @@ class InitialLossOff(Rule):
       ln(C), so it is judged the same way.
     - Regression losses (``meta.loss`` = mse, l1, huber, …) have no expected value: skipped.
     - Fine-tuned or resumed runs start below ln(C): reported as info only.
+    - A He-initialized output layer starts ~0.3 nats above ln(C); the default thresholds
+      (×1.25 and +0.25 nats) leave room for that. A smaller excess is reported only when the
+      output layer's init std is itself above 2× He, which explains it.
     - When ``num_classes`` is inferred from the last Linear layer (not given in ``meta``) the
       task may be a multi-output regression: findings are capped at info.
     - Hugging Face logs average the first ``logging_steps`` losses
@@ -57,9 +61,11 @@ class InitialLossOff(Rule):
 
     @dataclass
     class Options(Rule.Options):
-        high_ratio: float = 1.5  # warning when the initial loss exceeds expected × this
+        high_ratio: float = 1.25  # warning when the initial loss exceeds expected × this
+        min_excess: float = 0.25  # ... and by at least this many nats (small C has small ln C)
         error_ratio: float = 3.0  # error when it exceeds expected × this
-        min_excess: float = 0.5  # ... and by at least this many nats (small C has small ln C)
+        head_excess: float = 0.05  # nats above expected that suffice when the head is large
+        head_factor: float = 2.0  # "large head": output-layer std above He √(2/fan_in) × this
         low_ratio: float = 0.5  # info when the initial loss is below expected × this
         first_steps: int = 1  # steps averaged for the initial loss (step 0 only by default)
 
@@ -107,19 +113,33 @@ class InitialLossOff(Rule):
         expected, what = _expected(loss_name, classes)
         inferred = str(meta.get("provenance", {}).get("num_classes", "given")) != "given"
         where = f"{column} at step 0"
-        evidence = {"initial_loss": initial, "expected": expected, "num_classes": classes}
-        if initial > expected * opts.high_ratio and initial - expected > opts.min_excess:
+        evidence: dict[str, Any] = {
+            "initial_loss": initial,
+            "expected": expected,
+            "num_classes": classes,
+        }
+        head = _head(run)
+        head_large = head is not None and head[1] > opts.head_factor * head[2]
+        clear = initial > expected * opts.high_ratio and initial - expected > opts.min_excess
+        if clear or (head_large and initial - expected > opts.head_excess):
             severity = Severity.ERROR if initial > expected * opts.error_ratio else Severity.WARNING
             if severity == Severity.ERROR and self.severity != Severity.ERROR:
                 severity = self.severity
             if inferred:
                 severity = Severity.INFO
             note = " (num_classes inferred from the last layer)" if inferred else ""
+            cause = "the scores are large at init"
+            if head is not None and head_large:
+                cause = (
+                    f"the output layer {head[0]} starts with std {head[1]:.3g}, "
+                    f"{head[1] / head[2]:.1f}× He √(2/fan_in) = {head[2]:.3g}"
+                )
+                evidence.update(head=head[0], head_std=head[1], head_he_std=head[2])
             yield self.finding(
                 run,
-                f"initial {column} {initial:.3g} at step 0 is {initial / expected:.1f}× the "
-                f"expected {what} = {expected:.2f} for a {classes}-class {_kind(loss_name)}"
-                f"{note}: the scores are large at init",
+                f"initial {column} {initial:.3g} at step 0 is {initial - expected:.3g} above "
+                f"(×{initial / expected:.3g}) the expected {what} = {expected:.2f} for a "
+                f"{classes}-class {_kind(loss_name)}{note}: {cause}",
                 "scale the last layer's weights ×0.01 and zero its bias (and normalize the "
                 "inputs; average, not sum, the loss)",
                 severity=severity,
@@ -140,6 +160,25 @@ class InitialLossOff(Rule):
                 where=where,
                 evidence=evidence,
             )
+
+
+def _head(run: Run) -> tuple[str, float, float] | None:
+    """``(name, init std, He std)`` of the output layer: the last 2-D weight in ``meta.params``."""
+    weights = [
+        p
+        for p in run.meta.get("params") or []
+        if isinstance(p, dict)
+        and len(p.get("shape") or []) >= 2
+        and p.get("init_std") is not None
+        and p.get("module_type") not in ("Embedding", "EmbeddingBag")
+    ]
+    if not weights:
+        return None
+    last = weights[-1]
+    fan_in = int(last.get("fan_in") or math.prod(last["shape"][1:]))
+    if fan_in <= 0:
+        return None
+    return str(last.get("name")), float(last["init_std"]), math.sqrt(2.0 / fan_in)
 
 
 def _expected(loss_name: str, classes: int) -> tuple[float, str]:
