@@ -112,6 +112,7 @@ class Recorder:
         self._meta_batch = False
         self._edges: dict[tuple[str, torch.device], torch.Tensor] = {}
         self._nan: dict[torch.device, torch.Tensor] = {}
+        self._weights_step = -1  # step of the last first-layer snapshot
         self._closed = False
         self._disabled = False  # the log directory cannot be written: record nothing
 
@@ -169,7 +170,7 @@ class Recorder:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
-        if self.step % self.weights_every:
+        if self._weights_step != self.step:
             self._snapshot_weights(self.step)
         with self._probe("flush"):
             self._flush(meta=False)
@@ -392,6 +393,7 @@ class Recorder:
     def _snapshot_weights(self, step: int) -> None:
         if self._first_weight is None or "weights" in self.off:
             return
+        self._weights_step = step
         with self._probe("weights"):
             name, w = self._first_weight
             w = w.detach()[:64].reshape(min(64, w.shape[0]), -1)[:, :1024].clone()
