@@ -1,0 +1,95 @@
+"""RL503 dead-relu."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from runlint.layers import RELU_KINDS, acts_long, finite_rows, fmt, names
+from runlint.rule import Finding, Rule, Severity
+from runlint.run import Run
+
+
+class DeadRelu(Rule):
+    """ReLU units that never activate: outputs ≤ 0 for every sampled input.
+
+    ## Why it matters
+    A ReLU unit whose input is negative for every example outputs 0 and passes a gradient of 0:
+    it never recovers and its weights never learn. A few dead units are normal; a layer where
+    most units are dead has lost most of its capacity. Typical causes are a negative bias at
+    initialization, a learning rate so high that one large update pushes units into the
+    negative region for good, or badly scaled inputs.
+
+    The rule reads, per ReLU module, the recorded fraction of units never positive over the
+    sampled rows (``dead_units``) and the fraction of outputs ≤ 0 (``dead``), as medians over
+    the second half of the run (dead units stay dead; early transients are not judged). A
+    module is flagged when ``dead_units`` exceeds ``units`` and ``dead`` exceeds ``outputs``;
+    a module where every unit is dead is an ``error`` (the network's signal is cut).
+
+    ## Known problems
+    ``dead_units`` is measured on the sampled rows of one batch (``max_elems`` values): for a
+    convolution with large feature maps that can be a single image, so a channel that reacts
+    to rare patterns may look dead. ``dead`` guards against that. Leaky ReLU, ELU, GELU cannot
+    die and are not checked.
+
+    ## Fix
+    Set the ReLU layers' biases to 0 (or a small positive value such as 0.01), initialize
+    weights with He (std = √(2/fan_in)), lower the learning rate, or use LeakyReLU.
+
+    ## Seed
+    "扩展到神经网络,s = W_2 max(0, W_1x) … max(0,−) 是非线性函数,将所有小于 0 的激活 阈值设置为 0";
+    "错误初始化会减慢甚至停止学习过程。绘制所有层的激活/梯度直方图,观察输出分布。"
+    """
+
+    code = "RL503"
+    name = "dead-relu"
+    severity = Severity.WARNING
+    requires = ("activations.dead_units",)
+
+    @dataclass
+    class Options(Rule.Options):
+        units: float = 0.5  # median fraction of never-positive units above this
+        outputs: float = 0.75  # and median fraction of outputs <= 0 above this
+        window_start: float = 0.5  # judge the run from this fraction of its steps on
+
+    options: Options
+
+    def check(self, run: Run) -> Iterator[Finding]:
+        o = self.options
+        long = acts_long(run)
+        if long.empty or "kind" not in long.frame:
+            return
+        kinds = long.frame["kind"].astype(str).to_numpy()
+        mask = (
+            finite_rows(long, "mean", "std")
+            & np.isin(kinds, RELU_KINDS)
+            & long.window(o.window_start, 1.0)
+        )
+        if not mask.any():
+            return
+        units = long.median(long.col("dead_units"), mask).dropna()
+        outputs = long.median(long.col("dead"), mask).reindex(units.index)
+        bad = units[(units > o.units) & (outputs > o.outputs)].sort_values(ascending=False)
+        if bad.empty:
+            return
+        worst = str(bad.index[0])
+        all_dead = float(bad.iloc[0]) >= 0.999
+        steps = long.steps_in(mask)
+        yield self.finding(
+            run,
+            f"{fmt(100 * float(bad.iloc[0]))}% of the units of module {worst} never activate "
+            f"({fmt(100 * float(outputs[worst]))}% of its outputs ≤ 0), median over steps "
+            f"{steps[0]}–{steps[1]}; {len(bad)} of {len(units)} ReLU modules have more than "
+            f"{fmt(100 * o.units)}% dead units ({names(bad.index)})",
+            "set the ReLU layers' bias to 0 and initialize with He (std = √(2/fan_in)); "
+            "lower the learning rate if units die during training, or use LeakyReLU",
+            severity=Severity.ERROR if all_dead else self.severity,
+            steps=steps,
+            where=worst,
+            evidence={
+                "dead_units": {str(k): float(v) for k, v in units.items()},
+                "dead": {str(k): float(v) for k, v in outputs.items()},
+            },
+        )
