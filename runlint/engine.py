@@ -407,12 +407,13 @@ class Checker:
             yield from pool.map(_check_in_worker, paths, chunksize=1)
 
     def _apply_meta(self, run: Run) -> None:
-        """Fill metadata the run lacks (or only inferred) from config / command line."""
+        """Fill metadata the run lacks, or only inferred, from config / command line."""
         provenance = run.meta.setdefault("provenance", {})
         if not isinstance(provenance, dict):
             provenance = run.meta["provenance"] = {}
         for key, value in self.meta.items():
-            if run.meta.get(key) is None or provenance.get(key) != "given":
+            inferred = str(provenance.get(key, "")).startswith("inferred")
+            if run.meta.get(key) is None or inferred:
                 run.meta[key] = value
                 provenance[key] = "configured"
 
