@@ -1,0 +1,199 @@
+"""RL403 exploding-gradients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from runlint.layers import DENSE, Long, fmt, input_output_ratio, param_table, params_long
+from runlint.rule import Finding, Rule, Severity
+from runlint.run import Run
+
+
+class ExplodingGradients(Rule):
+    """Gradient norms blow up: over training, toward the input layers, or against the weights.
+
+    ## Why it matters
+    The seed's coarse search drops settings that make "loss爆炸" (the loss explode); exploding
+    gradients are the mechanism. Weights initialized too large make every layer amplify the
+    signal, so activations and gradients grow geometrically with depth; a forgotten
+    ``zero_grad()`` sums every gradient since the start so their norm grows step after step;
+    too high a learning rate feeds back into ever larger gradients. Each ends in a loss that
+    spikes, plateaus high or turns NaN.
+
+    The rule computes the global gradient norm per recorded step and each dense layer's
+    ‖∇W‖/‖W‖, and reports the first of:
+
+    - a non-finite gradient at a step whose weights were finite (``error``);
+    - growth over training: the median global norm over the last quarter is ``growth``× the
+      norm at the start;
+    - gradients ``weight_ratio``× larger than the weights they update (median over the run and
+      over the dense layers): one SGD step would rewrite the layer many times over;
+    - growth toward the input: the input-side third of the dense layers gets ``depth``× the
+      gradient/weight ratio of the output-side third.
+
+    ## Known problems
+    Mixed-precision runs skip overflowing steps before the optimizer sees them; those never
+    reach this rule. A run whose loss is NaN from the first steps leaves little to judge;
+    RL103 reports it. Sampled every ``stats_every`` steps.
+
+    ## Fix
+    Call ``optimizer.zero_grad()`` every step, initialize with He (std = √(2/fan_in)), lower
+    the learning rate, and clip gradients (``torch.nn.utils.clip_grad_norm_(params, 1.0)``).
+
+    ## Seed
+    "在第一个 epoch 内进行初始的粗粒度搜索,因为很多不正确的超参数设置会导致模型不学习,或loss爆炸。";
+    "错误初始化会减慢甚至停止学习过程。绘制所有层的激活/梯度直方图,观察输出分布。"
+    """
+
+    code = "RL403"
+    name = "exploding-gradients"
+    severity = Severity.WARNING
+    requires = ("params.grad_norm", "params.param_norm")
+
+    @dataclass
+    class Options(Rule.Options):
+        growth: float = 100.0  # late / initial global gradient norm
+        weight_ratio: float = 5.0  # median dense ‖∇W‖/‖W‖ above this
+        depth: float = 1e3  # input-side / output-side gradient-to-weight ratio above this
+        start_frac: float = 0.05  # "the start": this fraction of the recorded steps (>= 1)
+        end_frac: float = 0.25  # "late": the last fraction of the recorded steps
+
+    options: Options
+
+    def check(self, run: Run) -> Iterator[Finding]:
+        long = params_long(run)
+        if long.empty:
+            return
+        for finding in (self._non_finite, self._growth, self._too_large, self._depth):
+            found = finding(run)
+            if found is not None:
+                yield found
+                return
+
+    def _non_finite(self, run: Run) -> Finding | None:
+        long = params_long(run)
+        grad, weight = long.col("grad_norm"), long.col("param_norm")
+        bad = np.isinf(grad) | (np.isnan(grad) & np.isfinite(weight) & _has_grad(long))
+        bad &= np.isfinite(weight)
+        if not bad.any():
+            return None
+        first = int(long.step[bad].min())
+        where = str(long.keys[long.codes[bad & (long.step == first)][0]])
+        return self.finding(
+            run,
+            f"gradient of {where} is {grad[bad & (long.step == first)][0]} at step {first} "
+            f"while the weights are finite ({int(bad.sum())} non-finite gradient samples)",
+            "clip gradients (torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)) and "
+            "lower the learning rate ×0.1",
+            severity=Severity.ERROR,
+            steps=(first, long.steps_in()[1]),
+            where=where,
+            evidence={"first_step": first, "samples": int(bad.sum())},
+        )
+
+    def _growth(self, run: Run) -> Finding | None:
+        o = self.options
+        long = params_long(run)
+        steps, norm = _global_norm(long)
+        n = len(steps)
+        if n < 8:
+            return None
+        head = max(1, round(o.start_frac * n))
+        start = float(np.median(norm[:head]))
+        late = float(np.median(norm[-max(2, round(o.end_frac * n)) :]))
+        if not (start > 0 and np.isfinite(late)) or late < o.growth * start:
+            return None
+        return self.finding(
+            run,
+            f"global gradient norm grows from {fmt(start)} at step {int(steps[0])} to "
+            f"{fmt(late)} (median of the last {fmt(100 * o.end_frac)}% of steps, up to step "
+            f"{int(steps[-1])}): ×{fmt(late / start)}",
+            "call optimizer.zero_grad() before every backward; then lower the learning rate "
+            "and clip gradients (clip_grad_norm_(model.parameters(), 1.0))",
+            steps=(int(steps[0]), int(steps[-1])),
+            evidence={"start": start, "late": late, "growth": late / start},
+        )
+
+    def _dense_rel(self, run: Run) -> tuple[np.ndarray, pd.Series] | None:
+        long = params_long(run)
+        table = param_table(run)
+        grad, weight = long.col("grad_norm"), long.col("param_norm")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = grad / weight
+        ok = (weight > 0) & np.isfinite(rel)
+        per_layer = long.median(rel, ok)
+        dense = table[
+            (table["kind"] == DENSE) & table["trainable"] & table["in_optimizer"]
+        ].index.intersection(per_layer.dropna().index)
+        if len(dense) == 0:
+            return None
+        return ok, per_layer[dense]
+
+    def _too_large(self, run: Run) -> Finding | None:
+        found = self._dense_rel(run)
+        if found is None:
+            return None
+        ok, per_layer = found
+        typical = float(np.median(per_layer))
+        if typical <= self.options.weight_ratio:
+            return None
+        steps = params_long(run).steps_in(ok)
+        worst = str(per_layer.idxmax())
+        return self.finding(
+            run,
+            f"gradients are {fmt(typical)}× the weights they update (median ‖∇W‖/‖W‖ over "
+            f"steps {steps[0]}–{steps[1]} and {len(per_layer)} dense layers; largest "
+            f"{fmt(float(per_layer.max()))} at {worst})",
+            "initialize with He (std = √(2/fan_in)) instead of a larger scale, and clip "
+            "gradients (clip_grad_norm_(model.parameters(), 1.0))",
+            steps=steps,
+            where=worst,
+            evidence={"per_layer": {k: float(v) for k, v in per_layer.items()}},
+        )
+
+    def _depth(self, run: Run) -> Finding | None:
+        found = self._dense_rel(run)
+        if found is None:
+            return None
+        ok, per_layer = found
+        table = param_table(run)
+        io = input_output_ratio(per_layer, table.loc[per_layer.index, "dense_depth"])
+        if io is None or io[0] <= self.options.depth:
+            return None
+        ratio, first, last = io
+        steps = params_long(run).steps_in(ok)
+        return self.finding(
+            run,
+            f"gradient/weight ratio ‖∇W‖/‖W‖ is {fmt(float(per_layer[first]))} at {first} "
+            f"(input side) vs {fmt(float(per_layer[last]))} at {last} (output side): "
+            f"×{fmt(ratio)} growth toward the input over {len(per_layer)} dense layers",
+            "initialize with He (std = √(2/fan_in)), add BatchNorm after the linear layers, "
+            "and clip gradients",
+            steps=steps,
+            where=first,
+            evidence={"input_output_ratio": ratio},
+        )
+
+
+def _has_grad(long: Long) -> np.ndarray:
+    """Rows of parameters that had a finite gradient at some step (NaN then means overflow)."""
+    grad = long.col("grad_norm")
+    seen = long.reduce(np.abs(grad), "count")
+    return (seen.to_numpy() > 0)[long.codes]
+
+
+def _global_norm(long: Long) -> tuple[np.ndarray, np.ndarray]:
+    """Steps and the global gradient norm at each, over steps where every norm is finite."""
+    step = long.step
+    grad = long.col("grad_norm")
+    steps, inv = np.unique(step, return_inverse=True)
+    finite = np.isfinite(grad)
+    present = np.bincount(inv, (~np.isnan(grad)).astype(float), minlength=len(steps))
+    good = np.bincount(inv, finite.astype(float), minlength=len(steps))
+    sq = np.bincount(inv[finite], grad[finite] ** 2, minlength=len(steps))
+    keep = (good == present) & (good > 0)
+    return steps[keep], np.sqrt(sq[keep])
