@@ -13,12 +13,15 @@ import pandas as pd
 from scipy.signal import lfilter
 
 __all__ = [
+    "Curve",
     "Trend",
     "decays",
     "ema",
     "finite",
     "lr_after_warmup",
     "noise",
+    "prepare",
+    "robust_std",
     "rolling_median",
     "series",
     "trend",
@@ -160,3 +163,59 @@ def decays(lr: np.ndarray, rel: float = 0.05) -> bool:
         return False
     peak = float(after.max())
     return bool(peak > 0 and after.min() < (1.0 - rel) * peak)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A loss curve prepared for judging: finite values after warm-up, with its smooth trend.
+
+    ``steps``/``values`` are the raw finite points; ``smooth`` a centered EMA over ``span``
+    points; ``start`` the index where warm-up ends (0 without warm-up).
+    """
+
+    steps: np.ndarray
+    values: np.ndarray
+    smooth: np.ndarray
+    residual: np.ndarray
+    span: float
+
+    @property
+    def first(self) -> float:
+        return float(self.smooth[0])
+
+    @property
+    def last(self) -> float:
+        return float(self.smooth[-1])
+
+    def relative_drop(self) -> float:
+        """(first − last) / first of the smooth curve (1 = fell to zero, 0 = no progress)."""
+        return (self.first - self.last) / self.first if self.first > 0 else float("nan")
+
+    def relative_noise(self, start: float = 0.2, floor: float = 0.1) -> float:
+        """Robust std of the residual over the trend, from fraction ``start`` of the curve on.
+
+        The trend is floored at ``floor`` × the first smooth value so that a loss near zero
+        does not make tiny absolute wiggles look large.
+        """
+        a = int(start * len(self.values))
+        level = np.maximum(self.smooth[a:], floor * max(self.first, 1e-12))
+        return robust_std(self.residual[a:] / level)
+
+
+def prepare(
+    frame: pd.DataFrame, column: str = "loss", *, skip_warmup: bool = True, points: float = 20
+) -> Curve | None:
+    """The finite part of ``frame[column]`` after any lr warm-up, smoothed over 1/``points``."""
+    steps, values = series(frame, column)
+    if skip_warmup and "lr" in frame.columns:
+        lr = frame["lr"].to_numpy(dtype=float, na_value=np.nan)
+        end = warmup_end(lr)
+        if end > 0:
+            first_step = frame.index.to_numpy()[end]
+            keep = steps >= first_step
+            steps, values = steps[keep], values[keep]
+    if values.size < 10:
+        return None
+    span = max(5.0, values.size / points)
+    smooth, residual = noise(values, span)
+    return Curve(steps, values, smooth, residual, span)
