@@ -1,0 +1,80 @@
+"""RL204 loss-not-decreasing."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from runlint import curves
+from runlint.rule import Finding, Rule, Severity
+from runlint.run import Run
+
+
+class LossNotDecreasing(Rule):
+    """The training loss makes no progress at all over the run.
+
+    The smoothed loss (a centered EMA, after any warm-up) must fall by at least
+    ``min_drop`` of its starting value, both to its end and to its minimum. When the task is
+    a classification the message says whether the loss sits at chance, ln(C).
+
+    ## Why it matters
+    A loss that never moves means nothing is learned: the labels do not match the inputs, the
+    optimizer holds other parameters than the model, the gradients are zero, or the learning
+    rate is far too small. The seed's coarse search stage exists to catch exactly this.
+
+    ## Known problems
+    - A fine-tuning run that starts at a good loss and holds it is flagged.
+    - Very short runs (fewer than ``min_steps`` steps) are not judged.
+
+    ## Fix
+    Overfit ~20 examples first: if even that fails, check that the labels match the inputs and
+    that the optimizer was built over ``model.parameters()``; then raise the learning rate ×10.
+
+    ## Seed
+    "在第一个 epoch 内进行初始的粗粒度搜索,因为很多不正确的超参数设置会导致模型不学习,或loss爆炸。"
+    and "过拟合一小部分数据。...确保可以实现 0 loss。"
+    """
+
+    code = "RL204"
+    name = "loss-not-decreasing"
+    severity = Severity.WARNING
+    requires = ("steps.loss",)
+
+    @dataclass
+    class Options(Rule.Options):
+        min_drop: float = 0.03  # the smoothed loss must fall by this fraction of its start
+        min_steps: int = 50
+
+    options: Options
+
+    def check(self, run: Run) -> Iterator[Finding]:
+        opts = self.options
+        curve = curves.prepare(run.steps)
+        if curve is None or len(curve.values) < opts.min_steps or curve.first <= 0:
+            return
+        low = float(np.min(curve.smooth))
+        to_end = curve.relative_drop()
+        to_min = (curve.first - low) / curve.first
+        if max(to_end, to_min) >= opts.min_drop:
+            return
+        chance = ""
+        classes = run.meta.get("num_classes")
+        loss_name = str(run.meta.get("loss") or "cross_entropy").lower()
+        if isinstance(classes, int) and classes > 1 and loss_name in ("cross_entropy", "ce"):
+            ln_c = math.log(classes)
+            if abs(curve.last - ln_c) < 0.05 * ln_c:
+                chance = f", at chance level ln({classes}) = {ln_c:.2f}"
+        a, b = int(curve.steps[0]), int(curve.steps[-1])
+        yield self.finding(
+            run,
+            f"the loss does not decrease: smoothed {curve.first:.3g} at step {a} and "
+            f"{curve.last:.3g} at step {b} ({-to_end:+.1%} over {b - a} steps){chance}",
+            "overfit ~20 examples to check the pipeline (labels match inputs, optimizer built "
+            "over model.parameters(), zero_grad/step called), then raise the learning rate ×10",
+            steps=(a, b),
+            where="loss",
+            evidence={"start": curve.first, "end": curve.last, "relative_drop": to_end},
+        )
