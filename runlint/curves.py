@@ -178,6 +178,7 @@ class Curve:
     smooth: np.ndarray
     residual: np.ndarray
     span: float
+    initial: float  # median of the first few finite values of the whole run (warm-up included)
 
     @property
     def first(self) -> float:
@@ -194,11 +195,11 @@ class Curve:
     def relative_noise(self, start: float = 0.2, floor: float = 0.1) -> float:
         """Robust std of the residual over the trend, from fraction ``start`` of the curve on.
 
-        The trend is floored at ``floor`` × the first smooth value so that a loss near zero
+        The trend is floored at ``floor`` × the run's initial loss so that a loss near zero
         does not make tiny absolute wiggles look large.
         """
         a = int(start * len(self.values))
-        level = np.maximum(self.smooth[a:], floor * max(self.first, 1e-12))
+        level = np.maximum(self.smooth[a:], floor * max(self.initial, self.first, 1e-12))
         return robust_std(self.residual[a:] / level)
 
 
@@ -207,6 +208,7 @@ def prepare(
 ) -> Curve | None:
     """The finite part of ``frame[column]`` after any lr warm-up, smoothed over 1/``points``."""
     steps, values = series(frame, column)
+    initial = float(np.median(values[:5])) if values.size else float("nan")
     if skip_warmup and "lr" in frame.columns:
         lr = frame["lr"].to_numpy(dtype=float, na_value=np.nan)
         end = warmup_end(lr)
@@ -218,4 +220,4 @@ def prepare(
         return None
     span = max(5.0, values.size / points)
     smooth, residual = noise(values, span)
-    return Curve(steps, values, smooth, residual, span)
+    return Curve(steps, values, smooth, residual, span, initial)
