@@ -27,11 +27,8 @@ LAMBDA = 1e-2
 
 def l2(model: nn.Module) -> torch.Tensor:
     """½λ Σ w² over the weight matrices."""
-    return (
-        0.5
-        * LAMBDA
-        * sum((p**2).sum() for name, p in model.named_parameters() if name.endswith("weight"))
-    )
+    weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
+    return 0.5 * LAMBDA * torch.stack([(w**2).sum() for w in weights]).sum()
 
 
 def make() -> Spec:

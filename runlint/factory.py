@@ -98,7 +98,7 @@ def load_factory(ref: str) -> Callable[[], Any]:
         raise FactoryError(f"{module_ref} has no function {func_name!r}")
     if not callable(func):
         raise FactoryError(f"{module_ref}:{func_name} is not callable")
-    return func  # type: ignore[no-any-return]
+    return func
 
 
 def _import_file(path: Path) -> Any:
