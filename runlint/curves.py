@@ -188,6 +188,18 @@ class Curve:
     def last(self) -> float:
         return float(self.smooth[-1])
 
+    def level(self, at: float, width: float = 0.05) -> float:
+        """Median of the raw values in a window of ``width`` (fraction) around fraction ``at``.
+
+        At the ends the window lies inside the curve (the first or last ``width``), which is
+        less biased than an EMA there.
+        """
+        n = len(self.values)
+        half = max(1, int(round(width * n / 2)))
+        center = int(round(at * (n - 1)))
+        a = min(max(0, center - half), max(0, n - 2 * half))
+        return float(np.median(self.values[a : a + 2 * half]))
+
     def relative_drop(self) -> float:
         """(first − last) / first of the smooth curve (1 = fell to zero, 0 = no progress)."""
         return (self.first - self.last) / self.first if self.first > 0 else float("nan")
