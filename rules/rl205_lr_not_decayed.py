@@ -1,0 +1,97 @@
+"""RL205 lr-not-decayed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from runlint import curves
+from runlint.rule import Finding, Rule, Severity
+from runlint.run import Run
+
+
+class LrNotDecayed(Rule):
+    """The validation loss stopped improving long ago while the learning rate never decayed.
+
+    The plateau starts at the first epoch whose ``val_loss`` is within ``tolerance`` of the
+    total improvement above its best value. The rule fires when the plateau covers at least
+    ``min_plateau_epochs`` epochs and ``min_plateau_fraction`` of the run, the validation
+    loss did improve before it, it is not rising again (that is overfitting, RL301's job), and
+    the learning rate (after any warm-up) never dropped by more than 5 %.
+
+    ## Why it matters
+    At a constant learning rate the parameters keep bouncing around the bottom of the bowl;
+    halving the rate when the validation loss stalls lets them settle lower. Epochs spent on
+    the plateau are wasted.
+
+    ## Known problems
+    - Adaptive optimizers (Adam, RMSprop) adapt per-parameter steps but, as the seed notes,
+      still benefit from a global decay; they are judged the same way.
+    - A run that reached the irreducible error of its data set is also flagged.
+
+    ## Fix
+    Halve the learning rate when the validation loss stops improving
+    (``ReduceLROnPlateau(factor=0.5)``), or use step decay (×0.5 every few epochs) or cosine.
+
+    ## Seed
+    "实践中,先用固定学习率训练,看验证集 loss,当损失不降时,将学习率减半。选择较慢的衰减,训练时间
+    长点。" and "虽然个体学习率会自适应,并不意味着全局学习率不用衰减。"
+    """
+
+    code = "RL205"
+    name = "lr-not-decayed"
+    severity = Severity.WARNING
+    requires = ("epochs.val_loss", "steps.lr")
+
+    @dataclass
+    class Options(Rule.Options):
+        tolerance: float = 0.05  # within this fraction of the improvement above the best
+        min_plateau_epochs: int = 5
+        min_plateau_fraction: float = 0.4
+        min_improvement: float = 0.05  # val_loss must first improve by this fraction
+        max_rise: float = 0.1  # end above best by more than this × improvement: overfitting
+
+    options: Options
+
+    def check(self, run: Run) -> Iterator[Finding]:
+        opts = self.options
+        lr = run.steps["lr"].to_numpy(dtype=float, na_value=np.nan)
+        if curves.decays(lr):
+            return
+        epochs, val = curves.series(run.epochs, "val_loss")
+        if val.size < opts.min_plateau_epochs + 1 or val[0] <= 0:
+            return
+        best = float(val.min())
+        improvement = float(val[0]) - best
+        if improvement < opts.min_improvement * float(val[0]):
+            return  # never improved: RL204 / RL201 territory
+        if float(val[-1]) - best > opts.max_rise * improvement:
+            return  # rising again: overfitting, not a plateau
+        start = int(np.argmax(val <= best + opts.tolerance * improvement))
+        length = val.size - start
+        if length < opts.min_plateau_epochs or length < opts.min_plateau_fraction * val.size:
+            return
+        lr_now = float(lr[np.isfinite(lr)][-1])
+        step = run.epochs["step"] if "step" in run.epochs.columns else None
+        span = None
+        if step is not None:
+            steps = step.to_numpy()
+            span = (int(steps[start]), int(steps[-1]))
+        yield self.finding(
+            run,
+            f"val_loss has stayed within {opts.tolerance:.0%} of its best {best:.3g} since epoch "
+            f"{int(epochs[start])} ({length} of {val.size} epochs) while the learning rate never "
+            f"decayed (lr {lr_now:.3g})",
+            "halve the learning rate when val_loss stops improving "
+            "(torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5)), or use step decay",
+            steps=span,
+            where="val_loss",
+            evidence={
+                "best_val_loss": best,
+                "plateau_from_epoch": int(epochs[start]),
+                "plateau_epochs": length,
+                "lr": lr_now,
+            },
+        )
