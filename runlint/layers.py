@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,12 +25,16 @@ __all__ = [
     "OTHER",
     "RELU_KINDS",
     "SQUASHING_KINDS",
+    "Curves",
     "Long",
     "acts_long",
+    "curves",
+    "dense_update_ratios",
     "finite_rows",
     "fmt",
     "input_output_ratio",
     "lr_mask",
+    "missing_curves",
     "module_table",
     "names",
     "param_table",
@@ -310,6 +315,20 @@ def lr_mask(run: Run, long: Long, frac: float = 0.5) -> np.ndarray:
     return mask if len(np.unique(long.step[mask])) >= 3 else everything
 
 
+def dense_update_ratios(run: Run, lr_frac: float = 0.5) -> pd.Series:
+    """Median update/param ratio per trainable dense weight over the ``lr_mask`` steps."""
+    long = params_long(run)
+    if long.empty or "update_ratio" not in long.frame.columns:
+        return pd.Series(dtype=float)
+    table = param_table(run)
+    ratio = long.col("update_ratio")
+    med = long.median(ratio, lr_mask(run, long, lr_frac) & (ratio > 0))
+    dense = table.index[
+        (table["kind"] == DENSE) & table["trainable"] & table["in_optimizer"]
+    ].intersection(med.dropna().index)
+    return med[dense]
+
+
 def finite_rows(long: Long, *columns: str) -> np.ndarray:
     """Rows where every named column is finite (a NaN forward pass says nothing)."""
     mask = np.ones(len(long), dtype=bool)
@@ -350,3 +369,65 @@ def names(items: Iterable[str], limit: int = 3) -> str:
     items = list(items)
     shown = ", ".join(items[:limit])
     return shown if len(items) <= limit else f"{shown} and {len(items) - limit} more"
+
+
+# -- epoch curves (RL301 overfit-gap, RL302 underfit) ---------------------------------------
+_TRAIN_ACC = ("train_acc", "train_accuracy", "acc", "accuracy")
+_VAL_ACC = ("val_acc", "val_accuracy", "valid_acc", "eval_acc", "eval_accuracy", "test_acc")
+_TRAIN_LOSS = ("train_loss",)
+_VAL_LOSS = ("val_loss", "valid_loss", "eval_loss", "test_loss")
+
+
+@dataclass
+class Curves:
+    """Train/validation curves over epochs (finite rows only), with the step each epoch closed."""
+
+    metric: str  # "acc" or "loss"
+    train_col: str
+    val_col: str
+    train: np.ndarray
+    val: np.ndarray
+    steps: np.ndarray
+
+    def late(self, frac: float) -> slice:
+        """The last ``frac`` of the epochs (at least one)."""
+        n = len(self.train)
+        return slice(n - max(1, int(np.ceil(frac * n))), n)
+
+    def span(self, part: slice) -> tuple[int, int]:
+        steps = self.steps[part]
+        return int(steps[0]), int(steps[-1])
+
+
+def _pick(columns: list[str], names: tuple[str, ...]) -> str | None:
+    return next((c for c in names if c in columns), None)
+
+
+def curves(run: Run, metric: str) -> Curves | None:
+    """The ``acc`` or ``loss`` train/val curves of a run, or ``None`` when not both recorded."""
+    epochs = run.epochs
+    if epochs.empty:
+        return None
+    cols = list(epochs.columns)
+    names = (_TRAIN_ACC, _VAL_ACC) if metric == "acc" else (_TRAIN_LOSS, _VAL_LOSS)
+    train_col, val_col = _pick(cols, names[0]), _pick(cols, names[1])
+    if train_col is None or val_col is None:
+        return None
+    train = epochs[train_col].to_numpy(dtype=float, na_value=np.nan)
+    val = epochs[val_col].to_numpy(dtype=float, na_value=np.nan)
+    ok = np.isfinite(train) & np.isfinite(val)
+    if not ok.any():
+        return None
+    if "step" in epochs.columns:
+        steps = epochs["step"].to_numpy(dtype=float, na_value=np.nan)
+        steps = np.where(np.isfinite(steps), steps, 0).astype(np.int64)
+    else:
+        steps = epochs.index.to_numpy(dtype=np.int64)
+    return Curves(metric, train_col, val_col, train[ok], val[ok], steps[ok])
+
+
+def missing_curves(run: Run) -> list[str]:
+    """Empty when the run has train and validation accuracy or loss per epoch."""
+    if curves(run, "acc") is not None or curves(run, "loss") is not None:
+        return []
+    return ["epochs.train_acc+epochs.val_acc or epochs.train_loss+epochs.val_loss"]

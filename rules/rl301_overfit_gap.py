@@ -1,0 +1,117 @@
+"""RL301 overfit-gap."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from runlint.layers import Curves, curves, fmt, missing_curves
+from runlint.rule import Finding, Rule, Severity
+from runlint.run import Run
+
+
+class OverfitGap(Rule):
+    """Training accuracy far above validation accuracy (or validation loss rising): overfitting.
+
+    ## Why it matters
+    The seed reads overfitting off the gap between the training and validation accuracy
+    curves: a large gap means the model memorizes the training set instead of learning what
+    generalizes. The rule takes the median of train − val accuracy over the last third of the
+    epochs and flags a gap above ``gap``. A smaller gap (above ``gap_min``) is flagged too when
+    the validation loss has risen ``rise``× above its minimum while the training loss kept
+    falling — the other face of the same problem. Runs without accuracy (regression) are judged
+    on that loss pattern alone.
+
+    ## Known problems
+    Training accuracy measured during the epoch with dropout or augmentation on is lower than
+    the model's real training accuracy, which hides part of the gap (never creates one).
+    Label smoothing does not change accuracies. Validation sets of a few hundred examples are
+    noisy, hence the median over several epochs. A model that is already underfitting and has a
+    small gap is RL302's business.
+
+    ## Fix
+    Strengthen regularization: raise L2 (``weight_decay=5e-4`` or ×10 what you use), add or
+    raise dropout, augment the data, or get more training data; stop at the best validation
+    epoch.
+
+    ## Seed
+    "训练集和验证集 acc 的差距表明了过拟合程度。差距过大,严重过拟合,通过增强正则化:加大 L2
+    惩罚,更多 dropout。或增加数据量。"
+    """
+
+    code = "RL301"
+    name = "overfit-gap"
+    severity = Severity.WARNING
+    requires = ()
+
+    @dataclass
+    class Options(Rule.Options):
+        gap: float = 0.15  # median train − val accuracy over the late epochs above this
+        gap_min: float = 0.05  # a smaller gap counts when the validation loss is rising
+        rise: float = 1.5  # late validation loss / its minimum
+        late: float = 1 / 3  # fraction of the epochs judged
+        min_epochs: int = 3
+
+    options: Options
+
+    def missing(self, run: Run) -> list[str]:
+        return missing_curves(run)
+
+    def check(self, run: Run) -> Iterator[Finding]:
+        o = self.options
+        acc, loss = curves(run, "acc"), curves(run, "loss")
+        rising = self._val_loss_rising(loss) if loss is not None else None
+        if acc is not None and len(acc.train) >= o.min_epochs:
+            part = acc.late(o.late)
+            gap = float(np.median(acc.train[part] - acc.val[part]))
+            train, val = float(np.median(acc.train[part])), float(np.median(acc.val[part]))
+            if gap > o.gap or (gap > o.gap_min and rising is not None):
+                steps = acc.span(part)
+                extra = f"; {rising[0]}" if rising is not None else ""
+                yield self.finding(
+                    run,
+                    f"train accuracy {fmt(train)} vs validation {fmt(val)}: gap {fmt(gap)} "
+                    f"(median over the last {part.stop - part.start} of {len(acc.train)} epochs, "
+                    f"steps {steps[0]}–{steps[1]}){extra}",
+                    "regularize more: add L2 (weight_decay=5e-4, or ×10 yours) or dropout, "
+                    "augment the data or get more of it",
+                    steps=steps,
+                    where=acc.val_col,
+                    evidence={"train_acc": train, "val_acc": val, "gap": gap},
+                )
+            return
+        if rising is not None and loss is not None:
+            message, steps = rising
+            yield self.finding(
+                run,
+                message,
+                "regularize more: add L2 (weight_decay=5e-4, or ×10 yours) or dropout, get "
+                "more data, or stop at the best validation epoch",
+                steps=steps,
+                where=loss.val_col,
+                evidence={"val_loss_min": float(np.min(loss.val))},
+            )
+
+    def _val_loss_rising(self, loss: Curves) -> tuple[str, tuple[int, int]] | None:
+        """Validation loss up ``rise``× from its minimum while the training loss kept falling."""
+        o = self.options
+        if len(loss.val) < max(o.min_epochs, 4):
+            return None
+        part = loss.late(o.late)
+        best = int(np.argmin(loss.val))
+        low = float(loss.val[best])
+        if best >= part.start or low <= 0:
+            return None
+        val_late = float(np.median(loss.val[part]))
+        train_late = float(np.median(loss.train[part]))
+        if val_late < o.rise * low or train_late >= float(loss.train[best]):
+            return None
+        steps = (int(loss.steps[best]), int(loss.steps[-1]))
+        return (
+            f"validation loss rose from {fmt(low)} (epoch {best}) to {fmt(val_late)} "
+            f"(×{fmt(val_late / low)}, median of the last {part.stop - part.start} epochs) while "
+            f"training loss fell from {fmt(float(loss.train[best]))} to {fmt(train_late)}",
+            steps,
+        )

@@ -1,0 +1,158 @@
+"""RL302 underfit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from runlint.layers import Curves, curves, dense_update_ratios, fmt, missing_curves
+from runlint.rule import Finding, Rule, Severity
+from runlint.run import Run
+
+
+class Underfit(Rule):
+    """Training and validation accuracy close together, both low, and no longer improving.
+
+    ## Why it matters
+    The seed: when the train and validation curves fit tightly the model lacks capacity
+    ("紧密贴合,模型容量不足") — it cannot even fit the training set, so regularization or more
+    epochs will not help; a bigger model will. The rule judges the last third of the epochs:
+    the better of train/val accuracy, rescaled so that chance (1/num_classes) is 0 and perfect
+    is 1, is below ``level``; train and val are within ``tight``; and the training accuracy
+    gained (or lost) less than ``plateau`` × its distance to perfect over the previous third
+    (still climbing fast means too few epochs or too low a learning rate, RL201; falling means
+    instability). Runs that learned nothing at all (accuracy at chance and
+    loss at its initial value) are RL204's, not a capacity problem.
+
+    Without accuracy (regression), the training loss still above ``loss_level``× its initial
+    value on a plateau with validation close to it is reported as ``info``: the noise floor of
+    the data is unknown, so this is advice, not a verdict.
+
+    ## Known problems
+    Hard tasks have a low ceiling whatever the model: set ``level`` for them. Dropout lowers the
+    training accuracy measured during the epoch; the better of train and val is used. Without
+    ``num_classes`` chance is taken as 0. A run whose weights barely move (median dense
+    update/param ratio below ``min_update_ratio``) is not judged: its learning rate is the
+    suspect (RL401, RL201), not its size.
+
+    ## Fix
+    Make the model bigger: widen the hidden layers or add layers (and the nonlinearities
+    between them); then lower regularization if any.
+
+    ## Seed
+    "训练集和验证集 acc 的差距表明了过拟合程度。… 紧密贴合,模型容量不足,增加参数量,让模型变大。"
+    """
+
+    code = "RL302"
+    name = "underfit"
+    severity = Severity.WARNING
+    requires = ()
+
+    @dataclass
+    class Options(Rule.Options):
+        level: float = 0.6  # accuracy rescaled from chance (0) to perfect (1) below this
+        tight: float = 0.08  # |train − val| accuracy below this
+        plateau: float = 0.1  # |gain| over the previous third below this × the distance to 1
+        learned: float = 0.1  # rescaled accuracy above this, or the loss fell:
+        loss_drop: float = 0.9  # late train loss below this × the initial loss
+        min_update_ratio: float = 3e-4  # weights barely moving: the lr is the suspect (RL401)
+        loss_level: float = 0.5  # regression: late train loss above this × initial (info)
+        late: float = 1 / 3
+        min_epochs: int = 4
+
+    options: Options
+
+    def missing(self, run: Run) -> list[str]:
+        return missing_curves(run)
+
+    def check(self, run: Run) -> Iterator[Finding]:
+        ratios = dense_update_ratios(run)
+        if len(ratios) and float(np.median(ratios)) < self.options.min_update_ratio:
+            return
+        acc, loss = curves(run, "acc"), curves(run, "loss")
+        if acc is not None:
+            yield from self._accuracy(run, acc, loss)
+        elif loss is not None:
+            yield from self._loss(run, loss)
+
+    def _accuracy(self, run: Run, acc: Curves, loss: Curves | None) -> Iterator[Finding]:
+        o = self.options
+        n = len(acc.train)
+        if n < o.min_epochs:
+            return
+        part = acc.late(o.late)
+        width = part.stop - part.start
+        prev = slice(max(0, part.start - width), part.start)
+        train, val = float(np.median(acc.train[part])), float(np.median(acc.val[part]))
+        gain = train - float(np.median(acc.train[prev]))
+        classes = run.meta.get("num_classes")
+        chance = 1.0 / classes if isinstance(classes, int | float) and classes > 1 else 0.0
+        level = (max(train, val) - chance) / (1.0 - chance)
+        start = _initial_loss(run, loss)
+        late_loss = float(np.median(loss.train[part])) if loss is not None else np.nan
+        learned = level >= o.learned or (
+            start is not None and np.isfinite(late_loss) and late_loss <= o.loss_drop * start
+        )
+        if not (
+            level < o.level
+            and abs(train - val) < o.tight
+            and abs(gain) / (1.0 - chance) < o.plateau * (1.0 - level)
+            and learned
+        ):
+            return
+        steps = acc.span(part)
+        yield self.finding(
+            run,
+            f"train accuracy {fmt(train)} ≈ validation {fmt(val)} (gap {fmt(train - val)}), "
+            f"{fmt(100 * level)}% of the way from chance ({fmt(chance)}) to 1, flat "
+            f"(train {gain:+.3f} over the previous {width} epochs), median over steps "
+            f"{steps[0]}–{steps[1]}: the model is too small for the task",
+            "make the model bigger: widen the hidden layers (e.g. ×4) or add layers with "
+            "nonlinearities; lower regularization if any",
+            steps=steps,
+            where=acc.train_col,
+            evidence={"train_acc": train, "val_acc": val, "level": level, "gain": gain},
+        )
+
+    def _loss(self, run: Run, loss: Curves) -> Iterator[Finding]:
+        o = self.options
+        if len(loss.train) < o.min_epochs:
+            return
+        start = _initial_loss(run, loss)
+        part = loss.late(o.late)
+        width = part.stop - part.start
+        prev = slice(max(0, part.start - width), part.start)
+        train, val = float(np.median(loss.train[part])), float(np.median(loss.val[part]))
+        before = float(np.median(loss.train[prev]))
+        if start is None or start <= 0 or train <= 0:
+            return
+        flat = abs(before - train) < o.plateau * train
+        tight = abs(np.log(max(val, 1e-12) / train)) < 0.25
+        if not (train > o.loss_level * start and flat and tight):
+            return
+        steps = loss.span(part)
+        yield self.finding(
+            run,
+            f"training loss {fmt(train)} is still {fmt(100 * train / start)}% of its initial "
+            f"{fmt(start)}, flat over the last {width} epochs (steps {steps[0]}–{steps[1]}), "
+            f"validation {fmt(val)} close to it: the model may be too small",
+            "make the model bigger: widen the hidden layers or add layers with nonlinearities",
+            severity=Severity.INFO,
+            steps=steps,
+            where=loss.train_col,
+            evidence={"train_loss": train, "val_loss": val, "initial_loss": start},
+        )
+
+
+def _initial_loss(run: Run, loss: Curves | None) -> float | None:
+    """The loss at the start: median of the first recorded steps, else the first epoch's."""
+    if run.has("steps.loss"):
+        values = run.steps["loss"].to_numpy(dtype=float, na_value=np.nan)
+        values = values[np.isfinite(values)][:5]
+        if len(values):
+            return float(np.median(values))
+    if loss is not None and len(loss.train):
+        return float(loss.train[0])
+    return None
