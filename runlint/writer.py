@@ -125,7 +125,10 @@ class PartWriter:
             if not records:
                 continue
             path = self.parts / part_name(table, self.rank, self._seq)
-            write_table(path, pa.Table.from_pylist(records))
+            # every key of every row (from_pylist would keep only the first row's keys)
+            columns = dict.fromkeys(key for record in records for key in record)
+            table_ = pa.Table.from_pydict({c: [r.get(c) for r in records] for c in columns})
+            write_table(path, table_)
             self.bytes_written += path.stat().st_size
         self._seq += 1
 
