@@ -153,8 +153,8 @@ def _group_table(run: Run) -> pd.DataFrame:
     groups = run.groups
     if not groups.empty and {"group", "weight_decay"} <= set(groups.columns):
         frame = groups.reset_index() if "step" not in groups.columns else groups
-        first = frame.sort_values("step").groupby("group").first()
-        return first
+        at_start = frame[frame["step"].to_numpy() == frame["step"].min()]
+        return at_start.drop_duplicates("group").set_index("group")
     meta_groups = (run.meta.get("optimizer") or {}).get("groups") or []
     rows = [
         {"group": i, "lr": g.get("lr"), "weight_decay": g.get("weight_decay")}

@@ -6,6 +6,7 @@ Functions take 1-D arrays and ignore non-finite values where stated.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,7 @@ from scipy.signal import lfilter
 __all__ = [
     "Curve",
     "Trend",
+    "column",
     "decays",
     "ema",
     "finite",
@@ -34,10 +36,24 @@ def series(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
     """``(index, values)`` of a column as float arrays, rows with a non-finite value dropped."""
     if column not in frame.columns:
         return np.empty(0), np.empty(0)
-    values = frame[column].to_numpy(dtype=float, na_value=np.nan)
+    values = _floats(frame[column])
     index = frame.index.to_numpy(dtype=float)
     keep = np.isfinite(values)
     return index[keep], values[keep]
+
+
+def _floats(column: pd.Series) -> np.ndarray:
+    """A column as float64 (missing values as NaN), without a copy when it already is one."""
+    if column.dtype == np.float64:
+        return column.to_numpy()
+    return column.to_numpy(dtype=float, na_value=np.nan)
+
+
+def column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """``frame[name]`` as a float array (NaN where missing); empty when there is no column."""
+    if name not in frame.columns:
+        return np.empty(0)
+    return _floats(frame[name])
 
 
 def finite(values: np.ndarray) -> np.ndarray:
@@ -65,11 +81,12 @@ def ema(values: np.ndarray, span: float) -> np.ndarray:
 def rolling_median(values: np.ndarray, width: int) -> np.ndarray:
     """Centered rolling median (robust to single-batch outliers)."""
     values = np.asarray(values, dtype=float)
-    if values.size == 0 or width <= 1:
-        return values
-    out: np.ndarray = (
-        pd.Series(values).rolling(width, center=True, min_periods=1).median().to_numpy()
-    )
+    if values.size < width or width <= 1:
+        return values.copy()
+    half = width // 2
+    padded = np.pad(values, (half, width - 1 - half), mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, width)
+    out: np.ndarray = np.median(windows, axis=1)
     return out
 
 
@@ -86,9 +103,9 @@ def noise(values: np.ndarray, span: float) -> tuple[np.ndarray, np.ndarray]:
 
     The trend is the mean of a forward and a backward EMA, so it does not lag.
     """
-    values = np.asarray(values, dtype=float)
+    values = np.ascontiguousarray(values, dtype=float)
     fwd = ema(values, span)
-    bwd = ema(values[::-1], span)[::-1]
+    bwd = ema(np.ascontiguousarray(values[::-1]), span)[::-1]
     smooth = 0.5 * (fwd + bwd)
     return smooth, values - smooth
 
@@ -195,8 +212,8 @@ class Curve:
         less biased than an EMA there.
         """
         n = len(self.values)
-        half = max(1, int(round(width * n / 2)))
-        center = int(round(at * (n - 1)))
+        half = max(1, round(width * n / 2))
+        center = round(at * (n - 1))
         a = min(max(0, center - half), max(0, n - 2 * half))
         return float(np.median(self.values[a : a + 2 * half]))
 
@@ -215,14 +232,32 @@ class Curve:
         return robust_std(self.residual[a:] / level)
 
 
+_CACHE: dict[tuple[int, str, bool, float], tuple[weakref.ref[pd.DataFrame], Curve | None]] = {}
+
+
 def prepare(
     frame: pd.DataFrame, column: str = "loss", *, skip_warmup: bool = True, points: float = 20
 ) -> Curve | None:
-    """The finite part of ``frame[column]`` after any lr warm-up, smoothed over 1/``points``."""
+    """The finite part of ``frame[column]`` after any lr warm-up, smoothed over 1/``points``.
+
+    Several rules judge the same curve: the result is cached for as long as ``frame`` lives.
+    """
+    key = (id(frame), column, skip_warmup, points)
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0]() is frame:
+        return hit[1]
+    curve = _prepare(frame, column, skip_warmup=skip_warmup, points=points)
+    if len(_CACHE) > 64:
+        _CACHE.clear()
+    _CACHE[key] = (weakref.ref(frame), curve)
+    return curve
+
+
+def _prepare(frame: pd.DataFrame, column: str, *, skip_warmup: bool, points: float) -> Curve | None:
     steps, values = series(frame, column)
     initial = float(np.median(values[:5])) if values.size else float("nan")
     if skip_warmup and "lr" in frame.columns:
-        lr = frame["lr"].to_numpy(dtype=float, na_value=np.nan)
+        lr = _floats(frame["lr"])
         end = warmup_end(lr)
         if end > 0:
             first_step = frame.index.to_numpy()[end]
@@ -232,4 +267,6 @@ def prepare(
         return None
     span = max(5.0, values.size / points)
     smooth, residual = noise(values, span)
+    for array in (steps, values, smooth, residual):
+        array.flags.writeable = False  # shared between rules through the cache
     return Curve(steps, values, smooth, residual, span, initial)
