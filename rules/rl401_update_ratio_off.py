@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from runlint.layers import DENSE, fmt, lr_mask, names, param_table, params_long
+from runlint.layers import dense_update_ratios, fmt, lr_mask, names, params_long
 from runlint.rule import Finding, Rule, Severity
 from runlint.run import Run
 
@@ -26,10 +26,15 @@ class UpdateRatioOff(Rule):
     the steps where the learning rate is at least half its peak (warm-up and the decayed tail
     are not judged), as the median over steps per layer and the median over layers.
 
-    A second check compares each dense layer with its peers: one layer updating ``peer_factor``
-    times slower or faster than the median dense layer usually has its own (mistaken) param
-    group learning rate. Vanishing gradients (RL402) show the same pattern on the input side
-    and are left to RL402.
+    Adam-type optimizers take steps of ~lr per weight from the very first step (bias
+    correction), so their ratio at the first full-lr steps is ~lr / rms(W): above
+    ``high_early`` each step rewrites a fifth of the weights, which then grow until the ratio
+    looks normal — the early ratio is judged too.
+
+    A last check compares each dense layer with its peers: one layer updating ``peer_factor``
+    times slower than the median dense layer usually has its own (mistaken) param group
+    learning rate. Slow layers on the input side are vanishing gradients, left to RL402; a
+    faster head is common on purpose (fine-tuning) and not reported.
 
     ## Known problems
     Adam-type optimizers make updates of about ``lr`` per weight whatever the gradient, so the
@@ -56,7 +61,9 @@ class UpdateRatioOff(Rule):
         target: float = 1e-3  # the seed's ~1e-3
         low: float = 2e-5  # median dense ratio below this: learning rate too low
         high: float = 5e-2  # median dense ratio above this: learning rate too high
-        peer_factor: float = 100.0  # one dense layer this far from its peers' median
+        high_early: float = 0.2  # Adam-type: median ratio of the first full-lr steps above this
+        early_samples: int = 1  # first full-lr samples judged (Adam: lr / rms(W) exactly)
+        peer_factor: float = 100.0  # one dense layer this many times slower than its peers
         lr_frac: float = 0.5  # judge steps where lr >= lr_frac × max lr
         min_samples: int = 3  # recorded steps needed
 
@@ -67,48 +74,78 @@ class UpdateRatioOff(Rule):
         long = params_long(run)
         if long.empty or len(np.unique(long.step)) < o.min_samples:
             return
-        table = param_table(run)
-        mask = lr_mask(run, long, o.lr_frac)
-        ratio = long.col("update_ratio")
-        med = long.median(ratio, mask & (ratio > 0))
-        dense = table.index[
-            (table["kind"] == DENSE) & table["trainable"] & table["in_optimizer"]
-        ].intersection(med.dropna().index)
-        if len(dense) == 0:
+        per_layer = dense_update_ratios(run, o.lr_frac)
+        if per_layer.empty:
             return
-        per_layer = med[dense]
+        mask = lr_mask(run, long, o.lr_frac)
         typical = float(np.median(per_layer))
         steps = long.steps_in(mask)
         span = f"steps {steps[0]}–{steps[1]}"
+        layers = f"{len(per_layer)} dense layer{'s' if len(per_layer) > 1 else ''}"
         evidence = {
             "median_ratio": typical,
             "per_layer": {k: float(v) for k, v in per_layer.items()},
             "expected": o.target,
         }
         spread = float(per_layer.max() / per_layer.min())
-        if (typical < o.low or typical > o.high) and spread <= o.peer_factor:
-            low = typical < o.low
-            factor = _round_factor(o.target / typical)
-            fix = (
-                f"raise the learning rate ×{factor} (ratio ~{fmt(o.target)})"
-                if low
-                else f"lower the learning rate ×1/{_round_factor(typical / o.target)} "
-                "or add warm-up"
+        early = self._early(run, per_layer.index, mask)
+        if typical < o.low and spread <= o.peer_factor:
+            message = f"median update/param ratio {fmt(typical)} over {span} for {layers}"
+            fix = f"raise the learning rate ×{_round_factor(o.target / typical)}"
+            yield self._finding(run, message, "low", fix, steps, evidence)
+        elif typical > o.high and spread <= o.peer_factor:
+            message = f"median update/param ratio {fmt(typical)} over {span} for {layers}"
+            fix = f"lower the learning rate ×1/{_round_factor(typical / o.target)}"
+            yield self._finding(run, message, "high", fix + " or add warm-up", steps, evidence)
+        elif early is not None and early[0] > o.high_early:
+            value, first = early
+            message = (
+                f"update/param ratio {fmt(value)} at the first full-lr steps "
+                f"({first[0]}–{first[1]}, median over {layers}) with "
+                f"{run.meta.get('optimizer', {}).get('class', 'Adam')}, whose per-weight step is "
+                f"~lr whatever the gradient: each step rewrites ~{fmt(100 * min(value, 1.0))}% of "
+                f"the weights (median later {fmt(typical)}, after the weights grew)"
             )
-            yield self.finding(
-                run,
-                f"median update/param ratio {fmt(typical)} over {span} for "
-                f"{len(dense)} dense layer{'s' if len(dense) > 1 else ''}; "
-                f"expected ~{fmt(o.target)}: the learning rate is too {'low' if low else 'high'}",
-                fix,
-                steps=steps,
-                where=None,
-                evidence=evidence,
-            )
-            return
-        if spread > o.peer_factor**2:  # a collapse along depth: RL402/RL403 explain it
-            return
-        yield from self._outliers(run, per_layer, typical, span, steps)
+            fix = f"lower the learning rate ×1/{_round_factor(value / o.target)}"
+            evidence["early_ratio"] = value
+            yield self._finding(run, message, "high", fix + " or add warm-up", first, evidence)
+        elif spread <= o.peer_factor**2:  # beyond: a collapse along depth, RL402/RL403
+            yield from self._outliers(run, per_layer, typical, span, steps)
+
+    def _finding(
+        self,
+        run: Run,
+        message: str,
+        way: str,
+        fix: str,
+        steps: tuple[int, int],
+        evidence: dict[str, object],
+    ) -> Finding:
+        return self.finding(
+            run,
+            f"{message}; expected ~{fmt(self.options.target)}: the learning rate is too {way}",
+            fix,
+            steps=steps,
+            evidence=evidence,
+        )
+
+    def _early(
+        self, run: Run, dense: pd.Index, mask: np.ndarray
+    ) -> tuple[float, tuple[int, int]] | None:
+        """Median dense ratio over the first ``early_samples`` full-lr steps, for Adam-type
+        optimizers (bias-corrected: their first steps are ~lr per weight, not inflated)."""
+        o = self.options
+        opt = str(run.meta.get("optimizer", {}).get("class", "")).lower()
+        if "adam" not in opt:
+            return None
+        long = params_long(run)
+        ratio = long.col("update_ratio")
+        rows = mask & np.isin(long.keys.to_numpy()[long.codes], dense) & (ratio > 0)
+        first = np.unique(long.step[rows])[: o.early_samples]
+        if len(first) == 0:
+            return None
+        values = [float(np.median(ratio[rows & (long.step == s)])) for s in first]
+        return float(np.median(values)), (int(first[0]), int(first[-1]))
 
     def _outliers(
         self,
@@ -124,15 +161,12 @@ class UpdateRatioOff(Rule):
         rel = (per_layer / typical).to_numpy()
         pos = np.arange(len(rel))
         first_normal = int(np.argmax(rel >= 1 / self.options.peer_factor))
-        odd = (rel > self.options.peer_factor) | (
-            (rel < 1 / self.options.peer_factor) & (pos > first_normal)
-        )
+        odd = (rel < 1 / self.options.peer_factor) & (pos > first_normal)
         for name, factor in zip(per_layer.index[odd], rel[odd], strict=True):
             value = float(per_layer[name])
-            direction = "faster" if factor > 1 else "slower"
             yield self.finding(
                 run,
-                f"{name} updates {fmt(factor if factor > 1 else 1 / factor)}× {direction} than "
+                f"{name} updates {fmt(1 / factor)}× slower than "
                 f"its dense peers: ratio {fmt(value)} vs median {fmt(typical)} over {span} "
                 f"(peers: {names(per_layer.index)})",
                 f"check {name}'s param group: give it the learning rate of the others",

@@ -24,7 +24,8 @@ class VanishingGradients(Rule):
 
     The rule reads ‖∇W‖/‖W‖ of every dense weight (Linear, Conv, attention projections;
     embeddings, biases and norm layers have other scales), takes its median over the run, and
-    compares the input-side third of the dense layers with the output-side third.
+    compares the input side (median of the first quarter of the dense layers) with the output
+    side (the largest value of the last half). Healthy networks stay within ×10 of each other.
 
     ## Known problems
     Needs three dense layers or more. Residual networks carry gradients around the blocks and
@@ -47,7 +48,7 @@ class VanishingGradients(Rule):
 
     @dataclass
     class Options(Rule.Options):
-        ratio: float = 1e-3  # input-side / output-side gradient-to-weight ratio below this
+        ratio: float = 1e-2  # input-side / output-side gradient-to-weight ratio below this
         min_layers: int = 3  # dense layers needed to speak of depth
 
     options: Options
@@ -79,8 +80,8 @@ class VanishingGradients(Rule):
             run,
             f"gradient/weight ratio ‖∇W‖/‖W‖ is {fmt(float(per_layer[first]))} at {first} "
             f"(input side) vs {fmt(float(per_layer[last]))} at {last} (output side): the "
-            f"input-side third of the {len(dense)} dense layers gets {fmt(ratio)}× the "
-            f"gradient of the output-side third (median over steps {steps[0]}–{steps[1]})",
+            f"input-side quarter of the {len(dense)} dense layers gets {fmt(ratio)}× the "
+            f"relative gradient of the output side (median over steps {steps[0]}–{steps[1]})",
             "use ReLU instead of sigmoid/tanh with He init (std = √(2/fan_in)), or add "
             "BatchNorm after each fully-connected layer, before the nonlinearity",
             steps=steps,

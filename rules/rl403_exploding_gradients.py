@@ -29,11 +29,11 @@ class ExplodingGradients(Rule):
 
     - a non-finite gradient at a step whose weights were finite (``error``);
     - growth over training: the median global norm over the last quarter is ``growth``× the
-      norm at the start;
+      norm at the first recorded step;
     - gradients ``weight_ratio``× larger than the weights they update (median over the run and
       over the dense layers): one SGD step would rewrite the layer many times over;
-    - growth toward the input: the input-side third of the dense layers gets ``depth``× the
-      gradient/weight ratio of the output-side third.
+    - growth toward the input: the input-side quarter of the dense layers gets ``depth``× the
+      largest gradient/weight ratio of the output-side half.
 
     ## Known problems
     Mixed-precision runs skip overflowing steps before the optimizer sees them; those never
@@ -56,10 +56,9 @@ class ExplodingGradients(Rule):
 
     @dataclass
     class Options(Rule.Options):
-        growth: float = 100.0  # late / initial global gradient norm
+        growth: float = 50.0  # late / first recorded global gradient norm
         weight_ratio: float = 5.0  # median dense ‖∇W‖/‖W‖ above this
         depth: float = 1e3  # input-side / output-side gradient-to-weight ratio above this
-        start_frac: float = 0.05  # "the start": this fraction of the recorded steps (>= 1)
         end_frac: float = 0.25  # "late": the last fraction of the recorded steps
 
     options: Options
@@ -102,8 +101,7 @@ class ExplodingGradients(Rule):
         n = len(steps)
         if n < 8:
             return None
-        head = max(1, round(o.start_frac * n))
-        start = float(np.median(norm[:head]))
+        start = float(norm[0])  # a fresh gradient at the start (accumulation begins there)
         late = float(np.median(norm[-max(2, round(o.end_frac * n)) :]))
         if not (start > 0 and np.isfinite(late)) or late < o.growth * start:
             return None

@@ -338,21 +338,23 @@ def finite_rows(long: Long, *columns: str) -> np.ndarray:
 
 
 def input_output_ratio(values: pd.Series, depth: pd.Series) -> tuple[float, str, str] | None:
-    """Median of the input-side third of ``values`` over the median of the output-side third.
+    """How much smaller ``values`` are at the input side than at the output side.
 
-    ``values`` is indexed like ``depth`` (e.g. dense weights); returns the ratio and the names
-    of the first and last layers compared, or ``None`` with fewer than three layers.
+    ``values`` is indexed like ``depth`` (e.g. dense weights in depth order). The input side is
+    the median of the first quarter of the layers (at least one), the output side the largest
+    value of the last half; returns their ratio and the names of the input-most layer and of
+    the output-side maximum, or ``None`` with fewer than three layers.
     """
     common = values.dropna().index.intersection(depth.dropna().index)
     if len(common) < 3:
         return None
     ordered = values[common].iloc[np.argsort(depth[common].to_numpy(), kind="stable")]
-    third = max(1, len(ordered) // 3)
-    head = float(np.median(ordered.iloc[:third]))
-    tail = float(np.median(ordered.iloc[-third:]))
+    head = float(np.median(ordered.iloc[: max(1, len(ordered) // 4)]))
+    tail_part = ordered.iloc[len(ordered) // 2 :]
+    tail = float(tail_part.max())
     if not (np.isfinite(head) and np.isfinite(tail)) or tail <= 0:
         return None
-    return head / tail, str(ordered.index[0]), str(ordered.index[-1])
+    return head / tail, str(ordered.index[0]), str(tail_part.idxmax())
 
 
 def fmt(value: float) -> str:
