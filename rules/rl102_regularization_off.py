@@ -109,8 +109,10 @@ class RegularizationOff(Rule):
         wd = groups["weight_decay"].to_numpy(dtype=float, na_value=0.0)
         if not (wd > 0).any():
             return
-        optimizer = str((run.meta.get("optimizer") or {}).get("class", ""))
-        if optimizer in _DECOUPLED:
+        settings = run.meta.get("optimizer") or {}
+        optimizer = str(settings.get("class", ""))
+        decoupled = bool((settings.get("defaults") or {}).get("decoupled_weight_decay"))
+        if optimizer in _DECOUPLED or decoupled:
             lr = groups["lr"].to_numpy(dtype=float, na_value=0.0) if "lr" in groups else wd * 0
             shrink = lr * wd
             worst = int(np.argmax(shrink))
