@@ -85,13 +85,15 @@ class Underfit(Rule):
         part = acc.late(o.late)
         width = part.stop - part.start
         prev = slice(max(0, part.start - width), part.start)
+        if prev.stop <= prev.start:
+            return
         train, val = float(np.median(acc.train[part])), float(np.median(acc.val[part]))
         gain = train - float(np.median(acc.train[prev]))
         classes = run.meta.get("num_classes")
         chance = 1.0 / classes if isinstance(classes, int | float) and classes > 1 else 0.0
         level = (max(train, val) - chance) / (1.0 - chance)
         start = _initial_loss(run, loss)
-        late_loss = float(np.median(loss.train[part])) if loss is not None else np.nan
+        late_loss = float(np.median(loss.train[loss.late(o.late)])) if loss is not None else np.nan
         learned = level >= o.learned or (
             start is not None and np.isfinite(late_loss) and late_loss <= o.loss_drop * start
         )
@@ -124,6 +126,8 @@ class Underfit(Rule):
         part = loss.late(o.late)
         width = part.stop - part.start
         prev = slice(max(0, part.start - width), part.start)
+        if prev.stop <= prev.start:
+            return
         train, val = float(np.median(loss.train[part])), float(np.median(loss.val[part]))
         before = float(np.median(loss.train[prev]))
         if start is None or start <= 0 or train <= 0:

@@ -67,7 +67,7 @@ class FrozenParameters(Rule):
     def missing(self, run: Run) -> list[str]:
         if run.has("meta.params") or run.has("params.update_norm"):
             return []
-        return ["meta.params or params.update_norm"]
+        return ["no meta.params and no params.update_norm recorded"]
 
     def check(self, run: Run) -> Iterator[Finding]:
         table = param_table(run)

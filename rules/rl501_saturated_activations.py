@@ -51,6 +51,11 @@ class SaturatedActivations(Rule):
 
     options: Options
 
+    def missing(self, run: Run) -> list[str]:
+        if not run.has("activations.saturated"):
+            return ["no tanh/sigmoid/hardtanh/softsign activation module recorded"]
+        return []
+
     def check(self, run: Run) -> Iterator[Finding]:
         o = self.options
         long = acts_long(run)

@@ -432,4 +432,7 @@ def missing_curves(run: Run) -> list[str]:
     """Empty when the run has train and validation accuracy or loss per epoch."""
     if curves(run, "acc") is not None or curves(run, "loss") is not None:
         return []
-    return ["epochs.train_acc+epochs.val_acc or epochs.train_loss+epochs.val_loss"]
+    return [
+        "no train and validation accuracy or loss per epoch (epochs.train_acc + val_acc or "
+        "epochs.train_loss + val_loss)"
+    ]
