@@ -1,0 +1,200 @@
+"""The recorder never breaks training: failing probes, unwritable directories and a training
+loop that raises all leave the loop running (or raising its own error) and the hooks removed."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import runlint
+from runlint import probes
+from runlint.format import compact_name, parse_compact, parse_part, part_name
+
+
+def _model() -> nn.Sequential:
+    return nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 4))
+
+
+def _train(logdir: Path, steps: int = 12, **options: object) -> tuple[nn.Module, list[str]]:
+    """Train; return the model and the runlint warnings raised."""
+    torch.manual_seed(0)
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with runlint.record(model, opt, logdir, stats_every=2, hist_every=4, **options) as rec:
+            for _ in range(steps):
+                loss = nn.functional.cross_entropy(model(torch.randn(8, 8)), torch.zeros(8).long())
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                rec.log(loss=loss)
+    return model, [str(w.message) for w in caught if "runlint" in str(w.message)]
+
+
+def _hooks(model: nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+def test_failing_probe_warns_once_and_the_rest_is_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> torch.Tensor:
+        raise RuntimeError("probe bug")
+
+    monkeypatch.setattr(probes, "activation_stats", broken)
+    _, messages = _train(tmp_path / "r")
+    assert len(messages) == 1 and "activations" in messages[0] and "probe bug" in messages[0]
+    run = runlint.load_run(tmp_path / "r")
+    assert len(run.steps) == 12 and run.steps["loss"].notna().all()
+    assert sorted(set(run.params["step"])) == list(range(0, 12, 2))
+    assert run.activations.empty
+    assert "activations" in run.meta["probes_off"]
+    assert not run.histograms.empty  # gradient histograms still on
+
+
+def test_failing_norm_probe_keeps_step_counting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = {"n": 0}
+    real = probes.norms
+
+    def flaky(tensors: list[torch.Tensor]) -> torch.Tensor:
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise ValueError("norm bug")
+        return real(tensors)
+
+    monkeypatch.setattr(probes, "norms", flaky)
+    _, messages = _train(tmp_path / "r")
+    assert len(messages) == 1 and "params" in messages[0]
+    run = runlint.load_run(tmp_path / "r")
+    assert list(run.steps.index) == list(range(12)) and run.meta["steps"] == 12
+    assert list(run.groups["step"]) == list(range(12))
+    assert not run.activations.empty
+
+
+def test_unwritable_logdir_warns_once_and_training_completes(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    model, messages = _train(blocker / "run")
+    assert len(messages) == 1 and "cannot write logs" in messages[0]
+    assert blocker.read_text() == "not a directory"
+    assert _hooks(model) == 0
+
+
+def test_logdir_lost_mid_run_warns_once(tmp_path: Path) -> None:
+    """The parts directory is replaced by a file after the first flush: writes fail."""
+    logdir = tmp_path / "r"
+    torch.manual_seed(0)
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with runlint.record(model, opt, logdir, flush_every=3, background=False) as rec:
+            for step in range(12):
+                if step == 5:
+                    shutil.rmtree(logdir / "parts")
+                    (logdir / "parts").write_text("in the way")
+                loss = model(torch.randn(8, 8)).pow(2).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                rec.log(loss=loss)
+    messages = [str(w.message) for w in caught if "runlint" in str(w.message)]
+    assert len(messages) == 1 and "cannot write logs" in messages[0]
+    assert rec.step == 12
+
+
+def test_hooks_removed_when_training_raises(tmp_path: Path) -> None:
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(KeyError, match="boom"), runlint.record(model, opt, tmp_path / "r") as rec:
+        for step in range(5):
+            loss = model(torch.randn(4, 8)).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.log(loss=loss)
+            if step == 3:
+                raise KeyError("boom")
+    assert _hooks(model) == 0
+    assert not opt._optimizer_step_pre_hooks and not opt._optimizer_step_post_hooks
+    run = runlint.load_run(tmp_path / "r")
+    assert run.complete and list(run.steps.index) == [0, 1, 2, 3]
+
+
+def test_non_numeric_scalar_warns_once_and_is_dropped(tmp_path: Path) -> None:
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with runlint.record(model, opt, tmp_path / "r") as rec:
+            for _ in range(3):
+                loss = model(torch.randn(4, 8)).pow(2).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                rec.log(loss=loss, tag="warmup", vec=torch.zeros(3))
+    messages = [str(w.message) for w in caught if "runlint" in str(w.message)]
+    assert len(messages) == 2  # one per bad key, not per step
+    run = runlint.load_run(tmp_path / "r")
+    assert "tag" not in run.steps.columns and run.steps["loss"].notna().all()
+
+
+@given(
+    table=st.sampled_from(["steps", "groups", "params", "activations", "epochs"]),
+    rank=st.integers(0, 4096),
+    seq=st.integers(0, 999_999),
+)
+def test_part_and_compact_names_round_trip(table: str, rank: int, seq: int) -> None:
+    assert parse_part(part_name(table, rank, seq)) == (table, rank, seq)
+    assert parse_compact(compact_name(table, rank)) == (table, rank)
+    assert parse_part(compact_name(table, rank)) is None
+    assert parse_compact(f".{part_name(table, rank, seq)}.123.tmp") is None
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    values=st.lists(
+        st.dictionaries(
+            st.sampled_from(["loss", "acc", "reg"]),
+            st.one_of(
+                st.floats(allow_nan=True, allow_infinity=True, width=32),
+                st.integers(-(2**20), 2**20),
+            ),
+            min_size=1,
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    as_tensor=st.booleans(),
+)
+def test_logged_scalars_round_trip(values: list[dict[str, float]], as_tensor: bool) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        _check_round_trip(Path(tmp) / "r", values, as_tensor)
+
+
+def _check_round_trip(logdir: Path, values: list[dict[str, float]], as_tensor: bool) -> None:
+    model = nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    with runlint.record(model, opt, logdir, flush_every=2, background=False) as rec:
+        for row in values:
+            model(torch.ones(1, 2)).sum().backward()
+            opt.step()
+            logged = {k: torch.tensor(float(v)) if as_tensor else v for k, v in row.items()}
+            rec.log(**logged)
+    raw = runlint.load_run(logdir).raw["steps"].sort_values("step")
+    assert list(raw["step"]) == list(range(len(values)))
+    for (_, got), row in zip(raw.iterrows(), values, strict=True):
+        for key, v in row.items():
+            expected = float(torch.tensor(float(v))) if as_tensor else float(v)
+            assert got[key] == pytest.approx(expected, nan_ok=True)
