@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -190,6 +191,9 @@ def _build_steps(run: Run) -> pd.DataFrame:
         group0 = groups[groups["group"] == 0].set_index("step").drop(columns="group")
         if steps.empty:
             return group0
+        if steps.index.equals(group0.index):
+            clash = {c: f"{c}_group0" for c in group0.columns if c in steps.columns}
+            return pd.concat([steps, group0.rename(columns=clash)], axis=1)
         steps = steps.merge(
             group0, how="outer", left_index=True, right_index=True, suffixes=("", "_group0")
         )
@@ -202,8 +206,7 @@ def _build_long(table: str, keys: list[str]) -> Callable[[Run], pd.DataFrame]:
         if frame.empty:
             return frame
         use = [k for k in keys if k in frame.columns] if table == "activations" else keys
-        out = _mean_by(frame, use)
-        return out.reset_index() if not out.empty else out
+        return _mean_by(frame, use, index=False)
 
     return build
 
@@ -339,7 +342,7 @@ class _LazyTables(Mapping[str, pd.DataFrame]):
         if not files:
             return pd.DataFrame()
         try:
-            parts = [pq.read_table(f) for f in files]
+            parts = [pq.read_table(f, use_threads=False) for f in files]
         except FileNotFoundError:  # a live run compacted its parts meanwhile: list again
             files = self._files[table] = _table_files(self.root, table)
             parts = [self._read_one(f) for f in files]
@@ -356,7 +359,7 @@ class _LazyTables(Mapping[str, pd.DataFrame]):
 
     def _read_one(self, file: Path) -> pa.Table:
         try:
-            return pq.read_table(file)
+            return pq.read_table(file, use_threads=False)
         except (OSError, pa.ArrowException, ValueError) as exc:
             raise self._error(file, exc) from None
 
@@ -394,26 +397,27 @@ def _one_line(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def _mean_by(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+def _mean_by(frame: pd.DataFrame, keys: list[str], *, index: bool = True) -> pd.DataFrame:
     """Average numeric columns over ranks and micro-steps; keep the first of other columns.
 
-    When the keys are already unique (one rank, no micro-steps: the common case) the frame is
-    only indexed and sorted, with the dtypes a mean would give; no groupby is run.
+    Rows come out sorted by ``keys``, indexed by them (``index=True``) or with the keys as the
+    first columns. When the keys are already unique (one rank, no micro-steps: the common case)
+    the rows are only reordered, with the dtypes a mean would give; no groupby is run.
     """
     if frame.empty or not set(keys) <= set(frame.columns):
         return pd.DataFrame()
     frame = frame.drop(columns=[c for c in ("rank", "micro") if c in frame.columns])
     value_cols = [c for c in frame.columns if c not in keys]
     numeric = [c for c in value_cols if pd.api.types.is_numeric_dtype(frame[c])]
-    if _unique(frame, keys):
-        out = frame.set_index(keys)
-        if not _sorted(frame, keys):
-            out = out.sort_index(kind="stable")
+    other = [c for c in value_cols if c not in numeric]
+    order = _unique_order(frame, keys)
+    if order is not None:
+        out = frame if order is _IN_ORDER else frame.take(order)
+        out = out[[*keys, *numeric, *other]]
         for col in numeric:
             if pd.api.types.is_bool_dtype(out[col]):
                 out[col] = out[col].astype("float64")
-        return out
-    other = [c for c in value_cols if c not in numeric]
+        return out.set_index(keys) if index else out.reset_index(drop=True)
     grouped = frame.groupby(keys, sort=True)
     out = grouped[numeric].mean() if numeric else grouped.size().to_frame("_n").drop(columns="_n")
     for col in numeric:  # a mean of integers that are equal per key stays an integer
@@ -421,19 +425,32 @@ def _mean_by(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
             out[col] = out[col].astype(frame[col].dtype)
     if other:
         out = out.join(grouped[other].first())
-    return out
+    return out if index else out.reset_index()
 
 
-def _unique(frame: pd.DataFrame, keys: list[str]) -> bool:
+_IN_ORDER = np.empty(0, dtype=np.int64)
+
+
+def _unique_order(frame: pd.DataFrame, keys: list[str]) -> np.ndarray | None:
+    """The permutation sorting ``frame`` by ``keys`` when no key repeats, else ``None``."""
     if len(keys) == 1:
-        return bool(frame[keys[0]].is_unique)
-    return not bool(frame.duplicated(subset=keys).any())
-
-
-def _sorted(frame: pd.DataFrame, keys: list[str]) -> bool:
-    if len(keys) == 1:
-        return bool(frame[keys[0]].is_monotonic_increasing)
-    return False
+        col = frame[keys[0]]
+        if col.isna().any() or not col.is_unique:
+            return None
+        return (
+            _IN_ORDER if col.is_monotonic_increasing else np.argsort(col.to_numpy(), kind="stable")
+        )
+    combined = np.zeros(len(frame), dtype=np.int64)
+    for key in keys:
+        codes, uniques = pd.factorize(frame[key], sort=True)
+        if (codes < 0).any():
+            return None  # a missing key: let the groupby drop it
+        combined = combined * max(len(uniques), 1) + codes
+    order = np.argsort(combined, kind="stable")
+    ranked = combined[order]
+    if ranked.size > 1 and bool((ranked[1:] == ranked[:-1]).any()):
+        return None
+    return _IN_ORDER if bool((order == np.arange(order.size)).all()) else order
 
 
 def _read_meta(root: Path) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runlint.config import ConfigError, find_config, load_config, parse_config
@@ -93,6 +93,7 @@ _keys = st.sampled_from(
 ) | st.text(max_size=8)
 
 
+@settings(deadline=None)
 @given(st.dictionaries(_keys, _toml_values, max_size=5))
 def test_parser_accepts_or_raises_config_error(table: dict[str, object]) -> None:
     try:

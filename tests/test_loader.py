@@ -56,10 +56,12 @@ def test_unique_keys_skip_the_groupby_but_match_it() -> None:
             "flag": np.tile([True, False, True], 5),
         }
     )
-    fast = _mean_by(frame, ["step", "param"])
     twice = pd.concat([frame, frame.assign(rank=1)])  # two equal ranks: the groupby path
-    slow = _mean_by(twice, ["step", "param"])
-    pd.testing.assert_frame_equal(fast, slow[fast.columns])
+    for index in (True, False):
+        fast = _mean_by(frame, ["step", "param"], index=index)
+        slow = _mean_by(twice, ["step", "param"], index=index)
+        pd.testing.assert_frame_equal(fast, slow)
+    assert list(_mean_by(frame, ["step", "param"], index=False)["param"][:3]) == ["a", "b", "c"]
 
 
 def test_ranks_are_averaged(tmp_path: Path) -> None:
@@ -181,3 +183,30 @@ def test_damaged_files_load_or_raise_run_error(
             run.has(f"{view}.loss")
         except RunError as exc:
             assert "\n" not in str(exc)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    steps=st.lists(st.integers(0, 30), min_size=1, max_size=30, unique=True),
+    names=st.lists(st.sampled_from(["w", "b", "a.w", "z"]), min_size=1, max_size=4, unique=True),
+    seed=st.integers(0, 2**16),
+)
+def test_fast_path_matches_groupby_on_any_order(
+    steps: list[int], names: list[str], seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    rows = [(s, n) for s in steps for n in names]
+    rng.shuffle(rows)
+    frame = pd.DataFrame(rows, columns=["step", "param"]).assign(
+        rank=0, value=rng.random(len(rows)), count=np.arange(len(rows))
+    )
+    twice = pd.concat([frame, frame.assign(rank=1)])
+    for index in (True, False):
+        pd.testing.assert_frame_equal(
+            _mean_by(frame, ["step", "param"], index=index),
+            _mean_by(twice, ["step", "param"], index=index),
+        )
+    single = frame.drop_duplicates("step")
+    pd.testing.assert_frame_equal(
+        _mean_by(single, ["step"]), _mean_by(pd.concat([single, single.assign(rank=1)]), ["step"])
+    )

@@ -1,0 +1,224 @@
+"""How fast ``runlint check`` is: runs/second, peak memory, and one small run's wall time.
+
+    python bench/check_speed.py [--runs 200] [--steps 10000] [--layers 20] [--every 10]
+
+Synthesizes runs in the recorder's on-disk format (pyarrow, in a temp dir): ``steps`` and
+``groups`` every step, ``params`` and ``activations`` every ``--every`` steps for ``--layers``
+layers, histograms and first-layer weights now and then, ten epochs. Then, side by side in one
+run of this script, it times ``runlint check --jobs 1`` and ``--jobs 2`` on the corpus (JSON to
+/dev/null), the peak RSS of the checking processes at two corpus sizes, and the wall time of
+``runlint check`` on one small run. Every command is a fresh subprocess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from runlint.format import FORMAT_NAME, FORMAT_VERSION, compact_name
+
+# Runs a command and prints its wall time and the peak RSS of the largest process of its tree.
+MEASURE = """
+import json, resource, subprocess, sys, time
+start = time.perf_counter()
+proc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+wall = time.perf_counter() - start
+rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(json.dumps({"wall": wall, "rss_mb": rss / 1024, "rc": proc.returncode,
+                  "stderr": proc.stderr.decode()[-300:]}))
+"""
+
+
+def synth_tables(steps: int, layers: int, every: int, seed: int) -> dict[str, pa.Table]:
+    """One run's tables, shaped like the recorder's (rank 0, no micro-steps)."""
+    rng = np.random.default_rng(seed)
+    step = np.arange(steps, dtype=np.int64)
+    zeros = np.zeros(steps, dtype=np.int64)
+    loss = 2.3 * np.exp(-step / (steps / 4)) + 0.3 + 0.05 * rng.standard_normal(steps)
+    lr = np.where(step < steps // 2, 0.1, 0.05)
+    probe = step[::every]
+    n = probe.size * layers
+    names = np.array([f"layers.{i}.weight" for i in range(layers)], dtype=object)
+    modules = np.array([f"act.{i}" for i in range(layers)], dtype=object)
+    depth = np.tile(np.arange(layers), probe.size)
+    hist_steps = step[:: every * 10]
+    bins = 16
+    hn = hist_steps.size * layers
+    edges = np.linspace(-3, 3, bins + 1)
+    epochs = 10
+    per_epoch = steps // epochs
+    return {
+        "steps": pa.table(
+            {"step": step, "rank": zeros, "micro": zeros, "time": step * 0.05, "loss": loss}
+        ),
+        "groups": pa.table(
+            {
+                "step": step,
+                "rank": zeros,
+                "group": zeros,
+                "lr": lr,
+                "momentum": np.full(steps, 0.9),
+                "dampening": np.zeros(steps),
+                "weight_decay": np.full(steps, 5e-4),
+                "nesterov": np.zeros(steps),
+            }
+        ),
+        "params": pa.table(
+            {
+                "step": np.repeat(probe, layers),
+                "rank": np.zeros(n, dtype=np.int64),
+                "param": np.tile(names, probe.size),
+                "grad_norm": rng.lognormal(-1, 0.3, n) * (1 + 0.02 * depth),
+                "param_norm": rng.lognormal(2, 0.1, n),
+                "update_norm": rng.lognormal(-5, 0.3, n),
+                "update_ratio": rng.lognormal(np.log(1e-3), 0.3, n),
+            }
+        ),
+        "activations": pa.table(
+            {
+                "step": np.repeat(probe, layers),
+                "rank": np.zeros(n, dtype=np.int64),
+                "module": np.tile(modules, probe.size),
+                "kind": np.full(n, "ReLU", dtype=object),
+                "mean": rng.uniform(0.2, 0.6, n),
+                "std": rng.uniform(0.5, 1.0, n),
+                "saturated": np.zeros(n),
+                "dead": rng.uniform(0.3, 0.6, n),
+                "dead_units": rng.uniform(0.0, 0.02, n),
+            }
+        ),
+        "histograms": pa.table(
+            {
+                "step": np.repeat(hist_steps, layers),
+                "rank": np.zeros(hn, dtype=np.int64),
+                "source": np.full(hn, "activation", dtype=object),
+                "name": np.tile(modules, hist_steps.size),
+                "edges": [edges] * hn,
+                "counts": list(rng.integers(0, 100, (hn, bins)).astype(float)),
+            }
+        ),
+        "weights": pa.table(
+            {
+                "step": np.array([0, steps - 1], dtype=np.int64),
+                "rank": np.zeros(2, dtype=np.int64),
+                "param": np.array([names[0]] * 2, dtype=object),
+                "shape": [[16, 8]] * 2,
+                "values": list(rng.standard_normal((2, 128))),
+            }
+        ),
+        "epochs": pa.table(
+            {
+                "epoch": np.arange(epochs, dtype=np.int64),
+                "step": (np.arange(epochs, dtype=np.int64) + 1) * per_epoch - 1,
+                "rank": np.zeros(epochs, dtype=np.int64),
+                "train_loss": loss[per_epoch - 1 :: per_epoch][:epochs],
+                "val_loss": loss[per_epoch - 1 :: per_epoch][:epochs] + 0.05,
+                "train_acc": np.linspace(0.5, 0.9, epochs),
+                "val_acc": np.linspace(0.48, 0.86, epochs),
+            }
+        ),
+    }
+
+
+def write_corpus(root: Path, runs: int, steps: int, layers: int, every: int) -> None:
+    """``runs`` run directories under ``root`` (8 distinct variants, copied round-robin)."""
+    variants = []
+    for v in range(min(8, runs)):
+        src = root / f"run-{v:04d}"
+        src.mkdir(parents=True)
+        for table, data in synth_tables(steps, layers, every, seed=v).items():
+            pq.write_table(data, src / compact_name(table, 0), compression="zstd")
+        doc = {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "complete": True,
+            "meta": {
+                "num_classes": 10,
+                "batch_size": 128,
+                "loss": "cross_entropy",
+                "provenance": {"num_classes": "given", "batch_size": "given"},
+            },
+        }
+        (src / "meta.json").write_text(json.dumps(doc))
+        variants.append(src)
+    for i in range(len(variants), runs):
+        shutil.copytree(variants[i % len(variants)], root / f"run-{i:04d}")
+
+
+def measure(args: list[str]) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE, *args], capture_output=True, text=True, check=True
+    )
+    result: dict[str, float] = json.loads(out.stdout)
+    if result["rc"] not in (0, 1):
+        raise SystemExit(f"runlint check failed (exit {result['rc']}): {result['stderr']}")
+    return result
+
+
+def runlint_check(*args: str) -> list[str]:
+    return [sys.executable, "-m", "runlint", "check", *args]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--layers", type=int, default=20)
+    parser.add_argument("--every", type=int, default=10)
+    args = parser.parse_args()
+
+    from runlint import engine
+
+    codes = engine.discover().codes
+    print(f"rules in the catalog ({len(codes)}): {' '.join(codes)}")
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    with tempfile.TemporaryDirectory(prefix="runlint-bench-") as tmp:
+        big, small_corpus = Path(tmp) / "big", Path(tmp) / "small"
+        start = time.perf_counter()
+        write_corpus(big, args.runs, args.steps, args.layers, args.every)
+        small_n = max(1, args.runs // 4)
+        small_corpus.mkdir()
+        for i in range(small_n):
+            (small_corpus / f"run-{i:04d}").symlink_to(big / f"run-{i:04d}")
+        size = sum(f.stat().st_size for f in big.rglob("*") if f.is_file()) / 2**20
+        print(
+            f"corpus: {args.runs} runs × {args.steps} steps × {args.layers} layers "
+            f"(params/activations every {args.every} steps), {size:.0f} MiB, "
+            f"written in {time.perf_counter() - start:.1f}s"
+        )
+        one = Path(tmp) / "one"
+        one.mkdir()
+        for table, data in synth_tables(300, 3, 10, seed=1).items():
+            pq.write_table(data, one / compact_name(table, 0))
+        (one / "meta.json").write_text(json.dumps({"format": FORMAT_NAME, "version": 1}))
+
+        print()
+        print(f"{'command':44s} {'runs':>5s} {'wall s':>7s} {'runs/s':>7s} {'peak RSS MiB':>13s}")
+        rows = [
+            ("runlint check --jobs 1", big, ["--jobs", "1"], args.runs),
+            ("runlint check --jobs 2", big, ["--jobs", "2"], args.runs),
+            ("runlint check --jobs 2 (quarter corpus)", small_corpus, ["--jobs", "2"], small_n),
+            ("runlint check --jobs 1 (quarter corpus)", small_corpus, ["--jobs", "1"], small_n),
+        ]
+        for label, path, flags, n in rows:
+            r = measure(runlint_check(str(path), *flags, "--format", "json", "-o", os.devnull))
+            print(f"{label:44s} {n:5d} {r['wall']:7.2f} {n / r['wall']:7.1f} {r['rss_mb']:13.0f}")
+        walls = [measure(runlint_check(str(one)))["wall"] for _ in range(3)]
+        bare = [measure([sys.executable, "-c", "pass"])["wall"] for _ in range(3)]
+        print(f"{'runlint check one small run (text), median':44s} {1:5d} {sorted(walls)[1]:7.2f}")
+        print(f"{'python -c pass (interpreter start), median':44s} {'':5s} {sorted(bare)[1]:7.2f}")
+
+
+if __name__ == "__main__":
+    main()
