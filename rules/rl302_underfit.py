@@ -23,8 +23,8 @@ class Underfit(Rule):
     is 1, is below ``level``; train and val are within ``tight``; and the training accuracy
     gained (or lost) less than ``plateau`` × its distance to perfect over the previous third
     (still climbing fast means too few epochs or too low a learning rate, RL201; falling means
-    instability). Runs that learned nothing at all (accuracy at chance and
-    loss at its initial value) are RL204's, not a capacity problem.
+    instability). Runs that learned nothing at all (rescaled accuracy below ``learned``) are
+    RL204's, not a capacity problem.
 
     Without accuracy (regression), the training loss still above ``loss_level``× its initial
     value on a plateau with validation close to it is reported as ``info``: the noise floor of
@@ -55,9 +55,8 @@ class Underfit(Rule):
         level: float = 0.6  # accuracy rescaled from chance (0) to perfect (1) below this
         tight: float = 0.08  # |train − val| accuracy below this
         plateau: float = 0.1  # |gain| over the previous third below this × the distance to 1
-        learned: float = 0.1  # rescaled accuracy above this, or the loss fell:
-        loss_drop: float = 0.9  # late train loss below this × the initial loss
-        min_update_ratio: float = 3e-4  # weights barely moving: the lr is the suspect (RL401)
+        learned: float = 0.05  # rescaled accuracy above this: it learned something
+        min_update_ratio: float = 5e-4  # weights barely moving: the lr is the suspect (RL401)
         loss_level: float = 0.5  # regression: late train loss above this × initial (info)
         late: float = 1 / 3
         min_epochs: int = 4
@@ -73,11 +72,11 @@ class Underfit(Rule):
             return
         acc, loss = curves(run, "acc"), curves(run, "loss")
         if acc is not None:
-            yield from self._accuracy(run, acc, loss)
+            yield from self._accuracy(run, acc)
         elif loss is not None:
             yield from self._loss(run, loss)
 
-    def _accuracy(self, run: Run, acc: Curves, loss: Curves | None) -> Iterator[Finding]:
+    def _accuracy(self, run: Run, acc: Curves) -> Iterator[Finding]:
         o = self.options
         n = len(acc.train)
         if n < o.min_epochs:
@@ -92,11 +91,7 @@ class Underfit(Rule):
         classes = run.meta.get("num_classes")
         chance = 1.0 / classes if isinstance(classes, int | float) and classes > 1 else 0.0
         level = (max(train, val) - chance) / (1.0 - chance)
-        start = _initial_loss(run, loss)
-        late_loss = float(np.median(loss.train[loss.late(o.late)])) if loss is not None else np.nan
-        learned = level >= o.learned or (
-            start is not None and np.isfinite(late_loss) and late_loss <= o.loss_drop * start
-        )
+        learned = level >= o.learned
         if not (
             level < o.level
             and abs(train - val) < o.tight

@@ -169,7 +169,8 @@ class UpdateRatioOff(Rule):
                 f"{name} updates {fmt(1 / factor)}× slower than "
                 f"its dense peers: ratio {fmt(value)} vs median {fmt(typical)} over {span} "
                 f"(peers: {names(per_layer.index)})",
-                f"check {name}'s param group: give it the learning rate of the others",
+                f"check {name}'s param group learning rate and its initial scale (a layer "
+                "initialized too large updates too slowly relative to its weights)",
                 steps=steps,
                 where=str(name),
                 evidence={"ratio": value, "peer_median": typical},
