@@ -142,7 +142,7 @@ def gradcheck(
         raise _error(str(exc)) from exc
     if fmt is OutputFormat.json:
         data = {"version": 1, "command": "gradcheck", "spec": spec, **report.to_dict()}
-        typer.echo(json.dumps(data, indent=2, allow_nan=False, default=_json_default))
+        typer.echo(json.dumps(_finite(data), indent=2, allow_nan=False, default=_json_default))
     else:
         _print_gradcheck(spec, report)
     raise typer.Exit(1 if report.failed else 0)
@@ -150,6 +150,17 @@ def gradcheck(
 
 def _json_default(value: Any) -> Any:
     return str(value)
+
+
+def _finite(value: Any) -> Any:
+    """Non-finite floats become strings ("nan", "inf") so the output stays strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _print_gradcheck(spec: str, report: GradcheckReport) -> None:
@@ -257,7 +268,7 @@ def sanity(
         raise _error(str(exc)) from exc
     if fmt is OutputFormat.json:
         data = {"version": 1, "command": "sanity", "spec": spec, **report.to_dict()}
-        typer.echo(json.dumps(data, indent=2, default=_json_default))
+        typer.echo(json.dumps(_finite(data), indent=2, allow_nan=False, default=_json_default))
     else:
         _print_sanity(spec, report)
     raise typer.Exit(1 if report.failed else 0)

@@ -235,7 +235,9 @@ def check_overfit(wrapped: _Model, opts: SanityOptions) -> CheckResult:
     first = last = best = math.nan
     target = math.nan
     reached = None
+    ran = 0
     for step in range(opts.overfit_steps + 1):
+        ran = step
         loss = wrapped.data_loss(wrapped.outputs(n), n)
         value = float(loss.detach())
         if step == 0:
@@ -255,7 +257,7 @@ def check_overfit(wrapped: _Model, opts: SanityOptions) -> CheckResult:
         "final_loss": last,
         "best_loss": best,
         "target": target,
-        "steps": reached if reached is not None else opts.overfit_steps,
+        "steps": reached if reached is not None else ran,
         "lr": opts.overfit_lr,
     }
     few = f" (the batch has only {n} examples)" if n < opts.overfit_examples else ""
@@ -267,7 +269,7 @@ def check_overfit(wrapped: _Model, opts: SanityOptions) -> CheckResult:
         return CheckResult(name, "pass", message, None, details)
     message = (
         f"{n} examples not fitted: loss {first:.4g} → {last:.4g} (best {best:.4g}) after "
-        f"{opts.overfit_steps} Adam steps (lr {opts.overfit_lr:g}, target {target:.3g}){few}"
+        f"{ran} Adam steps (lr {opts.overfit_lr:g}, target {target:.3g}){few}"
     )
     fix = (
         "check the data pipeline (do the targets match the inputs?), the model's capacity and "

@@ -162,3 +162,16 @@ def test_users_model_is_left_untouched() -> None:
     before = [p.detach().clone() for p in spec.model.parameters()]
     run_sanity(spec)
     assert all(torch.equal(a, b) for a, b in zip(before, spec.model.parameters(), strict=True))
+
+
+def test_non_finite_loss_fails_every_loss_check() -> None:
+    x, y = _blobs()
+    model = _classifier(0.01)
+    with torch.no_grad():
+        model[0].weight[0, 0] = float("nan")
+    report = run_sanity(Spec(model, nn.CrossEntropyLoss(), x, y))
+    checks = _by_name(report)
+    assert checks["initial-loss"].status == "fail" and "nan" in checks["initial-loss"].message
+    overfit = checks["overfit-small-subset"]
+    assert overfit.status == "fail" and overfit.details["steps"] == 0
+    assert overfit.fix is not None and "diverged" in overfit.fix
