@@ -15,66 +15,90 @@ from typing import Any
 __all__ = ["hparams_meta", "parse_yaml"]
 
 _KEY = re.compile(
-    r"^(?P<indent> *)(?P<key>[^\s#:'\"][^:#]*?|'[^']*'|\"[^\"]*\"):(?:\s+(?P<value>.*))?$"
+    r"^(?P<indent> *)(?P<key>[^\s#:'\"-][^:#]*?|'[^']*'|\"[^\"]*\"):(?:\s+(?P<value>.*))?$"
 )
+_ITEM = re.compile(r"^(?P<indent> *)-(?:\s+(?P<value>.*))?$")
+# YAML 1.1 as PyYAML resolves plain scalars (what Lightning's yaml.dump writes)
 _INT = re.compile(r"^[-+]?(?:0|[1-9][0-9_]*)$")
-_FLOAT = re.compile(r"^[-+]?(?:\d[\d_]*\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)$")
+_FLOAT = re.compile(
+    r"^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?)$"
+)
+_SKIP = object()
 
 
 def parse_yaml(text: str) -> dict[str, Any]:
-    """Nested dicts of the scalars in ``text``; lines it cannot read are skipped."""
+    """Nested dicts (and lists of scalars) of ``text``; what it cannot read is left out."""
     root: dict[str, Any] = {}
     stack: list[tuple[int, dict[str, Any]]] = [(-1, root)]
+    opened: dict[int, tuple[dict[str, Any], str, int]] = {}  # id(child) -> (parent, key, indent)
+    last: tuple[dict[str, Any], str, int] | None = None  # the latest ``key:`` without a value
     for line in text.splitlines():
-        if not line.strip() or line.lstrip().startswith(("#", "- ", "---")) or line.strip() == "-":
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("#", "---", "...")):
+            continue
+        item = _ITEM.match(line.rstrip())
+        if item is not None:
+            if last is not None and len(item["indent"]) >= last[2]:
+                parent, key, _ = last
+                if parent.get(key) == {}:
+                    parent[key] = []
+                value = _scalar((item["value"] or "").strip())
+                if isinstance(parent.get(key), list) and value is not _SKIP:
+                    parent[key].append(value)
             continue
         match = _KEY.match(line.rstrip())
         if match is None:
             continue
         indent = len(match["indent"])
-        key = match["key"].strip().strip("'\"")
-        while stack and stack[-1][0] >= indent:
+        key = match["key"].strip()
+        if key[:1] in "'\"" and key[-1:] == key[:1]:
+            key = key[1:-1]
+        while stack[-1][0] >= indent:
             stack.pop()
-        if not stack:
-            stack = [(-1, root)]
         parent = stack[-1][1]
         raw = (match["value"] or "").strip()
-        if not raw:
-            child: dict[str, Any] = {}
-            parent[key] = child
-            stack.append((indent, child))
+        if raw and raw[0] not in "!&*":
+            value = _scalar(raw)
+            if value is not _SKIP:
+                parent[key] = value
+            last = None
             continue
-        value = _scalar(raw)
-        if value is not _SKIP:
-            parent[key] = value
+        child: dict[str, Any] = {}
+        if not raw:  # a nested mapping, a list, or null
+            parent[key] = child
+            opened[id(child)] = (parent, key, indent)
+            last = (parent, key, indent)
+        else:  # a tagged object: read into a throwaway mapping
+            last = None
+        stack.append((indent, child))
+    for parent, key, _ in opened.values():
+        if parent.get(key) == {}:
+            parent[key] = None
     return root
 
 
-_SKIP = object()
-
-
 def _scalar(raw: str) -> Any:
+    if raw in ("{}", "[]"):
+        return {} if raw == "{}" else []
     if raw.startswith(("!", "&", "*", "{", "[", "|", ">")):
         return _SKIP
-    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+    if len(raw) >= 2 and raw[0] == raw[-1] == "'":
+        return raw[1:-1].replace("''", "'")
+    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
         return raw[1:-1]
     raw = re.sub(r"\s+#.*$", "", raw)
-    lowered = raw.lower()
-    if lowered in ("null", "~"):
+    if raw in ("null", "Null", "NULL", "~"):
         return None
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered in (".nan",):
+    if raw in ("true", "True", "TRUE", "false", "False", "FALSE"):
+        return raw.lower() == "true"
+    if raw in (".nan", ".NaN", ".NAN"):
         return math.nan
-    if lowered in (".inf", "+.inf", "-.inf"):
-        return -math.inf if lowered.startswith("-") else math.inf
+    if raw.lstrip("+-") in (".inf", ".Inf", ".INF"):
+        return -math.inf if raw.startswith("-") else math.inf
     if _INT.match(raw):
         return int(raw.replace("_", ""))
-    if _FLOAT.match(raw) and any(c.isdigit() for c in raw):
-        try:
-            return float(raw.replace("_", ""))
-        except ValueError:
-            return raw
+    if _FLOAT.match(raw):
+        return float(raw.replace("_", ""))
     return raw
 
 

@@ -44,27 +44,20 @@ def read_metrics(text: str) -> tuple[pd.DataFrame, bool, int]:
         if "epoch" in table.columns
         else pd.Series(float("nan"), index=table.index)
     )
-    parts = []
-    for name in header:
-        if name in ("step", "epoch") or not name:
-            continue
-        cells = table[name]
-        mask = ok & (cells != "")
-        if not mask.any():
-            continue
-        parts.append(
-            pd.DataFrame(
-                {
-                    "name": name,
-                    "step": step[mask].astype("int64"),
-                    "epoch": epoch[mask],
-                    "value": pd.to_numeric(cells[mask], errors="coerce").astype("float64"),
-                }
-            )
-        )
-    if not parts:
-        return pd.DataFrame(columns=["name", "step", "epoch", "value"]), truncated, damaged
-    return pd.concat(parts, ignore_index=True), truncated, damaged
+    metrics = [c for c in dict.fromkeys(header) if c not in ("step", "epoch") and c]
+    if table.columns.has_duplicates:
+        raise ValueError("repeated column names")
+    cells = table.loc[ok, metrics].melt(var_name="name", value_name="cell", ignore_index=False)
+    cells = cells[cells["cell"] != ""]
+    long = pd.DataFrame(
+        {
+            "name": cells["name"].to_numpy(),
+            "step": step[cells.index].astype("int64").to_numpy(),
+            "epoch": epoch[cells.index].to_numpy(),
+            "value": pd.to_numeric(cells["cell"], errors="coerce").astype("float64").to_numpy(),
+        }
+    )
+    return long, truncated, damaged
 
 
 def load(path: Path) -> Run:

@@ -66,13 +66,31 @@ def _stored_u32(buf: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 
 def _crc_ok(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Whether each span ``buf[start:start+length]`` matches the masked CRC stored after it."""
+    """Whether each span ``buf[start:start+length]`` matches the masked CRC stored after it.
+
+    Vectorized over spans: spans are bucketed by length (powers of two) and a bucket's bytes are
+    fed column by column, each span stopping at its own length.
+    """
     ok = np.ones(len(starts), dtype=bool)
-    for length in np.unique(lengths):
-        sel = np.flatnonzero(lengths == length)
-        rows = buf[starts[sel, None] + np.arange(int(length))]
-        ok[sel] = _masked_crc_rows(rows) == _stored_u32(buf, starts[sel] + int(length))
+    if not len(starts):
+        return ok
+    buckets = np.ceil(np.log2(np.maximum(lengths, 1))).astype(np.int64)
+    last = len(buf) - 1
+    for bucket in np.unique(buckets):
+        sel = np.flatnonzero(buckets == bucket)
+        span, lens = starts[sel], lengths[sel]
+        crc = np.full(len(sel), 0xFFFFFFFF, dtype=np.uint32)
+        for i in range(int(lens.max())):
+            col = buf[np.minimum(span + i, last)]
+            step = _TABLE[(crc ^ col) & 0xFF] ^ (crc >> np.uint32(8))
+            crc = np.where(i < lens, step, crc)
+        crc64 = (crc ^ np.uint32(0xFFFFFFFF)).astype(np.uint64)
+        masked = (((crc64 >> 15) | (crc64 << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+        ok[sel] = masked == _stored_u32(buf, span + lens)
     return ok
+
+
+_CHECK_ALL_BELOW = 1024  # records up to this size are all checksummed; longer ones if used
 
 
 @dataclass
@@ -109,28 +127,29 @@ def read_scalars(data: bytes, out: EventScalars | None = None) -> EventScalars:
             offsets, lengths, truncated = offsets[:first_bad], lengths[:first_bad], False
     out.truncated = out.truncated or truncated
     out.records += len(offsets)
-    start = len(out.tags)
-    owners: list[int] = []  # record index of each scalar, to drop scalars of bad records
-    for index, (offset, length) in enumerate(zip(offsets.tolist(), lengths.tolist(), strict=True)):
+    short = lengths <= _CHECK_ALL_BELOW
+    ok = np.ones(len(offsets), dtype=bool)
+    ok[short] = _crc_ok(buf, offsets[short] + 12, lengths[short])
+    out.damaged += int((~ok).sum())
+    for index in np.flatnonzero(ok).tolist():
+        offset, length = int(offsets[index]), int(lengths[index])
         before = len(out.tags)
         try:
             _decode_event(data, offset + 12, offset + 12 + length, out)
         except (IndexError, ValueError, struct.error, UnicodeDecodeError):
-            del out.tags[before:], out.steps[before:], out.times[before:], out.values[before:]
             out.damaged += 1
+            _truncate(out, before)
             continue
-        owners.extend([index] * (len(out.tags) - before))
-    if owners:
-        records = np.unique(np.asarray(owners))
-        ok = _crc_ok(buf, offsets[records] + 12, lengths[records])
-        if not ok.all():
-            bad = set(records[~ok].tolist())
-            out.damaged += len(bad)
-            keep = [i for i, rec in enumerate(owners) if rec not in bad]
-            for name in ("tags", "steps", "times", "values"):
-                column = getattr(out, name)
-                column[start:] = [column[start + i] for i in keep]
+        if len(out.tags) > before and not short[index]:  # a long record with scalars: check it
+            start, size = np.array([offset + 12]), np.array([length])
+            if not _crc_ok(buf, start, size)[0]:
+                out.damaged += 1
+                _truncate(out, before)
     return out
+
+
+def _truncate(out: EventScalars, size: int) -> None:
+    del out.tags[size:], out.steps[size:], out.times[size:], out.values[size:]
 
 
 def _frame(data: bytes) -> tuple[np.ndarray, np.ndarray, int]:
