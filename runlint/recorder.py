@@ -599,8 +599,8 @@ def _resolve(
     """On the writer thread: wait for the copies and replace slots with numbers."""
     host: dict[torch.device, np.ndarray] = {}
     for device, (tensor, event) in buffers.items():
-        if event is not None:
-            event.synchronize()
+        while event is not None and not event.query():  # polling: no blocking sync call
+            time.sleep(0.0005)
         host[device] = tensor.numpy()
 
     def value(slot: _Slot) -> Any:
