@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.signal import lfilter
 
 __all__ = [
     "Curve",
@@ -72,6 +71,13 @@ def ema(values: np.ndarray, span: float) -> np.ndarray:
         return values
     alpha = 2.0 / (max(span, 1.0) + 1.0)
     beta = 1.0 - alpha
+    if np.isfinite(values).all():  # the same sums as below, without importing scipy.signal
+        smooth: np.ndarray = (
+            pd.Series(values).ewm(alpha=alpha, adjust=True).mean().to_numpy(copy=True)
+        )
+        return smooth
+    from scipy.signal import lfilter  # non-finite input: NaN/inf propagate as they always did
+
     raw = lfilter([alpha], [1.0, -beta], values)
     norm = 1.0 - beta ** np.arange(1, values.size + 1)
     out: np.ndarray = raw / norm
@@ -218,8 +224,12 @@ class Curve:
         return float(np.median(self.values[a : a + 2 * half]))
 
     def relative_drop(self) -> float:
-        """(first − last) / first of the smooth curve (1 = fell to zero, 0 = no progress)."""
-        return (self.first - self.last) / self.first if self.first > 0 else float("nan")
+        """(start − end) / start, from the medians of the first and last 5 % of the curve.
+
+        1 means the loss fell to zero, 0 no progress, negative that it rose.
+        """
+        start, end = self.level(0.0), self.level(1.0)
+        return (start - end) / start if start > 0 else float("nan")
 
     def relative_noise(self, start: float = 0.2, floor: float = 0.1) -> float:
         """Robust std of the residual over the trend, from fraction ``start`` of the curve on.
