@@ -20,8 +20,10 @@ class LrTooHigh(Rule):
     - **explodes**: the loss becomes NaN/Inf after finite values, or its rolling median (5
       steps, so one odd batch does not count) rises above ``spike_ratio`` × the initial loss;
     - **climbs back**: the smoothed loss ends well above its minimum (it fell, then rose again
-      by more than ``rise_fraction`` of the fall and ``rise_relative`` of the minimum) —
-      "parameters jump around and cannot settle in the optimum".
+      by more than ``rise_fraction`` of the fall and ``rise_relative`` of the minimum);
+    - **bounces**: after warm-up the loss jumps around its trend by more than
+      ``bounce_noise`` of it although the batch is not small (≥ ``bounce_batch``, or unknown)
+      — "parameters jump around and cannot settle in the optimum".
 
     ## Why it matters
     With too high a learning rate the loss "drops faster but gets stuck at a worse value" or
@@ -54,6 +56,8 @@ class LrTooHigh(Rule):
         spike_window: int = 5  # steps in the rolling median
         rise_fraction: float = 0.25  # end − min above this × (start − min): climbs back
         rise_relative: float = 0.1  # ... and above this × min
+        bounce_noise: float = 0.4  # robust noise around the trend / trend above this ...
+        bounce_batch: int = 16  # ... at a batch size of at least this: bounces
         min_steps: int = 20
 
     options: Options
@@ -132,6 +136,23 @@ class LrTooHigh(Rule):
                 steps=(int(curve.steps[low_at]), int(curve.steps[-1])),
                 where="loss",
                 evidence={"start": curve.first, "min": low, "end": curve.last},
+            )
+            return
+        noise = curve.relative_noise()
+        batch = run.meta.get("batch_size")
+        big_batch = not isinstance(batch, int) or batch >= opts.bounce_batch
+        if big_batch and noise > opts.bounce_noise:
+            a = int(curve.steps[int(0.2 * len(curve.steps))])
+            at_batch = f" at batch size {batch}" if isinstance(batch, int) else ""
+            yield self.finding(
+                run,
+                f"the loss bounces by ±{noise:.0%} around its trend (robust std, steps "
+                f"{a}–{int(curve.steps[-1])}){at_batch}{lr_note}: the steps are too large "
+                "for the parameters to settle",
+                "lower the learning rate ×0.3 (and decay it once the loss stops falling)",
+                steps=(a, int(curve.steps[-1])),
+                where="loss",
+                evidence={"relative_noise": noise, "batch_size": batch},
             )
 
 
