@@ -342,7 +342,7 @@ class _LazyTables(Mapping[str, pd.DataFrame]):
         if not files:
             return pd.DataFrame()
         try:
-            parts = [pq.read_table(f, use_threads=False) for f in files]
+            parts = [_read_parquet(f) for f in files]
         except FileNotFoundError:  # a live run compacted its parts meanwhile: list again
             files = self._files[table] = _table_files(self.root, table)
             parts = [self._read_one(f) for f in files]
@@ -359,7 +359,7 @@ class _LazyTables(Mapping[str, pd.DataFrame]):
 
     def _read_one(self, file: Path) -> pa.Table:
         try:
-            return pq.read_table(file, use_threads=False)
+            return _read_parquet(file)
         except (OSError, pa.ArrowException, ValueError) as exc:
             raise self._error(file, exc) from None
 
@@ -368,9 +368,16 @@ class _LazyTables(Mapping[str, pd.DataFrame]):
         return RunError(f"{self.root}: {name} is not a readable Parquet file ({_one_line(exc)})")
 
 
+def _read_parquet(file: Path) -> pa.Table:
+    """One file, single-threaded (runs are checked in parallel processes instead), without
+    importing ``pyarrow.dataset`` as ``pq.read_table`` does."""
+    with pq.ParquetFile(file) as handle:
+        return handle.read(use_threads=False)
+
+
 def _readable(file: Path) -> bool:
     try:
-        pq.read_table(file)
+        _read_parquet(file)
     except Exception:
         return False
     return True
