@@ -1,0 +1,106 @@
+"""The corpus of recorded runs: each fault is caught by the rules it names; healthy runs are quiet.
+
+Reads ``fixtures/corpus/manifest.json`` and checks the whole corpus once through the CLI's JSON
+contract (``runlint check --format json --exit-zero``).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import runlint
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "fixtures" / "corpus"
+MANIFEST = json.loads((CORPUS / "manifest.json").read_text())
+RUNS: list[dict[str, Any]] = MANIFEST["runs"]
+LOUD = {"warning", "error"}
+
+
+@pytest.fixture(scope="module")
+def fired() -> dict[str, set[str]]:
+    """Codes at warning or error per run name, from one ``runlint check`` of the corpus."""
+    paths = [str(CORPUS / r["path"]) for r in RUNS]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runlint",
+            "check",
+            *paths,
+            "--format",
+            "json",
+            "--exit-zero",
+            "-j",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = json.loads(proc.stdout)
+    assert all(run["status"] == "ok" for run in doc["runs"]), doc["runs"]
+    by_path = {(CORPUS / r["path"]).resolve(): r["name"] for r in RUNS}
+    out: dict[str, set[str]] = defaultdict(set)
+    for finding in doc["findings"]:
+        if finding["severity"] in LOUD:
+            out[by_path[Path(finding["run"]).resolve()]].add(finding["code"])
+    return out
+
+
+def test_manifest_lists_every_run_directory_and_a_healthy_set() -> None:
+    on_disk = {p.name for p in CORPUS.iterdir() if p.is_dir()}
+    assert on_disk == {r["path"] for r in RUNS}
+    assert sum(r["healthy"] for r in RUNS) >= 10
+    assert all(r["expect"] and r["family"] for r in RUNS if not r["healthy"])
+    covered = {code for r in RUNS for code in r["expect"]}
+    table = {
+        f"RL{f}{n:02d}"
+        for f, k in ((1, 4), (2, 5), (3, 2), (4, 4), (5, 3))
+        for n in range(1, k + 1)
+    }
+    assert table <= covered
+
+
+@pytest.mark.parametrize("run", [r for r in RUNS if not r["healthy"]], ids=lambda r: r["name"])
+def test_faulty_run_is_caught_by_its_expected_rules(
+    run: dict[str, Any], fired: dict[str, set[str]]
+) -> None:
+    missed = set(run["expect"]) - fired[run["name"]]
+    assert not missed, f"{run['name']} ({run['fault']}): {sorted(missed)} did not fire"
+
+
+@pytest.mark.parametrize("run", [r for r in RUNS if r["healthy"]], ids=lambda r: r["name"])
+def test_healthy_run_gets_no_warning(run: dict[str, Any], fired: dict[str, set[str]]) -> None:
+    assert not fired[run["name"]], f"{run['name']}: {sorted(fired[run['name']])}"
+
+
+def test_regenerating_one_run_reproduces_it(tmp_path: Path) -> None:
+    name = "rl401-sgd-lr-1e-5"
+    proc = subprocess.run(
+        [sys.executable, "fixtures/make_corpus.py", "--only", name, "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert [r["name"] for r in manifest["runs"]] == [name]
+    fresh, committed = runlint.load_run(tmp_path / name), runlint.load_run(CORPUS / name)
+    assert fresh.meta["num_classes"] == 10
+    assert len(fresh.steps) == len(committed.steps) > 100
+    assert not fresh.params.empty and not fresh.epochs.empty
+    np.testing.assert_allclose(
+        fresh.steps["loss"].to_numpy()[:50], committed.steps["loss"].to_numpy()[:50], rtol=1e-3
+    )
