@@ -1,0 +1,289 @@
+"""Behaviour of the per-layer, activation, generalization and configuration rules (RL3/4/5/7)
+beyond the corpus test (every expected code fires, healthy runs stay silent)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from runlint.rules.rl301_overfit_gap import OverfitGap
+from runlint.rules.rl302_underfit import Underfit
+from runlint.rules.rl401_update_ratio_off import UpdateRatioOff
+from runlint.rules.rl402_vanishing_gradients import VanishingGradients
+from runlint.rules.rl403_exploding_gradients import ExplodingGradients
+from runlint.rules.rl404_frozen_parameters import FrozenParameters
+from runlint.rules.rl502_collapsed_activations import CollapsedActivations
+from runlint.rules.rl503_dead_relu import DeadRelu
+from runlint.rules.rl701_decay_on_bias_norm import DecayOnBiasNorm
+from runlint.rules.rl702_batchnorm_after_activation import BatchNormAfterActivation
+from runlint.rules.rl703_first_layer_unchanged import FirstLayerUnchanged
+from torch import nn
+
+import runlint
+from runlint.layers import EMBEDDING, NORM, dense_update_ratios, param_table, params_long
+from runlint.rule import Finding, Rule, Severity
+from runlint.run import Run
+
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "corpus"
+
+
+def corpus_run(name: str) -> Run:
+    path = CORPUS / name
+    if not path.is_dir():
+        pytest.fail(f"corpus run {name} missing: run fixtures/make_corpus.py")
+    return runlint.load_run(path)
+
+
+def fault_run(code: str, optimizer: str = "") -> Run:
+    """The first corpus run the manifest expects ``code`` on (optionally: with that optimizer)."""
+    manifest = json.loads((CORPUS / "manifest.json").read_text())
+    for entry in manifest["runs"]:
+        if code in entry["expect"]:
+            run = runlint.load_run(CORPUS / entry["path"])
+            if optimizer.lower() in str(run.meta["optimizer"]["class"]).lower():
+                return run
+    pytest.fail(f"no corpus run expects {code} with optimizer {optimizer!r}")
+
+
+def check(rule: Rule, run: Run) -> list[Finding]:
+    assert rule.missing(run) == [], rule.missing(run)
+    return list(rule.check(run))
+
+
+# -- small real recordings -------------------------------------------------------------------
+Build = Callable[..., Run]
+
+
+@pytest.fixture(scope="module")
+def record(tmp_path_factory: pytest.TempPathFactory) -> Build:
+    """Train a tiny model for a few dozen steps and record it; returns the loaded run."""
+    root = tmp_path_factory.mktemp("rules-layers")
+
+    def build(
+        name: str,
+        model: Any,
+        params: Any = None,
+        *,
+        optimizer: str = "sgd",
+        lr: float = 0.05,
+        weight_decay: float = 0.0,
+        meta: dict[str, Any] | None = None,
+        steps: int = 20,
+        tokens: bool = False,
+    ) -> Run:
+        torch.manual_seed(0)
+        if tokens:
+            x = torch.randint(0, 16, (64, 4))
+            y = x[:, 0] % 4
+        else:
+            x = torch.randn(64, 16)
+            y = (x[:, :4]).argmax(1)
+        params = list(model.parameters()) if params is None else params
+        opt: torch.optim.Optimizer
+        if optimizer == "adam":
+            opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        else:
+            opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+        with runlint.record(model, opt, root / name, meta=meta, stats_every=2) as rec:
+            for _ in range(steps):
+                loss = nn.functional.cross_entropy(model(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                rec.log(loss=loss)
+        return runlint.load_run(root / name)
+
+    return build
+
+
+def mlp(*widths: int, bn: str = "") -> Any:
+    layers: list[Any] = []
+    for a, b in itertools.pairwise(widths[:-1]):
+        layers.append(nn.Linear(a, b))
+        if bn == "before":
+            layers.append(nn.BatchNorm1d(b))
+        layers.append(nn.ReLU())
+        if bn == "after":
+            layers.append(nn.BatchNorm1d(b))
+    layers.append(nn.Linear(widths[-2], widths[-1]))
+    return nn.Sequential(*layers)
+
+
+# -- RL401: peers, not absolute scales, for embeddings and norm layers ------------------------
+def test_embedding_and_layernorm_with_unusual_update_ratio_are_not_flagged(record: Build) -> None:
+
+    class Model(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = nn.Embedding(16, 16)
+            nn.init.normal_(self.emb.weight, std=300.0)  # Adam moves it by ~1e-3 per weight
+            self.norm = nn.LayerNorm(16)
+            self.body = mlp(16, 32, 32, 4)
+
+        def forward(self, x: Any) -> Any:
+            return self.body(self.norm(self.emb(x)).mean(1))
+
+    run = record("odd-scales", Model(), optimizer="adam", lr=1e-3, tokens=True)
+    long, table = params_long(run), param_table(run)
+    med = long.median(long.col("update_ratio"))
+    options = UpdateRatioOff.Options()
+    assert table.loc["emb.weight", "kind"] == EMBEDDING
+    assert table.loc["norm.weight", "kind"] == NORM
+    assert med["emb.weight"] < options.low  # far off the ~1e-3 band on its own
+    dense = dense_update_ratios(run)
+    assert options.low < float(np.median(dense)) < options.high
+    assert check(UpdateRatioOff(), run) == []
+
+
+def test_rmsprop_inflated_first_step_is_not_read_as_too_high_lr() -> None:
+    run = corpus_run("spiral-mlp-rmsprop-dropout")
+    long = params_long(run)
+    first = long.step == long.step.min()
+    dense = dense_update_ratios(run).index
+    ratio = long.col("update_ratio")
+    at_start = float(np.median(ratio[first & np.isin(long.keys.to_numpy()[long.codes], dense)]))
+    assert at_start > UpdateRatioOff.Options().high_early  # RMSprop's cache starts at 0
+    assert check(UpdateRatioOff(), run) == []
+
+
+def test_adam_first_step_ratio_flags_a_too_high_lr_with_numbers() -> None:
+    (finding,) = check(UpdateRatioOff(), fault_run("RL401", optimizer="adam"))
+    assert "first full-lr steps" in finding.message
+    assert finding.evidence["early_ratio"] > 0.2
+    assert "lower the learning rate" in finding.fix
+
+
+def test_update_ratio_thresholds_are_options() -> None:
+    run = fault_run("RL401", optimizer="sgd")
+    (finding,) = check(UpdateRatioOff(), run)
+    assert "raise the learning rate ×" in finding.fix
+    assert f"{len(finding.evidence['per_layer'])} dense layers" in finding.message
+    assert check(UpdateRatioOff(UpdateRatioOff.Options(low=1e-9)), run) == []
+
+
+# -- RL404: frozen on purpose vs by mistake ----------------------------------------------------
+def test_requires_grad_off_is_a_warning_naming_the_layer(record: Build) -> None:
+    model = mlp(16, 32, 32, 32, 4)
+    model[0].requires_grad_(False)
+    run = record("frozen-first", model)
+    (finding,) = check(FrozenParameters(), run)
+    assert finding.severity == Severity.WARNING
+    assert finding.where == "0.weight"
+    assert "0.weight, 0.bias of layer 0 (544 values)" in finding.message
+    assert "requires_grad=False" in finding.message
+
+
+def test_freeze_declared_in_meta_is_not_reported(record: Build) -> None:
+    model = mlp(16, 32, 32, 32, 4)
+    model[0].requires_grad_(False)
+    run = record("frozen-declared", model, meta={"frozen": ["0"]})
+    assert param_table(run).loc["0.weight", "trainable"] == False  # noqa: E712
+    assert check(FrozenParameters(), run) == []
+
+
+def test_frozen_backbone_prefix_is_info_only(record: Build) -> None:
+    model = mlp(16, 64, 64, 8, 4)  # 2 wide input-side layers hold most parameters
+    for layer in (model[0], model[2]):
+        layer.requires_grad_(False)
+    run = record("frozen-backbone", model)
+    findings = check(FrozenParameters(), run)
+    assert [f.severity for f in findings] == [Severity.INFO]
+    assert "frozen backbone" in findings[0].message
+
+
+def test_layer_left_out_of_the_optimizer_is_an_error(record: Build) -> None:
+    model = mlp(16, 32, 32, 4)
+    params = [*model[0].parameters(), *model[4].parameters()]
+    run = record("left-out", model, params)
+    findings = check(FrozenParameters(), run)
+    assert [(f.severity, f.where) for f in findings] == [(Severity.ERROR, "2.weight")]
+    assert "in no optimizer param group" in findings[0].message
+
+
+# -- RL402/RL403: messages and options --------------------------------------------------------
+def test_vanishing_gradients_message_names_layers_and_ratio() -> None:
+    run = corpus_run("rl402-deep-sigmoid")
+    (finding,) = check(VanishingGradients(), run)
+    assert finding.where == "fc1.weight"
+    assert "fc1.weight (input side)" in finding.message
+    assert finding.evidence["input_output_ratio"] < 1e-6
+    assert check(VanishingGradients(VanishingGradients.Options(ratio=1e-12)), run) == []
+
+
+def test_forgotten_zero_grad_shows_as_gradient_growth() -> None:
+    run = corpus_run("rl403-no-zero-grad")
+    (finding,) = check(ExplodingGradients(), run)
+    assert "global gradient norm grows from" in finding.message
+    assert finding.evidence["growth"] > 50
+    assert check(ExplodingGradients(ExplodingGradients.Options(growth=1e6)), run) == []
+
+
+# -- RL5: NaN forward passes are not dead or collapsed units ----------------------------------
+def test_nan_activations_after_divergence_are_not_dead_or_collapsed() -> None:
+    run = corpus_run("rl103-lr-x1000-nan")
+    assert not np.isfinite(run.activations["mean"].to_numpy(dtype=float)).all()
+    assert check(DeadRelu(), run) == []
+    assert check(CollapsedActivations(), run) == []
+
+
+def test_dead_relu_reports_module_and_percentages_and_obeys_options() -> None:
+    run = corpus_run("rl503-negative-relu-bias")
+    (finding,) = check(DeadRelu(), run)
+    assert finding.where is not None and finding.where in finding.message
+    assert "% of the units of module" in finding.message
+    assert check(DeadRelu(DeadRelu.Options(units=1.0)), run) == []
+
+
+# -- RL301/RL302 ------------------------------------------------------------------------------
+def test_overfit_gap_threshold_is_an_option() -> None:
+    run = corpus_run("rl301-tiny-train-set")
+    (finding,) = check(OverfitGap(), run)
+    assert finding.evidence["gap"] > 0.15
+    assert "train accuracy" in finding.message and "gap" in finding.message
+    assert check(OverfitGap(OverfitGap.Options(gap=0.9, gap_min=0.9)), run) == []
+
+
+def test_underfit_is_not_blamed_on_capacity_when_weights_barely_move() -> None:
+    run = corpus_run("rl201-rmsprop-lr-div100")  # lr ÷100: flat, low, tight
+    assert check(Underfit(), run) == []
+    (finding,) = check(Underfit(Underfit.Options(min_update_ratio=0.0)), run)
+    assert "too small" in finding.message
+
+
+def test_regression_underfit_is_advice_only(record: Build) -> None:
+    run = corpus_run("regression-mlp-adam")
+    assert check(Underfit(), run) == []
+    (finding,) = check(Underfit(Underfit.Options(loss_level=0.0, plateau=10.0)), run)
+    assert finding.severity == Severity.INFO
+
+
+# -- RL7xx: configuration the dynamics hide ---------------------------------------------------
+def test_batchnorm_after_the_nonlinearity_is_reported(record: Build) -> None:
+    after = record("bn-after", mlp(16, 32, 32, 4, bn="after"), steps=10)
+    before = record("bn-before", mlp(16, 32, 32, 4, bn="before"), steps=10)
+    (finding,) = check(BatchNormAfterActivation(), after)
+    assert finding.severity == Severity.INFO
+    assert finding.evidence["modules"] == ["2", "5"]  # Linear 0, ReLU 1, BN 2, ...
+    assert check(BatchNormAfterActivation(), before) == []
+
+
+def test_weight_decay_on_biases_is_advice(record: Build) -> None:
+    run = record("decay-all", mlp(16, 32, 4, bn="before"), weight_decay=5e-4, steps=10)
+    (finding,) = check(DecayOnBiasNorm(), run)
+    assert finding.severity == Severity.INFO
+    assert {"0.bias", "1.weight", "1.bias", "3.bias"} <= set(finding.evidence["params"])
+    assert "0.weight" not in finding.evidence["params"]
+    assert check(DecayOnBiasNorm(), corpus_run("images3-cnn-adamw-groups")) == []
+
+
+def test_first_layer_unchanged_leaves_frozen_first_layers_to_rl404() -> None:
+    (finding,) = check(FirstLayerUnchanged(), fault_run("RL401", optimizer="sgd"))
+    assert finding.where == "fc1.weight" and "%" in finding.message
+    assert check(FirstLayerUnchanged(), corpus_run("rl404-requires-grad-off")) == []
+    assert check(FirstLayerUnchanged(), corpus_run("tokens-transformer-adamw-smoothing")) == []
