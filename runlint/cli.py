@@ -223,12 +223,13 @@ def list_rules(
     else:
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(box=None, pad_edge=False, header_style="bold")
         for column in ("code", "name", "severity", "what it catches"):
             table.add_column(column, overflow="fold")
         for code, name, sev, summary, _ in rows:
-            table.add_row(code, name, sev, summary)
+            table.add_row(*(Text(cell) for cell in (code, name, sev, summary)))
         Console(highlight=False).print(table)
     for problem in catalog.errors:
         typer.echo(f"runlint: error: {problem}", err=True)
@@ -243,8 +244,10 @@ def explain_rule(
     """Explain one rule: its documentation, options (with types and defaults), an example."""
     from rich.console import Console
     from rich.markdown import Markdown
+    from rich.markup import escape as esc
 
     from runlint import engine
+    from runlint.report import display_path
 
     catalog = engine.discover()
     rule = catalog.get(code)
@@ -256,25 +259,28 @@ def explain_rule(
     console = Console(highlight=False)
     doc = engine.rule_doc(rule)
     summary, _, body = doc.partition("\n")
-    console.print(f"[bold]{rule.code} {rule.name}[/bold] ({rule.severity.value}): {summary}")
+    console.print(f"[bold]{rule.code} {rule.name}[/bold] ({rule.severity.value}): {esc(summary)}")
     if body.strip():
         console.print(Markdown(body.strip()))
     console.print()
-    console.print("[bold]Needs:[/bold] " + (", ".join(rule.requires) or "nothing"))
+    console.print("[bold]Needs:[/bold] " + esc(", ".join(rule.requires) or "nothing"))
     fields = engine.option_fields(rule)
     if fields:
-        console.print(f"[bold]Options[/bold] ([tool.runlint.{rule.code}] in pyproject.toml):")
+        console.print(f"[bold]Options[/bold] (\\[tool.runlint.{rule.code}] in pyproject.toml):")
         for name, tp, default in fields:
             shown = json.dumps(default) if _jsonable(default) else repr(default)
             console.print(
-                f"  {name.replace('_', '-')} = {shown}    [dim]{engine.type_name(tp)}[/dim]"
+                f"  {esc(name.replace('_', '-'))} = {esc(shown)}"
+                f"    [dim]{esc(engine.type_name(tp))}[/dim]"
             )
         console.print(f'  severity = "{rule.severity.value}"    [dim]info | warning | error[/dim]')
     example = _example(rule)
     if example is not None:
         run_path, finding = example
-        console.print(f"[bold]Example[/bold] (fixture {run_path}):")
-        console.print(f"  {finding.code} {finding.severity.value} {Path(run_path).name}")
+        console.print(f"[bold]Example[/bold] (fixture {esc(display_path(run_path))}):")
+        console.print(
+            f"  {finding.code} {finding.severity.value} {Path(run_path).name}", markup=False
+        )
         console.print(f"  {finding.message}", markup=False)
         console.print(f"  fix: {finding.fix}", markup=False)
 

@@ -151,6 +151,7 @@ def test_rules_catalog_and_rule_docs() -> None:
     assert md[0].startswith("| code |") and any(line.startswith("| RL103 |") for line in md)
     doc = runner.invoke(app, ["rule", "RL103"])
     assert doc.exit_code == 0 and "Why it matters" in doc.stdout and "columns = " in doc.stdout
+    assert "[tool.runlint.RL103]" in doc.stdout and "tuple[str, ...]" in doc.stdout
     assert runner.invoke(app, ["rule", "non-finite-loss"]).exit_code == 0
     bad = runner.invoke(app, ["rule", "RL10"])
     assert bad.exit_code == 2 and "unknown rule" in bad.stderr
