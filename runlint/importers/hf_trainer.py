@@ -213,9 +213,12 @@ def _config_meta(path: Path, state_dir: Path) -> tuple[dict[str, Any], dict[str,
         ):
             labels = config.get("id2label")
             count = len(labels) if isinstance(labels, dict) and labels else config.get("num_labels")
+            how = f"{where} num_labels"
+            if count is None:  # transformers leaves its default of two labels out
+                count, how = 2, f"{where} (no num_labels: transformers' default, 2)"
             if isinstance(count, int) and count > 1:
                 meta["num_classes"], meta["loss"] = count, "cross_entropy"
-                prov["num_classes"] = f"{where} num_labels"
+                prov["num_classes"] = how
                 prov["loss"] = f"{where} architectures (softmax classifier)"
         elif any(a.endswith(_LANGUAGE_MODELS) for a in archs):
             vocab = config.get("vocab_size")
