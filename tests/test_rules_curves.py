@@ -1,0 +1,374 @@
+"""Loss-curve, initialization and optimizer-settings rules (RL1xx, RL2xx, RL6xx) on real runs.
+
+The generic corpus test checks that every expected code fires and healthy runs stay silent;
+these tests check the behaviours around that: warm-up, label smoothing, regression, inferred
+metadata, messages with their numbers, options that move thresholds, severities.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from runlint.rules.rl101_initial_loss_off import InitialLossOff
+from runlint.rules.rl102_regularization_off import RegularizationOff
+from runlint.rules.rl103_non_finite_loss import NonFiniteLoss
+from runlint.rules.rl104_init_scale_off import InitScaleOff
+from runlint.rules.rl201_lr_too_low import LrTooLow
+from runlint.rules.rl202_lr_too_high import LrTooHigh
+from runlint.rules.rl203_noisy_loss import NoisyLoss
+from runlint.rules.rl204_loss_not_decreasing import LossNotDecreasing
+from runlint.rules.rl205_lr_not_decayed import LrNotDecayed
+from runlint.rules.rl601_adam_settings_off import AdamSettingsOff
+from runlint.rules.rl602_momentum_off import MomentumOff
+from runlint.rules.rl603_noisy_final_validation import NoisyFinalValidation
+
+import runlint
+from runlint.rule import Finding, Rule, Severity
+from runlint.run import Run
+
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "corpus"
+
+
+def corpus(name: str) -> Run:
+    path = CORPUS / name
+    assert path.is_dir(), f"corpus run {name} missing (regenerate fixtures/corpus)"
+    return runlint.load_run(path)
+
+
+def findings(rule: Rule, run: Run) -> list[Finding]:
+    assert not rule.missing(run), rule.missing(run)
+    return list(rule.check(run))
+
+
+def with_meta(run: Run, **changes: object) -> Run:
+    """The same recorded run with some metadata changed (as an importer or config would)."""
+    other = copy.copy(run)
+    other.meta = {**copy.deepcopy(run.meta), **changes}
+    return other
+
+
+# -- recorded here: small real runs for what the corpus does not vary --------------------------
+
+
+def _record(root: Path, name: str, *, lr: float, warmup: int, weight_decay: float) -> Path:
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    x = torch.randn(512, 16)
+    y = (x[:, :4].argmax(1)).long()
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: min(1.0, (t + 1) / max(1, warmup)))
+    path = root / name
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny model: one thread avoids oversubscribing shared cores
+    try:
+        _train(model, opt, sched, x, y, path)
+    finally:
+        torch.set_num_threads(threads)
+    return path
+
+
+def _train(model: Any, opt: Any, sched: Any, x: Any, y: Any, path: Path) -> None:
+    from torch import nn
+
+    with runlint.record(model, opt, path, meta={"num_classes": 4, "batch_size": 32}) as rec:
+        for _epoch in range(4):
+            for i in range(0, 512, 32):
+                loss = nn.functional.cross_entropy(model(x[i : i + 32]), y[i : i + 32])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                rec.log(loss=loss)
+            rec.log_epoch()
+
+
+@pytest.fixture(scope="session")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+    root = tmp_path_factory.mktemp("curves")
+    return {
+        "big_wd": runlint.load_run(_record(root, "big-wd", lr=0.05, warmup=0, weight_decay=2.0)),
+        "small_wd": runlint.load_run(
+            _record(root, "small-wd", lr=0.05, warmup=20, weight_decay=5e-4)
+        ),
+    }
+
+
+# -- RL101 initial-loss-off --------------------------------------------------------------------
+
+
+def test_rl101_message_states_initial_loss_and_ln_c() -> None:
+    (finding,) = findings(InitialLossOff(), corpus("rl101-cnn-last-layer-x30"))
+    assert "at step 0" in finding.message and "ln(10) = 2.30" in finding.message
+    assert finding.evidence["initial_loss"] > 2.6
+    assert "×0.01" in finding.fix and finding.steps == (0, 0)
+
+
+def test_rl101_label_smoothing_does_not_hide_a_bad_init_nor_flag_a_good_one() -> None:
+    healthy = corpus("tokens-transformer-adamw-smoothing")
+    assert healthy.meta.get("label_smoothing")
+    assert findings(InitialLossOff(), healthy) == []
+    bad = with_meta(corpus("rl101-last-layer-x50"), label_smoothing=0.1)
+    assert findings(InitialLossOff(), bad)
+
+
+def test_rl101_regression_is_skipped_with_a_reason() -> None:
+    run = corpus("regression-mlp-adam")
+    reasons = InitialLossOff().missing(run)
+    assert any("mse" in r for r in reasons)
+
+
+def test_rl101_multi_margin_expects_c_minus_1_over_c_and_svm_c_minus_1() -> None:
+    run = corpus("blobs-svm-sgd")
+    assert findings(InitialLossOff(), run) == []  # ≈ 0.9 = (10 − 1)/10 for PyTorch's loss
+    as_svm = findings(InitialLossOff(), with_meta(run, loss="svm"))  # expects C − 1 = 9
+    assert [f.severity for f in as_svm] == [Severity.INFO]
+    assert "below" in as_svm[0].message
+
+
+def test_rl101_inferred_num_classes_is_only_advice() -> None:
+    bad = corpus("rl101-last-layer-x50")
+    provenance = {**bad.meta["provenance"], "num_classes": "inferred: out_features"}
+    (finding,) = findings(InitialLossOff(), with_meta(bad, provenance=provenance))
+    assert finding.severity == Severity.INFO and "inferred" in finding.message
+
+
+def test_rl101_averaged_first_loss_cannot_be_verified() -> None:
+    run = with_meta(corpus("rl101-last-layer-x50"), first_loss_is_average=True)
+    (finding,) = findings(InitialLossOff(), run)
+    assert finding.severity == Severity.INFO and "cannot be verified" in finding.message
+
+
+def test_rl101_error_ratio_option_moves_the_error_threshold() -> None:
+    run = corpus("rl101-last-layer-x50")
+    assert findings(InitialLossOff(), run)[0].severity == Severity.ERROR
+    relaxed = InitialLossOff(InitialLossOff.Options(error_ratio=1e6))
+    assert findings(relaxed, run)[0].severity == Severity.WARNING
+
+
+# -- RL102 regularization-off --------------------------------------------------------------
+
+
+def test_rl102_logged_l2_term_swamping_the_data_loss() -> None:
+    (finding,) = findings(RegularizationOff(), corpus("rl102-l2-swamps-data-loss"))
+    assert "reg_loss" in finding.message and "× the data_loss" in finding.message
+    assert finding.evidence["reg_loss"] > finding.evidence["data_loss"]
+
+
+def test_rl102_estimates_the_l2_term_of_weight_decay(recorded: dict[str, Run]) -> None:
+    (finding,) = findings(RegularizationOff(), recorded["big_wd"])
+    assert "weight_decay 2" in finding.message and "lower weight_decay" in finding.fix
+    assert findings(RegularizationOff(), recorded["small_wd"]) == []
+
+
+def test_rl102_decoupled_weight_decay_is_judged_by_its_shrink_per_step() -> None:
+    run = corpus("images3-cnn-adamw-groups")  # AdamW, weight_decay 0.05 at lr 1e-3
+    assert findings(RegularizationOff(), run) == []
+    strict = RegularizationOff(RegularizationOff.Options(max_decay_per_step=1e-6))
+    (finding,) = findings(strict, run)
+    assert "per step" in finding.message and "half-life" in finding.message
+
+
+# -- RL103 non-finite-loss -------------------------------------------------------------------
+
+
+def test_rl103_reports_first_bad_step_and_last_finite_value() -> None:
+    (finding,) = findings(NonFiniteLoss(), corpus("rl103-lr-x1000-nan"))
+    assert finding.severity == Severity.ERROR
+    assert "last finite value" in finding.message and finding.steps is not None
+
+
+# -- RL104 init-scale-off --------------------------------------------------------------------
+
+
+def test_rl104_names_the_layer_and_the_he_scale() -> None:
+    run = corpus("rl104-init-std-1")
+    (finding,) = findings(InitScaleOff(), run)
+    assert "He √(2/fan_in)" in finding.message and finding.where
+
+
+def test_rl104_small_head_is_fine_but_a_zero_hidden_layer_is_an_error() -> None:
+    run = corpus("blobs-mlp-adam-cosine")
+    params = copy.deepcopy(run.meta["params"])
+    dense = [p for p in params if p["module_type"] == "Linear" and p["role"] == "weight"]
+    dense[-1]["init_std"] = 0.0  # zero-initialized output layer: good practice
+    assert findings(InitScaleOff(), with_meta(run, params=params)) == []
+    dense[0]["init_std"] = 0.0
+    (finding,) = findings(InitScaleOff(), with_meta(run, params=params))
+    assert finding.severity == Severity.ERROR and "all zeros" in finding.message
+
+
+def test_rl104_embeddings_and_norm_layers_are_not_dense_layers() -> None:
+    run = corpus("tokens-transformer-adamw-smoothing")
+    kinds = {p["module_type"] for p in run.meta["params"]}
+    assert {"Embedding", "LayerNorm"} & kinds
+    assert findings(InitScaleOff(), run) == []
+
+
+# -- RL201 lr-too-low -------------------------------------------------------------------------
+
+
+def test_rl201_linear_fall_message_and_remaining_option() -> None:
+    run = corpus("rl201-rmsprop-lr-div100")
+    (finding,) = findings(LrTooLow(), run)
+    assert "linearly" in finding.message and "lr 2e-05" in finding.message
+    assert finding.fix == "raise the learning rate ×10"
+    assert findings(LrTooLow(LrTooLow.Options(min_remaining=0.95)), run) == []
+
+
+def test_rl201_tiny_lr_that_barely_moves_the_loss() -> None:
+    (finding,) = findings(LrTooLow(), corpus("rl401-sgd-lr-1e-5"))
+    assert "far below the usual range for SGD" in finding.message
+
+
+# -- RL202 lr-too-high ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["images-cnn-sgd-warmup-cosine", "tokens-transformer-adamw-smoothing"]
+)
+def test_warm_up_is_neither_too_high_nor_too_low_nor_stuck(name: str) -> None:
+    run = corpus(name)
+    assert run.steps["lr"].iloc[0] < run.steps["lr"].max() / 10  # it really warms up
+    for rule in (LrTooHigh(), LrTooLow(), LossNotDecreasing(), NoisyLoss()):
+        assert findings(rule, run) == [], rule.code
+
+
+def test_rl202_explosion_to_nan_is_an_error_with_numbers() -> None:
+    (finding,) = findings(LrTooHigh(), corpus("rl103-lr-x1000-nan"))
+    assert finding.severity == Severity.ERROR and "nan" in finding.message
+    assert "lr 50" in finding.message
+
+
+def test_rl202_spike_threshold_is_an_option() -> None:
+    run = corpus("rl202-cnn-lr-x20")
+    (finding,) = findings(LrTooHigh(), run)
+    assert "spiked" in finding.message
+    relaxed = LrTooHigh(LrTooHigh.Options(spike_ratio=1e12))
+    assert all("spiked" not in f.message for f in findings(relaxed, run))
+
+
+def test_rl202_bouncing_loss_at_a_normal_batch_size() -> None:
+    (finding,) = findings(LrTooHigh(), corpus("rl202-adam-lr-x30"))
+    assert "bounces" in finding.message and "batch size 64" in finding.message
+
+
+# -- RL203 noisy-loss -------------------------------------------------------------------------
+
+
+def test_rl203_small_batch_fix_raises_the_batch_size() -> None:
+    run = corpus("rl203-batch-size-2")
+    (finding,) = findings(NoisyLoss(), run)
+    assert "batch size 2" in finding.message and "raise the batch size" in finding.fix
+    assert findings(NoisyLoss(NoisyLoss.Options(max_noise=5.0)), run) == []
+
+
+# -- RL204 loss-not-decreasing ------------------------------------------------------------------
+
+
+def test_rl204_says_the_loss_sits_at_chance() -> None:
+    (finding,) = findings(LossNotDecreasing(), corpus("rl204-labels-shuffled-per-batch"))
+    assert f"ln(10) = {math.log(10):.2f}" in finding.message
+
+
+def test_rl204_min_drop_option() -> None:
+    run = corpus("rl201-lr-div100")  # falls ~8 %: progress, slowly
+    assert findings(LossNotDecreasing(), run) == []
+    strict = LossNotDecreasing(LossNotDecreasing.Options(min_drop=0.5))
+    assert findings(strict, run)
+
+
+# -- RL205 lr-not-decayed ---------------------------------------------------------------------
+
+
+def test_rl205_plateau_at_constant_lr_and_not_with_a_schedule() -> None:
+    (finding,) = findings(LrNotDecayed(), corpus("rl205-constant-lr-plateau"))
+    assert "never decayed" in finding.message and "ReduceLROnPlateau" in finding.fix
+    assert findings(LrNotDecayed(), corpus("spiral-mlp-sgd-momentum")) == []  # step decay
+
+
+def test_rl205_requires_validation_loss_and_lr(recorded: dict[str, Run]) -> None:
+    assert "epochs.val_loss" in LrNotDecayed().missing(recorded["small_wd"])
+
+
+# -- RL6xx optimizer settings -------------------------------------------------------------------
+
+
+def _with_group(run: Run, **settings: object) -> Run:
+    optimizer = copy.deepcopy(run.meta["optimizer"])
+    for group in optimizer["groups"]:
+        group.update(settings)
+    return with_meta(run, optimizer=optimizer)
+
+
+def test_rl601_adam_eps_and_betas_far_from_the_seed() -> None:
+    run = corpus("blobs-mlp-adam-cosine")
+    assert findings(AdamSettingsOff(), run) == []
+    (finding,) = findings(AdamSettingsOff(), _with_group(run, eps=1.0, betas=[0.0, 0.5]))
+    assert "eps 1" in finding.message and "beta1 0" in finding.message
+    assert "beta2 0.5" in finding.message
+
+
+def test_rl602_momentum_out_of_range_and_absent() -> None:
+    run = corpus("spiral-mlp-sgd-momentum")
+    assert findings(MomentumOff(), run) == []
+    run = copy.copy(run)
+    run.steps = run.steps.drop(columns=["momentum"])
+    (finding,) = findings(MomentumOff(), _with_group(run, momentum=0.999))
+    assert finding.severity == Severity.WARNING and "0.999" in finding.message
+    (finding,) = findings(MomentumOff(), _with_group(run, momentum=1.0))
+    assert finding.severity == Severity.ERROR
+    long_run = MomentumOff(MomentumOff.Options(long_run=10))
+    (finding,) = findings(long_run, _with_group(run, momentum=0.0))
+    assert finding.severity == Severity.INFO and "nesterov" in finding.fix
+
+
+def test_rl603_is_advice_only() -> None:
+    for name in ("rl202-adam-lr-x30", "spiral-mlp-sgd-momentum", "blobs-mlp-adam-cosine"):
+        run = corpus(name)
+        assert all(f.severity == Severity.INFO for f in NoisyFinalValidation().check(run))
+
+
+# -- all of them ----------------------------------------------------------------------------
+
+
+def _all_rules() -> Iterator[Rule]:
+    yield from (
+        InitialLossOff(),
+        RegularizationOff(),
+        NonFiniteLoss(),
+        InitScaleOff(),
+        LrTooLow(),
+        LrTooHigh(),
+        NoisyLoss(),
+        LossNotDecreasing(),
+        LrNotDecayed(),
+        AdamSettingsOff(),
+        MomentumOff(),
+        NoisyFinalValidation(),
+    )
+
+
+def test_recorded_healthy_runs_get_no_warning(recorded: dict[str, Run]) -> None:
+    run = recorded["small_wd"]
+    for rule in _all_rules():
+        if not rule.missing(run):
+            assert all(f.severity == Severity.INFO for f in rule.check(run)), rule.code
+
+
+def test_every_message_carries_a_number_and_a_fix() -> None:
+    for name in ("rl101-last-layer-x50", "rl201-lr-div100", "rl205-constant-lr-plateau"):
+        run = corpus(name)
+        for rule in _all_rules():
+            if rule.missing(run):
+                continue
+            for finding in rule.check(run):
+                assert any(ch.isdigit() for ch in finding.message), finding.message
+                assert finding.fix and finding.code == rule.code
