@@ -72,7 +72,7 @@ class UpdateRatioOff(Rule):
     def check(self, run: Run) -> Iterator[Finding]:
         o = self.options
         long = params_long(run)
-        if long.empty or len(np.unique(long.step)) < o.min_samples:
+        if long.empty or len(long.steps()[0]) < o.min_samples:
             return
         per_layer = dense_update_ratios(run, o.lr_frac)
         if per_layer.empty:
@@ -140,8 +140,9 @@ class UpdateRatioOff(Rule):
             return None
         long = params_long(run)
         ratio = long.col("update_ratio")
-        rows = mask & np.isin(long.keys.to_numpy()[long.codes], dense) & (ratio > 0)
-        first = np.unique(long.step[rows])[: o.early_samples]
+        rows = mask & long.rows_of(dense) & (ratio > 0)
+        uniq, inv = long.steps()
+        first = uniq[np.bincount(inv[rows], minlength=len(uniq)) > 0][: o.early_samples]
         if len(first) == 0:
             return None
         values = [float(np.median(ratio[rows & (long.step == s)])) for s in first]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runlint.layers import DENSE, fmt, input_output_ratio, param_table, params_long
+from runlint.layers import dense_params, fmt, input_output_ratio, param_table, params_long
 from runlint.rule import Finding, Rule, Severity
 from runlint.run import Run
 
@@ -64,9 +64,7 @@ class VanishingGradients(Rule):
             rel = grad / weight
         ok = (weight > 0) & (grad > 0)
         per_layer = long.median(rel, ok)
-        dense = table[
-            (table["kind"] == DENSE) & table["trainable"] & table["in_optimizer"]
-        ].index.intersection(per_layer.dropna().index)
+        dense = dense_params(run).intersection(per_layer.dropna().index)
         if len(dense) < o.min_layers:
             return
         found = input_output_ratio(per_layer[dense], table.loc[dense, "dense_depth"])

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from runlint.layers import DENSE, Long, fmt, input_output_ratio, param_table, params_long
+from runlint.layers import Long, dense_params, fmt, input_output_ratio, param_table, params_long
 from runlint.rule import Finding, Rule, Severity
 from runlint.run import Run
 
@@ -118,15 +118,19 @@ class ExplodingGradients(Rule):
 
     def _dense_rel(self, run: Run) -> tuple[np.ndarray, pd.Series] | None:
         long = params_long(run)
-        table = param_table(run)
+        if "rl403_dense_rel" not in long.memo:
+            long.memo["rl403_dense_rel"] = self._compute_dense_rel(run)
+        found: tuple[np.ndarray, pd.Series] | None = long.memo["rl403_dense_rel"]
+        return found
+
+    def _compute_dense_rel(self, run: Run) -> tuple[np.ndarray, pd.Series] | None:
+        long = params_long(run)
         grad, weight = long.col("grad_norm"), long.col("param_norm")
         with np.errstate(divide="ignore", invalid="ignore"):
             rel = grad / weight
         ok = (weight > 0) & np.isfinite(rel)
         per_layer = long.median(rel, ok)
-        dense = table[
-            (table["kind"] == DENSE) & table["trainable"] & table["in_optimizer"]
-        ].index.intersection(per_layer.dropna().index)
+        dense = dense_params(run).intersection(per_layer.dropna().index)
         if len(dense) == 0:
             return None
         return ok, per_layer[dense]
@@ -186,9 +190,8 @@ def _has_grad(long: Long) -> np.ndarray:
 
 def _global_norm(long: Long) -> tuple[np.ndarray, np.ndarray]:
     """Steps and the global gradient norm at each, over steps where every norm is finite."""
-    step = long.step
     grad = long.col("grad_norm")
-    steps, inv = np.unique(step, return_inverse=True)
+    steps, inv = long.steps()
     finite = np.isfinite(grad)
     present = np.bincount(inv, (~np.isnan(grad)).astype(float), minlength=len(steps))
     good = np.bincount(inv, finite.astype(float), minlength=len(steps))

@@ -140,7 +140,7 @@ class FrozenParameters(Rule):
         if not run.has("params.update_norm"):
             return
         long = params_long(run)
-        n_steps = len(np.unique(long.step))
+        n_steps = len(long.steps()[0])
         if n_steps < self.options.min_samples:
             return
         upd = np.abs(long.col("update_norm"))

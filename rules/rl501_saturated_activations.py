@@ -61,9 +61,9 @@ class SaturatedActivations(Rule):
         long = acts_long(run)
         if long.empty:
             return
-        kinds = long.frame["kind"].astype(str).to_numpy() if "kind" in long.frame else None
-        if kinds is None:
+        if "kind" not in long.frame.columns:
             return
+        kinds = long.first("kind").to_numpy()[long.codes]
         mask = finite_rows(long, "mean", "std") & np.isin(kinds, SQUASHING_KINDS)
         if not mask.any():
             return
@@ -72,7 +72,7 @@ class SaturatedActivations(Rule):
         bad = sat[sat > o.fraction].sort_values(ascending=False)
         if bad.empty:
             return
-        kind_of = dict(zip(long.frame["module"].astype(str), kinds, strict=True))
+        kind_of = long.first("kind").to_dict()
         worst = str(bad.index[0])
         kind = kind_of.get(worst, "tanh")
         band = "|a| > 0.99" if kind != "sigmoid" else "a < 0.01 or a > 0.99"

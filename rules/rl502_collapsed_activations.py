@@ -68,13 +68,11 @@ class CollapsedActivations(Rule):
         depth = order.reindex(std.index)
         std = std.iloc[np.argsort(depth.fillna(np.inf).to_numpy(), kind="stable")]
         first = float(std.iloc[0])
-        kinds = long.frame["kind"].astype(str).to_numpy() if "kind" in long.frame else None
         dead = long.median(long.col("dead_units"), mask).reindex(std.index).fillna(0.0)
-        relu = (
-            std.index.isin(np.unique(long.frame["module"].astype(str)[np.isin(kinds, RELU_KINDS)]))
-            if kinds is not None
-            else np.zeros(len(std), dtype=bool)
-        )
+        if "kind" in long.frame.columns:
+            relu = long.first("kind").reindex(std.index).isin(RELU_KINDS).to_numpy()
+        else:
+            relu = np.zeros(len(std), dtype=bool)
         flat = (std < o.std).to_numpy()
         deep = (std < first / o.shrink).to_numpy() | (first < o.std)
         candidates = flat & deep & ~(relu & (dead > o.dead_units).to_numpy())

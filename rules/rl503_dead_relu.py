@@ -59,9 +59,9 @@ class DeadRelu(Rule):
     def check(self, run: Run) -> Iterator[Finding]:
         o = self.options
         long = acts_long(run)
-        if long.empty or "kind" not in long.frame:
+        if long.empty or "kind" not in long.frame.columns:
             return
-        kinds = long.frame["kind"].astype(str).to_numpy()
+        kinds = long.first("kind").to_numpy()[long.codes]
         mask = (
             finite_rows(long, "mean", "std")
             & np.isin(kinds, RELU_KINDS)

@@ -29,6 +29,7 @@ __all__ = [
     "Long",
     "acts_long",
     "curves",
+    "dense_params",
     "dense_update_ratios",
     "finite_rows",
     "fmt",
@@ -130,31 +131,25 @@ def param_table(run: Run) -> pd.DataFrame:
             }
             for n in names
         ]
-    table = pd.DataFrame(
-        rows,
-        columns=[
-            "param",
-            "module_type",
-            "role",
-            "trainable",
-            "in_optimizer",
-            "group",
-            "fan_in",
-            "numel",
-            "ndim",
-        ],
-    )
-    table["layer"] = [n.rsplit(".", 1)[0] if "." in n else "" for n in table["param"]]
-    table["kind"] = [
-        _kind(m, r, n, None if pd.isna(d) else int(d))
+    cols = ["param", "module_type", "role", "trainable", "in_optimizer", "group", "fan_in"]
+    data: dict[str, Any] = {c: [r[c] for r in rows] for c in [*cols, "numel", "ndim"]}
+    data["layer"] = [n.rsplit(".", 1)[0] if "." in n else "" for n in data["param"]]
+    data["kind"] = [
+        _kind(m, r, n, d)
         for m, r, n, d in zip(
-            table["module_type"], table["role"], table["param"], table["ndim"], strict=True
+            data["module_type"], data["role"], data["param"], data["ndim"], strict=True
         )
     ]
-    table["depth"] = np.arange(len(table))
-    dense = table["kind"] == DENSE
-    table["dense_depth"] = np.where(dense, np.cumsum(dense) - 1, np.nan)
-    table = table.set_index("param")
+    dense = np.array([k == DENSE for k in data["kind"]], dtype=bool)
+    data["depth"] = np.arange(len(dense))
+    data["dense_depth"] = np.where(dense, np.cumsum(dense) - 1, np.nan)
+    data["trainable"] = np.array(data["trainable"], dtype=bool)
+    data["in_optimizer"] = np.array(data["in_optimizer"], dtype=bool)
+    index = pd.Index(np.array(data.pop("param"), dtype=object), name="param")
+    table = pd.DataFrame(
+        {k: np.asarray(v, dtype=object) if isinstance(v, list) else v for k, v in data.items()},
+        index=index,
+    )
     _PARAM_TABLES[run] = table
     return table
 
@@ -162,9 +157,10 @@ def param_table(run: Run) -> pd.DataFrame:
 class Long:
     """A long table (``params`` or ``activations``) as numpy arrays, factorized by its key.
 
-    Reductions per key are numpy (one ``lexsort`` or ``bincount``), so a rule costs well under
-    a millisecond per summary even on 10,000-step runs. Get one with ``params_long(run)`` or
-    ``acts_long(run)``: they are built once per run and shared by every rule.
+    Reductions per key are numpy (a row sort of a keys × samples grid, or ``bincount``), so a
+    rule costs well under a millisecond per summary even on 10,000-step runs. Get one with
+    ``params_long(run)`` or ``acts_long(run)``: built once per run and shared by every rule,
+    which can also share results through ``memo``.
     """
 
     def __init__(self, frame: pd.DataFrame, key: str) -> None:
@@ -173,7 +169,39 @@ class Long:
         self.codes = np.asarray(codes, dtype=np.int64)
         self.keys = pd.Index(np.asarray(uniques, dtype=object).astype(str), name=key)
         self.step = frame["step"].to_numpy(dtype=np.int64)
+        self.order = np.argsort(self.codes, kind="stable")  # rows grouped by key
+        self.memo: dict[Any, Any] = {}
         self._cols: dict[str, np.ndarray] = {}
+
+    def steps(self) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct steps, and for every row the index of its step among them."""
+        if "_steps" not in self.memo:
+            step = self.step
+            if len(step) and bool((step[1:] >= step[:-1]).all()):  # sorted: no sort needed
+                new = np.concatenate(([True], step[1:] != step[:-1]))
+                self.memo["_steps"] = (step[new], np.cumsum(new) - 1)
+            else:
+                self.memo["_steps"] = np.unique(step, return_inverse=True)
+        found: tuple[np.ndarray, np.ndarray] = self.memo["_steps"]
+        return found
+
+    def first(self, column: str) -> pd.Series:
+        """The value of a (non-numeric) column at each key's first row, e.g. ``kind``."""
+        if ("_first", column) not in self.memo:
+            _, idx = np.unique(self.codes, return_index=True)
+            values = self.frame[column].to_numpy(dtype=object)[idx]
+            self.memo[("_first", column)] = pd.Series(
+                np.asarray(values, dtype=object).astype(str), index=self.keys[: len(idx)]
+            )
+        found: pd.Series = self.memo[("_first", column)]
+        return found
+
+    def rows_of(self, keys: Iterable[str]) -> np.ndarray:
+        """Mask of the rows whose key is in ``keys``."""
+        wanted = np.zeros(len(self.keys) + 1, dtype=bool)
+        wanted[self.keys.get_indexer(list(keys))] = True
+        wanted[-1] = False  # get_indexer's -1 for unknown keys
+        return wanted[self.codes]
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -208,21 +236,29 @@ class Long:
     def quantile(self, values: np.ndarray, q: float, mask: np.ndarray | None = None) -> pd.Series:
         """Per-key ``q`` quantile of ``values`` over the finite rows in ``mask``."""
         ok = np.isfinite(values) if mask is None else mask & np.isfinite(values)
-        codes, vals = self.codes[ok], values[ok]
+        sel = self.order[ok[self.order]]
+        codes, vals = self.codes[sel], values[sel]
         n = len(self.keys)
         counts = np.bincount(codes, minlength=n)
         out = np.full(n, np.nan)
-        if len(vals):
-            order = np.lexsort((vals, codes))
-            vals = vals[order]
-            starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-            has = counts > 0
-            pos = q * (counts[has] - 1)
-            lo = np.floor(pos).astype(np.int64)
-            hi = np.ceil(pos).astype(np.int64)
-            frac = pos - lo
-            base = starts[has]
-            out[has] = vals[base + lo] * (1 - frac) + vals[base + hi] * frac
+        if len(vals) == 0:
+            return pd.Series(out, index=self.keys)
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        width = int(counts.max())
+        if n * width <= 4 * len(vals) + 4096:  # balanced keys: sort each row of a grid
+            grid = np.full((n, width), np.inf)
+            grid[codes, np.arange(len(vals)) - starts[codes]] = vals
+            grid.sort(axis=1)
+            flat, base = grid.reshape(-1), np.arange(n) * width
+        else:
+            flat = vals[np.lexsort((vals, codes))]
+            base = starts
+        has = counts > 0
+        pos = q * (counts[has] - 1)
+        lo = np.floor(pos).astype(np.int64)
+        frac = pos - lo
+        hi = np.minimum(lo + 1, counts[has] - 1)
+        out[has] = flat[base[has] + lo] * (1 - frac) + flat[base[has] + hi] * frac
         return pd.Series(out, index=self.keys)
 
     def median(self, values: np.ndarray, mask: np.ndarray | None = None) -> pd.Series:
@@ -302,31 +338,57 @@ def lr_mask(run: Run, long: Long, frac: float = 0.5) -> np.ndarray:
     Skips warm-up and the tail of a decay schedule, where update ratios are small by design.
     Without a recorded learning rate, or when that leaves fewer than 3 sampled steps, every row.
     """
-    everything = np.ones(len(long), dtype=bool)
+    key = ("lr_mask", frac)
+    if key in long.memo:
+        found: np.ndarray = long.memo[key]
+        return found
+    mask = np.ones(len(long), dtype=bool)
     steps = run.steps
-    if long.empty or "lr" not in steps.columns:
-        return everything
-    lr = steps["lr"].to_numpy(dtype=float, na_value=np.nan)
-    finite = np.isfinite(lr)
-    if not finite.any() or np.nanmax(lr) <= 0:
-        return everything
-    good = steps.index.to_numpy()[finite & (lr >= frac * np.nanmax(lr))]
-    mask = np.isin(long.step, good)
-    return mask if len(np.unique(long.step[mask])) >= 3 else everything
+    if not long.empty and "lr" in steps.columns:
+        lr = steps["lr"].to_numpy(dtype=float, na_value=np.nan)
+        index = steps.index.to_numpy()
+        if np.isfinite(lr).any() and np.nanmax(lr) > 0:
+            uniq, inv = long.steps()
+            at = np.clip(np.searchsorted(index, uniq), 0, len(index) - 1)
+            good = (index[at] == uniq) & (lr[at] >= frac * np.nanmax(lr))
+            if good.sum() >= 3:
+                mask = good[inv]
+    long.memo[key] = mask
+    return mask
+
+
+def dense_params(run: Run) -> pd.Index:
+    """Names of the trainable dense weights that the optimizer updates, in depth order."""
+    long = params_long(run)
+    if "_dense" not in long.memo:
+        table = param_table(run)
+        keep = (
+            (table["kind"].to_numpy() == DENSE)
+            & table["trainable"].to_numpy(dtype=bool)
+            & table["in_optimizer"].to_numpy(dtype=bool)
+        )
+        long.memo["_dense"] = table.index[keep]
+    found: pd.Index = long.memo["_dense"]
+    return found
 
 
 def dense_update_ratios(run: Run, lr_frac: float = 0.5) -> pd.Series:
     """Median update/param ratio per trainable dense weight over the ``lr_mask`` steps."""
     long = params_long(run)
+    key = ("dense_update_ratios", lr_frac)
+    if key not in long.memo:
+        long.memo[key] = _dense_update_ratios(run, long, lr_frac)
+    found: pd.Series = long.memo[key]
+    return found
+
+
+def _dense_update_ratios(run: Run, long: Long, lr_frac: float) -> pd.Series:
     if long.empty or "update_ratio" not in long.frame.columns:
         return pd.Series(dtype=float)
-    table = param_table(run)
+    dense = dense_params(run)
     ratio = long.col("update_ratio")
-    med = long.median(ratio, lr_mask(run, long, lr_frac) & (ratio > 0))
-    dense = table.index[
-        (table["kind"] == DENSE) & table["trainable"] & table["in_optimizer"]
-    ].intersection(med.dropna().index)
-    return med[dense]
+    med = long.median(ratio, lr_mask(run, long, lr_frac) & long.rows_of(dense) & (ratio > 0))
+    return med[dense.intersection(med.dropna().index)]
 
 
 def finite_rows(long: Long, *columns: str) -> np.ndarray:
