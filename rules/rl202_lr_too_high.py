@@ -21,6 +21,10 @@ class LrTooHigh(Rule):
       steps, so one odd batch does not count) rises above ``spike_ratio`` × the initial loss;
     - **climbs back**: the smoothed loss ends well above its minimum (it fell, then rose again
       by more than ``rise_fraction`` of the fall and ``rise_relative`` of the minimum);
+    - **killed at the start**: the first updates move the weights by more than
+      ``huge_update`` of their norm, after which the weights stop moving (update ratio per
+      unit of lr falls below ``stalled`` × its first value) and the loss makes no progress —
+      the big first steps killed the units (dead ReLUs, saturated logits);
     - **bounces**: after warm-up the loss jumps around its trend by more than
       ``bounce_noise`` of it although the batch is not small (≥ ``bounce_batch``, or unknown)
       — "parameters jump around and cannot settle in the optimum".
@@ -58,6 +62,9 @@ class LrTooHigh(Rule):
         rise_relative: float = 0.1  # ... and above this × min
         bounce_noise: float = 0.4  # robust noise around the trend / trend above this ...
         bounce_batch: int = 16  # ... at a batch size of at least this: bounces
+        huge_update: float = 1e-2  # first update ratios above this (10× the seed's 1e-3) ...
+        stalled: float = 1e-3  # ... then update/lr below this × the first: the units died
+        max_progress: float = 0.1  # ... while the loss fell less than this fraction
         min_steps: int = 20
 
     options: Options
@@ -115,6 +122,10 @@ class LrTooHigh(Rule):
         curve = curves.prepare(steps)
         if curve is None:
             return
+        killed = self._killed(run, curve)
+        if killed is not None:
+            yield killed
+            return
         head = max(1, int(0.05 * len(curve.smooth)))
         low_at = head + int(np.argmin(curve.smooth[head:]))
         low = float(curve.smooth[low_at])
@@ -154,6 +165,50 @@ class LrTooHigh(Rule):
                 where="loss",
                 evidence={"relative_noise": noise, "batch_size": batch},
             )
+
+    def _killed(self, run: Run, curve: curves.Curve) -> Finding | None:
+        """Huge first updates, then weights that no longer move and a loss that stays put."""
+        opts = self.options
+        params = run.params
+        if (
+            params.empty
+            or not {"step", "param", "update_ratio"} <= set(params.columns)
+            or "lr" not in run.steps.columns
+            or curve.relative_drop() >= opts.max_progress
+        ):
+            return None
+        weights = params[params["param"].astype(str).str.endswith("weight")]
+        per_step = weights.groupby("step")["update_ratio"].median()
+        if len(per_step) < 6:
+            return None
+        lr = run.steps["lr"].reindex(per_step.index).to_numpy(dtype=float, na_value=np.nan)
+        ratio = per_step.to_numpy(dtype=float, na_value=np.nan)
+        steps = per_step.index.to_numpy()
+        first = float(np.nanmax(ratio[:3]))
+        if not first > opts.huge_update:
+            return None
+        peak = float(np.nanmax(lr))
+        late = slice(len(ratio) // 2, None)
+        usable = np.isfinite(ratio[late]) & (lr[late] > 1e-3 * peak)
+        if not usable.any() or not np.isfinite(lr[:3]).any():
+            return None
+        per_lr_first = first / float(np.nanmax(lr[:3]))
+        per_lr_late = float(np.median(ratio[late][usable] / lr[late][usable]))
+        if per_lr_late >= opts.stalled * per_lr_first:
+            return None
+        late_ratio = float(np.median(ratio[late]))
+        _, loss = curves.series(run.steps, "loss")
+        return self.finding(
+            run,
+            f"the first updates moved the weights by {first:.2g} of their norm (update ratio; "
+            f"~1e-3 is healthy), then the weights stopped moving (median {late_ratio:.2g} from "
+            f"step {int(steps[len(ratio) // 2])}) and the loss stayed at {curve.last:.3g} "
+            f"(step 0: {loss[0]:.3g}){_lr_note(run)}: the first steps killed the units",
+            "lower the learning rate ×0.1 and add a warm-up",
+            steps=(int(steps[0]), int(steps[-1])),
+            where="update_ratio",
+            evidence={"first_update_ratio": first, "late_update_ratio": late_ratio},
+        )
 
 
 def _lr_note(run: Run) -> str:
