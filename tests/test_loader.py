@@ -8,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_loader_synth import record_tiny, write_run
 
 import runlint
-from runlint.run import RunError, _mean_by, find_runs, load_run
+from runlint.run import RunError, _arrow_unique_view, _mean_by, find_runs, load_run
 
 VIEWS = ("steps", "groups", "epochs", "params", "activations", "histograms", "weights")
 
@@ -201,12 +202,16 @@ def test_fast_path_matches_groupby_on_any_order(
         rank=0, value=rng.random(len(rows)), count=np.arange(len(rows))
     )
     twice = pd.concat([frame, frame.assign(rank=1)])
+    arrow = pa.Table.from_pandas(frame, preserve_index=False)
     for index in (True, False):
+        slow = _mean_by(twice, ["step", "param"], index=index)
+        pd.testing.assert_frame_equal(_mean_by(frame, ["step", "param"], index=index), slow)
         pd.testing.assert_frame_equal(
-            _mean_by(frame, ["step", "param"], index=index),
-            _mean_by(twice, ["step", "param"], index=index),
+            _arrow_unique_view(arrow, ["step", "param"], index=index), slow
         )
+    assert _arrow_unique_view(pa.Table.from_pandas(twice), ["step", "param"], index=True) is None
     single = frame.drop_duplicates("step")
-    pd.testing.assert_frame_equal(
-        _mean_by(single, ["step"]), _mean_by(pd.concat([single, single.assign(rank=1)]), ["step"])
-    )
+    slow = _mean_by(pd.concat([single, single.assign(rank=1)]), ["step"])
+    pd.testing.assert_frame_equal(_mean_by(single, ["step"]), slow)
+    single_arrow = pa.Table.from_pandas(single, preserve_index=False)
+    pd.testing.assert_frame_equal(_arrow_unique_view(single_arrow, ["step"], index=True), slow)
