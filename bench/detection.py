@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runlint.rule import Rule
+
 ROOT = Path(__file__).resolve().parent.parent
 LOUD = ("warning", "error")
 
@@ -78,7 +80,7 @@ def check_cli(paths: list[Path]) -> tuple[list[dict[str, Any]], str]:
     return list(doc.get("findings", [])), shown
 
 
-def rule_classes() -> list[type]:
+def rule_classes() -> list[type[Rule]]:
     """Rule classes found in ``runlint.rules`` (the engine's discovery, done by hand)."""
     import runlint.rules as package
 
