@@ -157,7 +157,7 @@ class LrTooHigh(Rule):
             at_batch = f" at batch size {batch}" if isinstance(batch, int) else ""
             yield self.finding(
                 run,
-                f"the loss bounces by ±{noise:.0%} around its trend (robust std, steps "
+                f"the loss bounces by ±{noise:.0%} around its trend (mean deviation, steps "
                 f"{a}–{int(curve.steps[-1])}){at_batch}{lr_note}: the steps are too large "
                 "for the parameters to settle",
                 "lower the learning rate ×0.3 (and decay it once the loss stops falling)",

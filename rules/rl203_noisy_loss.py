@@ -13,9 +13,10 @@ from runlint.run import Run
 class NoisyLoss(Rule):
     """The loss oscillates around its trend by a large fraction of its level.
 
-    The noise is the robust std (1.4826 × MAD) of the loss around a centered EMA trend, divided
-    by the trend, over the last 80 % of the run (the trend is floored at 10 % of its start so a
-    loss near zero does not inflate it). The batch size (``meta.batch_size``) decides the fix.
+    The noise is the mean absolute deviation of the loss from a centered EMA trend, divided by
+    the trend, over the last 80 % of the run (the trend is floored at 10 % of the initial loss
+    so a loss near zero does not inflate it). The batch size (``meta.batch_size``) decides the
+    fix.
 
     ## Why it matters
     The wiggle of the loss comes from the batch: the smaller the batch, the noisier each
@@ -41,7 +42,7 @@ class NoisyLoss(Rule):
 
     @dataclass
     class Options(Rule.Options):
-        max_noise: float = 0.45  # robust std of the loss around its trend / the trend
+        max_noise: float = 0.35  # mean |loss − trend| / trend
         small_batch: int = 16  # below this the fix is to raise the batch size
         min_steps: int = 50
 
@@ -69,7 +70,7 @@ class NoisyLoss(Rule):
             fix = "raise the batch size or lower the learning rate"
         yield self.finding(
             run,
-            f"the loss oscillates by ±{noise:.0%} of its trend (robust std, steps {a}–{b}; "
+            f"the loss oscillates by ±{noise:.0%} of its trend (mean deviation, steps {a}–{b}; "
             f"limit {opts.max_noise:.0%}){about}",
             fix,
             steps=(a, b),

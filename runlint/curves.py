@@ -232,14 +232,16 @@ class Curve:
         return (start - end) / start if start > 0 else float("nan")
 
     def relative_noise(self, start: float = 0.2, floor: float = 0.1) -> float:
-        """Robust std of the residual over the trend, from fraction ``start`` of the curve on.
+        """Mean absolute deviation of the loss from its trend, relative to the trend.
 
+        Measured from fraction ``start`` of the curve on. The mean (not a median) keeps the
+        heavy tail of small-batch losses (most batches near zero, a few large) in the measure.
         The trend is floored at ``floor`` × the run's initial loss so that a loss near zero
         does not make tiny absolute wiggles look large.
         """
         a = int(start * len(self.values))
         level = np.maximum(self.smooth[a:], floor * max(self.initial, self.first, 1e-12))
-        return robust_std(self.residual[a:] / level)
+        return float(np.mean(np.abs(self.residual[a:]) / level))
 
 
 _CACHE: dict[tuple[int, str, bool, float], tuple[weakref.ref[pd.DataFrame], Curve | None]] = {}
