@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from runlint.importers.names import Signal, classify, sanitize
@@ -22,14 +23,16 @@ def scalar_tables(
     if scalars.empty:
         return {}, {}
     scalars = scalars.dropna(subset=["step"])
-    names = list(dict.fromkeys(scalars["name"]))
+    names = list(pd.unique(scalars["name"]))
     counts = scalars["name"].value_counts()
     signals = _resolve({n: classify(n) for n in names}, counts)
+    codes, uniques = pd.factorize(scalars["name"])
+    sigs = [signals[n] for n in uniques]
     frame = scalars.assign(
-        table=scalars["name"].map(lambda n: signals[n].table),
-        column=scalars["name"].map(lambda n: signals[n].column),
-        group=scalars["name"].map(lambda n: signals[n].group),
-        ambiguous=scalars["name"].map(lambda n: signals[n].ambiguous),
+        table=np.asarray([s.table for s in sigs], dtype=object)[codes],
+        column=np.asarray([s.column for s in sigs], dtype=object)[codes],
+        group=np.asarray([s.group for s in sigs], dtype=np.int64)[codes],
+        ambiguous=np.asarray([s.ambiguous for s in sigs], dtype=bool)[codes],
     )
     frame = frame[frame["table"] != "skip"]
     frame = frame.assign(step=frame["step"].astype("int64"))

@@ -10,6 +10,7 @@ fails (nothing after it can be framed); a scalar record whose data checksum fail
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass, field
 
@@ -131,7 +132,8 @@ def read_scalars(data: bytes, out: EventScalars | None = None) -> EventScalars:
     ok = np.ones(len(offsets), dtype=bool)
     ok[short] = _crc_ok(buf, offsets[short] + 12, lengths[short])
     out.damaged += int((~ok).sum())
-    for index in np.flatnonzero(ok).tolist():
+    slow = _decode_fast(data, offsets[ok] + 12, lengths[ok], out)
+    for index in np.flatnonzero(ok)[slow].tolist():
         offset, length = int(offsets[index]), int(lengths[index])
         before = len(out.tags)
         try:
@@ -146,6 +148,62 @@ def read_scalars(data: bytes, out: EventScalars | None = None) -> EventScalars:
                 out.damaged += 1
                 _truncate(out, before)
     return out
+
+
+# The layout torch.utils.tensorboard and tensorboardX write for one ``add_scalar``:
+# Event{wall_time, step, summary: Summary{value: Value{tag, simple_value}}}, short lengths.
+_SCALAR_EVENT = re.compile(
+    rb"\x09(.{8})(?:\x10([\x80-\xff]{0,9}[\x00-\x7f]))?\x2a([\x00-\x7f])\x0a([\x00-\x7f])\x0a([\x00-\x7f])",
+    re.DOTALL,
+)
+
+
+def _decode_fast(
+    data: bytes, starts: np.ndarray, lengths: np.ndarray, out: EventScalars
+) -> list[int]:
+    """Decode the records holding one ``add_scalar`` each; the indices of the others."""
+    tags: dict[bytes, str] = {}
+    slow: list[int] = []
+    match = _SCALAR_EVENT.match
+    f64, f32 = _F64.unpack, _F32.unpack_from
+    out_tags, out_steps, out_times, out_values = out.tags, out.steps, out.times, out.values
+    for index, (pos, end) in enumerate(
+        zip(starts.tolist(), (starts + lengths).tolist(), strict=True)
+    ):
+        m = match(data, pos, end)
+        if m is None:
+            slow.append(index)
+            continue
+        tag_start = m.end()
+        tag_end = tag_start + m[5][0]
+        if (
+            tag_end + 5 != end
+            or data[tag_end] != 0x15
+            or m.start(4) + 1 + m[4][0] != end
+            or m.start(3) + 1 + m[3][0] != end
+        ):
+            slow.append(index)
+            continue
+        raw = data[tag_start:tag_end]
+        tag = tags.get(raw)
+        if tag is None:
+            try:
+                tag = tags[raw] = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                slow.append(index)
+                continue
+        step = 0
+        varint = m[2]
+        if varint is not None:
+            for shift, byte in enumerate(varint):
+                step |= (byte & 0x7F) << (7 * shift)
+            if step >= 1 << 63:
+                step -= 1 << 64
+        out_tags.append(tag)
+        out_steps.append(step)
+        out_times.append(f64(m[1])[0])
+        out_values.append(f32(data, tag_end + 1)[0])
+    return slow
 
 
 def _truncate(out: EventScalars, size: int) -> None:
