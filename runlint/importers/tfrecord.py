@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -132,38 +133,49 @@ def read_scalars(data: bytes, out: EventScalars | None = None) -> EventScalars:
     ok = np.ones(len(offsets), dtype=bool)
     ok[short] = _crc_ok(buf, offsets[short] + 12, lengths[short])
     out.damaged += int((~ok).sum())
-    slow = _decode_fast(data, offsets[ok] + 12, lengths[ok], out)
-    for index in np.flatnonzero(ok)[slow].tolist():
-        offset, length = int(offsets[index]), int(lengths[index])
-        before = len(out.tags)
-        try:
-            _decode_event(data, offset + 12, offset + 12 + length, out)
-        except (IndexError, ValueError, struct.error, UnicodeDecodeError):
-            out.damaged += 1
-            _truncate(out, before)
-            continue
-        if len(out.tags) > before and not short[index]:  # a long record with scalars: check it
-            start, size = np.array([offset + 12]), np.array([length])
-            if not _crc_ok(buf, start, size)[0]:
-                out.damaged += 1
-                _truncate(out, before)
+    starts, sizes = offsets[ok] + 12, lengths[ok]
+    _decode_records(
+        data, starts, sizes, out, lambda i: _decode_slow(data, buf, starts, sizes, i, out)
+    )
     return out
+
+
+def _decode_slow(
+    data: bytes, buf: np.ndarray, starts: np.ndarray, sizes: np.ndarray, i: int, out: EventScalars
+) -> None:
+    """Any event, with the full decoder; a damaged one is counted and leaves nothing behind."""
+    start, size = int(starts[i]), int(sizes[i])
+    before = len(out.tags)
+    try:
+        _decode_event(data, start, start + size, out)
+    except (IndexError, ValueError, struct.error, UnicodeDecodeError):
+        out.damaged += 1
+        _truncate(out, before)
+        return
+    long_with_scalars = len(out.tags) > before and size > _CHECK_ALL_BELOW
+    if long_with_scalars and not _crc_ok(buf, starts[i : i + 1], sizes[i : i + 1])[0]:
+        out.damaged += 1
+        _truncate(out, before)
 
 
 # The layout torch.utils.tensorboard and tensorboardX write for one ``add_scalar``:
 # Event{wall_time, step, summary: Summary{value: Value{tag, simple_value}}}, short lengths.
 _SCALAR_EVENT = re.compile(
-    rb"\x09(.{8})(?:\x10([\x80-\xff]{0,9}[\x00-\x7f]))?\x2a([\x00-\x7f])\x0a([\x00-\x7f])\x0a([\x00-\x7f])",
+    rb"\x09(.{8})(?:\x10([\x80-\xff]{0,9}[\x00-\x7f]))?"  # wall_time, step
+    rb"\x2a([\x00-\x7f])\x0a([\x00-\x7f])\x0a([\x00-\x7f])",  # summary, value, tag lengths
     re.DOTALL,
 )
 
 
-def _decode_fast(
-    data: bytes, starts: np.ndarray, lengths: np.ndarray, out: EventScalars
-) -> list[int]:
-    """Decode the records holding one ``add_scalar`` each; the indices of the others."""
+def _decode_records(
+    data: bytes,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    out: EventScalars,
+    slow: Callable[[int], None],
+) -> None:
+    """Decode records in file order: one-``add_scalar`` events here, the others by ``slow``."""
     tags: dict[bytes, str] = {}
-    slow: list[int] = []
     match = _SCALAR_EVENT.match
     f64, f32 = _F64.unpack, _F32.unpack_from
     out_tags, out_steps, out_times, out_values = out.tags, out.steps, out.times, out.values
@@ -172,7 +184,7 @@ def _decode_fast(
     ):
         m = match(data, pos, end)
         if m is None:
-            slow.append(index)
+            slow(index)
             continue
         tag_start = m.end()
         tag_end = tag_start + m[5][0]
@@ -182,7 +194,7 @@ def _decode_fast(
             or m.start(4) + 1 + m[4][0] != end
             or m.start(3) + 1 + m[3][0] != end
         ):
-            slow.append(index)
+            slow(index)
             continue
         raw = data[tag_start:tag_end]
         tag = tags.get(raw)
@@ -190,7 +202,7 @@ def _decode_fast(
             try:
                 tag = tags[raw] = raw.decode("utf-8")
             except UnicodeDecodeError:
-                slow.append(index)
+                slow(index)
                 continue
         step = 0
         varint = m[2]
@@ -203,7 +215,6 @@ def _decode_fast(
         out_steps.append(step)
         out_times.append(f64(m[1])[0])
         out_values.append(f32(data, tag_end + 1)[0])
-    return slow
 
 
 def _truncate(out: EventScalars, size: int) -> None:
