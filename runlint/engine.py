@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from runlint.config import Config, ConfigError, kebab, parse_severity, snake, suggest
+from runlint.format import META_FILE
 from runlint.rule import Finding, Rule, Severity
 from runlint.run import Run, RunError, find_runs, load_run
 
@@ -95,6 +96,7 @@ class RunResult:
     skipped: list[Skipped] = field(default_factory=list)
     rule_errors: list[RuleError] = field(default_factory=list)
     ran: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # readable but damaged input, one line each
     curve: list[float] | None = None  # the EMA-smoothed loss, downsampled (for sparklines)
     loss_span: tuple[float, float, int] | None = None  # first, last smoothed loss; steps
 
@@ -378,6 +380,11 @@ class Checker:
         result.source = run.source
         if not run.complete:
             result.status = "incomplete"
+        if run.source == "runlint" and not (Path(path) / META_FILE).is_file():
+            result.notes.append(
+                f"{path}: no {META_FILE} (metadata lost: rules that need it are skipped; "
+                "--num-classes/--batch-size supply it)"
+            )
         self._apply_meta(run)
         for rule in self.rules:
             self._run_rule(rule, run, result)

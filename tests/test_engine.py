@@ -196,6 +196,8 @@ def test_meta_overrides_fill_missing_metadata_only(tmp_path: Path) -> None:
     checker = Checker(rules, meta={"num_classes": 4, "secret": "x"})
     out = {r.name: r for r in checker.check([bare, given])}
     assert out["bare"].findings[0].message == "num_classes=4"
+    assert len(out["bare"].notes) == 1 and "no meta.json" in out["bare"].notes[0]
+    assert out["given"].notes == []
     assert out["given"].findings[0].message == "num_classes=7"
 
 

@@ -63,6 +63,7 @@ class Report:
                 for e in r.rule_errors
             ]
             + [{"run": None, "code": None, "name": None, "error": p} for p in self.problems],
+            "notes": [{"run": r.path, "note": n} for r in self.results for n in r.notes],
             "fail_on": self.fail_on.value,
             "exit_code": self.exit_code,
         }

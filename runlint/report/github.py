@@ -39,6 +39,8 @@ class Reporter(_Base):
             lines.append(
                 command("error", result.error, file=location(result.path), title="runlint")
             )
+        for note in result.notes:
+            lines.append(command("warning", note, file=location(result.path), title="runlint"))
         for f in result.findings:
             message = f"{result.name}: {f.message}\nfix: {f.fix}"
             lines.append(

@@ -69,6 +69,9 @@ def suite(result: RunResult, report: Report) -> ET.Element:
         tc = case(f"{e.code} {e.name}")
         counts["errors"] += 1
         ET.SubElement(tc, "error", message=_clean(e.error), type="RuleError")
+    if result.notes:
+        err = ET.SubElement(el, "system-err")
+        err.text = _clean("\n".join(result.notes))
     for key, value in counts.items():
         el.set(key, str(value))
     return el

@@ -63,6 +63,8 @@ def document(report: Report) -> dict[str, Any]:
     for res in report.results:
         if res.error:
             notes.append({"level": "error", "message": {"text": res.error}})
+        for note in res.notes:
+            notes.append({"level": "warning", "message": {"text": note}})
         for e in res.rule_errors:
             notes.append(
                 {
@@ -87,7 +89,7 @@ def document(report: Report) -> dict[str, Any]:
                 },
                 "invocations": [
                     {
-                        "executionSuccessful": not notes,
+                        "executionSuccessful": not any(n["level"] == "error" for n in notes),
                         "exitCode": report.exit_code,
                         "toolExecutionNotifications": notes,
                     }

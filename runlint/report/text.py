@@ -51,7 +51,7 @@ class Reporter(_Base):
             return
         header = Text.assemble((path, "bold"))
         if result.status == "incomplete":
-            header.append("  (incomplete: still being written or killed)", style="dim")
+            header.append("  (incomplete: still being written, or killed)", style="dim")
         if result.curve:
             header.append("  loss ")
             header.append(sparkline(result.curve), style="magenta")
@@ -59,6 +59,8 @@ class Reporter(_Base):
                 first, last, n = result.loss_span
                 header.append(f" {_num(first)} → {_num(last)} over {n} steps", style="dim")
         c.print(header)
+        for note in result.notes:
+            c.print(Text.assemble(("warning", "yellow"), ": ", note))
         for f in result.findings:
             style = STYLES[f.severity.value]
             c.print(
