@@ -13,7 +13,7 @@ from runlint.run import Run
 __all__ = ["Finding", "Rule", "Severity"]
 
 
-class Severity(str, enum.Enum):
+class Severity(str, enum.Enum):  # noqa: UP042  (str() stays "Severity.X", as rules expect)
     INFO = "info"
     WARNING = "warning"
     ERROR = "error"
