@@ -60,9 +60,11 @@ class Recorder:
       stats_every   per-parameter and per-activation statistics every N optimizer steps (10)
       hist_every    activation and gradient histograms every N steps (100)
       weights_every first-layer weight snapshot every N steps (500; also the first and last)
-      flush_every   write to disk every N steps (200), and at least every ``flush_secs`` (10 s)
+      flush_every   write to disk every N steps (1000), and at least every ``flush_secs`` (10 s)
       max_elems     activation values sampled per statistic (4096)
-      background    write part files on a background thread (True)
+      background    write part files on a background thread (default: only for CUDA models,
+                    whose flushes then never wait for the copy; on CPU a writer thread competes
+                    with training for the GIL and cores, see bench/overhead.py)
     """
 
     def __init__(
@@ -75,10 +77,10 @@ class Recorder:
         stats_every: int = 10,
         hist_every: int = 100,
         weights_every: int = 500,
-        flush_every: int = 200,
+        flush_every: int = 1000,
         flush_secs: float = 10.0,
         max_elems: int = 4096,
-        background: bool = True,
+        background: bool | None = None,
     ) -> None:
         self.model = _unwrap(model)
         self.optimizer = optimizer
@@ -90,7 +92,7 @@ class Recorder:
         self.flush_every = max(1, flush_every)
         self.flush_secs = flush_secs
         self.max_elems = max_elems
-        self.background = background
+        self._background = background
 
         self.step = 0  # optimizer steps completed
         self.epoch = 0
@@ -145,7 +147,10 @@ class Recorder:
                 stacklevel=3,
             )
             return
-        self._writer = PartWriter(self.root, self.rank, background=self.background)
+        background = self._background
+        if background is None:
+            background = any(p.device.type == "cuda" for p in self._params)
+        self._writer = PartWriter(self.root, self.rank, background=background)
         opt = self.optimizer
         self._handles.append(opt.register_step_pre_hook(self._pre_step))
         self._handles.append(opt.register_step_post_hook(self._post_step))
@@ -341,12 +346,17 @@ class Recorder:
 
         ``t`` must not be changed in place afterwards: callers pass fresh results or copies.
         """
-        t = t.detach()
+        if t.requires_grad:
+            t = t.detach()
         device = t.device
         offset = self._stash_len.get(device, 0)
-        self._stash_by_device.setdefault(device, []).append(t.reshape(-1).float())
-        self._stash_len[device] = offset + t.numel()
-        return _Slot(device, offset, t.numel(), tuple(t.shape))
+        flat = t if t.dim() == 1 else t.reshape(-1)
+        if flat.dtype != torch.float32:
+            flat = flat.float()
+        self._stash_by_device.setdefault(device, []).append(flat)
+        n = flat.numel()
+        self._stash_len[device] = offset + n
+        return _Slot(device, offset, n, tuple(t.shape))
 
     def _stash_vector(self, t: torch.Tensor) -> list[_Slot]:
         slot = self._stash(t)
@@ -371,8 +381,9 @@ class Recorder:
                 out[key] = float(v)
             else:
                 self._warn_once(f"value:{key}", f"runlint: ignoring {key}={v!r}: not a number")
-        for items in tensors.values():
-            slots = self._stash_vector(torch.stack([t for _, t in items]))
+        for items in tensors.values():  # a copy: later in-place changes do not leak in
+            stacked = torch.stack([t for _, t in items]) if len(items) > 1 else items[0][1].clone()
+            slots = self._stash_vector(stacked.reshape(-1))
             out.update(zip((k for k, _ in items), slots, strict=True))
         return out
 
