@@ -188,3 +188,45 @@ def test_subprocess_exit_codes_and_streams(corpus: Path) -> None:
     assert (
         proc.returncode == 2 and "no runs found" in proc.stdout and "Traceback" not in proc.stderr
     )
+
+
+def test_fast_parser_has_exactly_the_typer_flags() -> None:
+    import typer.main
+
+    from runlint.cli import fast_parser
+
+    command = typer.main.get_command(app).commands["check"]  # type: ignore[attr-defined]
+    typer_flags = {opt for p in command.params for opt in p.opts if opt.startswith("-")}
+    fast_flags = {opt for a in fast_parser()._actions for opt in a.option_strings}
+    assert fast_flags == typer_flags
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--select", "RL103"],
+        ["--format", "json", "--select", "RL103,RL1", "--jobs", "2"],
+        ["--exit-zero", "--select=RL103"],
+        ["-v", "--fail-on", "error", "--ignore", "RL2", "--ignore", "RL5", "--num-classes", "3"],
+        ["--format", "junit", "-f", "github"],
+    ],
+)
+def test_fast_path_behaves_like_typer(
+    corpus: Path,
+    args: list[str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from runlint.cli import fast_check
+
+    fast = fast_check([str(corpus / "runs"), *args])
+    fast_out = capsys.readouterr().out
+    code, typer_out, _ = check(str(corpus / "runs"), *args)
+    assert fast is not None and (fast, fast_out) == (code, typer_out)
+
+
+def test_fast_path_leaves_help_and_bad_values_to_typer(corpus: Path) -> None:
+    from runlint.cli import fast_check
+
+    for argv in (["--help"], [str(corpus), "--jobs", "-1"], [str(corpus), "--fail-on", "x"], []):
+        assert fast_check(argv) is None
