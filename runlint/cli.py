@@ -438,13 +438,21 @@ def _example(rule: Any) -> tuple[str, Any] | None:
     return None
 
 
-def main() -> None:
-    """Entry point of the ``runlint`` script and ``python -m runlint``."""
+def main(*, fast_exit: bool = True) -> None:
+    """Entry point of the ``runlint`` script and ``python -m runlint``.
+
+    After ``check`` has written its report, ``fast_exit`` ends the process without the
+    interpreter's teardown of pandas and pyarrow (a tenth of a second of a small check).
+    """
     argv = sys.argv[1:]
     try:
         if argv[:1] == ["check"]:
             code = fast_check(argv[1:])
             if code is not None:
+                if fast_exit:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                    os._exit(code)
                 sys.exit(code)
         get_app()()
     except BrokenPipeError:  # `runlint check ... | head`

@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent(
     sys.argv = ["runlint", "check", sys.argv[1], "--format", "json"]
     from runlint.cli import main
     try:
-        main()
+        main(fast_exit=False)
     except SystemExit as exc:
         code = exc.code
     print(json.dumps({"torch": "torch" in sys.modules, "exit": code}))
