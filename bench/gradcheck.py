@@ -98,10 +98,11 @@ def torch_gradcheck(spec: Spec, n: int = 2) -> bool:
 
 def relu_at_kink() -> Spec:
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 3)).double()
+    first = nn.Linear(3, 4)
+    model = nn.Sequential(first, nn.ReLU(), nn.Linear(4, 3)).double()
     x = torch.randn(2, 3, dtype=torch.float64)
     with torch.no_grad():
-        model[0].bias[0] = -(x[0] @ model[0].weight[0])
+        first.bias[0] = -(x[0] @ first.weight[0])
     return Spec(model, nn.CrossEntropyLoss(), x, torch.tensor([0, 1]))
 
 
