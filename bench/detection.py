@@ -6,8 +6,10 @@ Runs ``runlint check <runs> --format json --exit-zero`` on every run of the corp
 ``manifest.json`` and prints, per rule: the faulty runs expecting it, how many it caught
 (recall), false alarms on healthy runs (any warning or error) and findings on faulty runs that
 do not expect it (informational); then per faulty run whether a rule of its family caught it,
-and totals. Only warnings and errors count. ``--direct`` skips the CLI and runs the rule
-classes of ``runlint.rules`` in-process (the fallback used when the CLI cannot check).
+and totals. Only warnings and errors count, except for a run's ``expect_info`` codes (advisory
+rules whose finding is info by design), which count at any severity. ``--direct`` skips the
+CLI and runs the rule classes of ``runlint.rules`` in-process (the fallback used when the CLI
+cannot check).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class Entry:
     family: str
     fault: str
     fired: set[str]
+    expect_info: list[str]
+    info: set[str]  # codes that fired at any severity (info included)
 
 
 def load_manifest(corpus: Path) -> tuple[int | None, list[Entry]]:
@@ -58,6 +62,8 @@ def load_manifest(corpus: Path) -> tuple[int | None, list[Entry]]:
             family=r.get("family", ""),
             fault=r.get("fault", ""),
             fired=set(),
+            expect_info=list(r.get("expect_info", [])),
+            info=set(),
         )
         for r in doc["runs"]
     ]
@@ -134,8 +140,8 @@ def report(entries: list[Entry], codes: list[str], show_runs: bool) -> None:
     tot_exp = tot_hit = 0
     false_alarms: dict[str, list[str]] = defaultdict(list)
     for code in codes:
-        expecting = [e for e in faulty if code in e.expect]
-        hit = sum(code in e.fired for e in expecting)
+        expecting = [e for e in faulty if code in e.expect + e.expect_info]
+        hit = sum(code in (e.info if code in e.expect_info else e.fired) for e in expecting)
         fa = [e.name for e in healthy if code in e.fired]
         other = sum(code in e.fired for e in faulty if code not in e.expect)
         false_alarms[code] = fa
@@ -153,11 +159,14 @@ def report(entries: list[Entry], codes: list[str], show_runs: bool) -> None:
     print("\nfaulty runs (✓ = caught by a rule of its family):")
     fam_hit = exp_all = 0
     for e in faulty:
-        fam = any(c.startswith(e.family) for c in e.fired) if e.family else False
+        caught = e.fired | (e.info & set(e.expect_info))
+        fam = any(c.startswith(e.family) for c in caught) if e.family else False
         fam_hit += fam
         missed = [c for c in e.expect if c not in e.fired]
+        missed += [f"{c} (info)" for c in e.expect_info if c not in e.info]
         exp_all += not missed
-        fired = ",".join(sorted(e.fired)) or "-"
+        fired = ",".join(sorted(e.fired) + [f"{c}(info)" for c in e.expect_info if c in e.info])
+        fired = fired or "-"
         miss = f"  MISSED {','.join(missed)}" if missed else ""
         print(f"  {'✓' if fam else '✗'} {e.name:40} {e.family:4} fired: {fired}{miss}")
     print("\nhealthy runs with a warning or error:")
@@ -201,8 +210,10 @@ def main(argv: list[str] | None = None) -> int:
     by_path = {e.path: e for e in entries}
     for f in findings:
         entry = by_path.get(Path(f["run"]).resolve())
-        if entry is not None and f["severity"] in LOUD:
-            entry.fired.add(f["code"])
+        if entry is not None:
+            entry.info.add(f["code"])
+            if f["severity"] in LOUD:
+                entry.fired.add(f["code"])
     report(entries, known_codes(findings, entries), args.show_runs)
     return 0
 

@@ -129,6 +129,9 @@ class RegularizationOff(Rule):
                     evidence={"weight_decay": float(wd[worst]), "lr": float(lr[worst])},
                 )
             return
+        if optimizer == "SGD":
+            yield from self._sgd_decay(run, groups, settings)
+            return
         term = _l2_term(run, groups)
         if term is None:
             return
@@ -148,6 +151,79 @@ class RegularizationOff(Rule):
                 where="weight_decay",
                 evidence={"l2_term": term, "initial_loss": data0, "weight_decay": float(wd.max())},
             )
+
+    def _sgd_decay(
+        self, run: Run, groups: pd.DataFrame, settings: dict[str, Any]
+    ) -> Iterator[Finding]:
+        """SGD's coupled weight decay: the shrink per step, ``lr × wd / (1 − momentum)``.
+
+        The L2 term of a big network at init is large whatever the decay (a CIFAR ResNet at
+        wd 5e-4 has one near ln 10), so its size says little; what the decay does per step
+        does: with momentum μ its pull adds up to lr·wd/(1 − μ) of every weight per step.
+        """
+        opts = self.options
+        wd = groups["weight_decay"].to_numpy(dtype=float, na_value=0.0)
+        lr = _peak_lrs(run, groups)
+        momentum = _momenta(settings, len(groups))
+        shrink = lr * wd / np.maximum(1.0 - momentum, 1e-2)
+        worst = int(np.argmax(shrink))
+        if not shrink[worst] > opts.max_decay_per_step:
+            return
+        half_life = np.log(2) / shrink[worst]
+        term = _l2_term(run, groups)
+        _, loss = curves.series(run.steps, "loss")
+        l2 = ""
+        if term is not None and loss.size and loss[0] > 0:
+            l2 = f"; its L2 term ½·wd·Σ‖θ‖² ≈ {term:.3g} is {term / loss[0]:.1f}× the initial loss"
+        yield self.finding(
+            run,
+            f"SGD weight_decay {wd[worst]:.3g} at lr {lr[worst]:.3g} with momentum "
+            f"{momentum[worst]:g} shrinks the weights by {min(shrink[worst], 1.0):.2%} per step "
+            f"(half-life {half_life:.0f} steps){l2}: the decay swamps the data gradient",
+            f"lower weight_decay ×{_tenfold(shrink[worst] / opts.max_decay_per_step)} "
+            "(1e-4–5e-4 is usual for SGD; no reg_loss is logged, so the penalty is invisible "
+            "in the loss)",
+            steps=(int(run.steps.index[0]), int(run.steps.index[0])),
+            where=f"param group {int(groups.index[worst])}",
+            evidence={
+                "weight_decay": float(wd[worst]),
+                "lr": float(lr[worst]),
+                "momentum": float(momentum[worst]),
+                "shrink_per_step": float(shrink[worst]),
+                "l2_term": term,
+            },
+        )
+
+
+def _peak_lrs(run: Run, groups: pd.DataFrame) -> np.ndarray:
+    """Per param group, the largest lr recorded (past any warm-up), else the first one."""
+    first = (
+        groups["lr"].to_numpy(dtype=float, na_value=0.0)
+        if "lr" in groups
+        else np.zeros(len(groups))
+    )
+    table = run.groups
+    if not table.empty and {"group", "lr"} <= set(table.columns):
+        peak = table.groupby("group")["lr"].max()
+        return np.array(
+            [max(float(peak.get(g, 0.0)), f) for g, f in zip(groups.index, first, strict=True)]
+        )
+    if "lr" in run.steps.columns and len(groups) == 1:
+        lr = run.steps["lr"].to_numpy(dtype=float, na_value=np.nan)
+        if np.isfinite(lr).any():
+            return np.array([max(float(np.nanmax(lr)), float(first[0]))])
+    return first
+
+
+def _momenta(settings: dict[str, Any], n: int) -> np.ndarray:
+    """Per param group, SGD's momentum (0 when not recorded)."""
+    meta_groups = [g for g in settings.get("groups") or [] if isinstance(g, dict)]
+    default = float((settings.get("defaults") or {}).get("momentum") or 0.0)
+    values = [
+        float(g["momentum"]) if g.get("momentum") is not None else default for g in meta_groups
+    ][:n]
+    values += [default] * (n - len(values))
+    return np.array(values, dtype=float)
 
 
 def _group_table(run: Run) -> pd.DataFrame:

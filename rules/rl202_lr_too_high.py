@@ -18,16 +18,26 @@ class LrTooHigh(Rule):
     Three signatures, judged on the loss per step:
 
     - **explodes**: the loss becomes NaN/Inf after finite values, or its rolling median (5
-      steps, so one odd batch does not count) rises above ``spike_ratio`` × the initial loss;
+      steps, so one odd batch does not count) rises above ``spike_ratio`` × the initial loss.
+      When each logged point already averages several steps (``meta.loss_logging_interval``,
+      Hugging Face's ``logging_steps``) or the run logs fewer than ``min_steps`` points, every
+      point counts on its own; when the first point is such an average
+      (``meta.first_loss_is_average``) a classifier's spike is measured against ln(C);
     - **climbs back**: the smoothed loss ends well above its minimum (it fell, then rose again
-      by more than ``rise_fraction`` of the fall and ``rise_relative`` of the minimum);
+      by more than ``rise_fraction`` of the fall and ``rise_relative`` of the minimum) after
+      the warm-up; or, over the whole run with the warm-up, it climbed anywhere by more than
+      ``mid_rise_fraction`` of what it had fallen before (a loss that fell during the warm-up
+      and climbed back once the learning rate peaked, even if a decay later brings it down);
     - **killed at the start**: the first updates move the weights by more than
       ``huge_update`` of their norm, after which the weights stop moving (update ratio per
       unit of lr falls below ``stalled`` × its first value) and the loss makes no progress —
       the big first steps killed the units (dead ReLUs, saturated logits);
-    - **bounces**: after warm-up the loss jumps around its trend by more than
-      ``bounce_noise`` of it although the batch is not small (≥ ``bounce_batch``, or unknown)
-      — "parameters jump around and cannot settle in the optimum".
+    - **bounces**: after warm-up the loss jumps around its trend by more than the batch
+      explains although the batch is not small (≥ ``bounce_batch``): the mean deviation from
+      the trend, relative to it, times √batch (a batch mean's spread falls as 1/√B) is above
+      ``bounce_scaled`` and the deviation itself above ``bounce_floor``; with the batch size
+      unknown, the deviation above ``bounce_noise`` — "parameters jump around and cannot
+      settle in the optimum".
 
     ## Why it matters
     With too high a learning rate the loss "drops faster but gets stuck at a worse value" or
@@ -35,7 +45,7 @@ class LrTooHigh(Rule):
 
     ## Known problems
     - Warm-up is taken into account: an exploding loss during warm-up is still an explosion,
-      but the climbs-back check starts where the learning rate reaches its peak.
+      and a loss that falls during warm-up and climbs back after it is a peak lr too high.
     - Cyclic schedules and warm restarts make the loss rise at each restart on purpose.
     - A training loss that rises because the data changes (curriculum, streaming data) looks
       the same.
@@ -59,20 +69,25 @@ class LrTooHigh(Rule):
         spike_ratio: float = 2.5  # rolling-median loss above initial × this: explosion
         spike_window: int = 5  # steps in the rolling median
         rise_fraction: float = 0.25  # end − min above this × (start − min): climbs back
-        rise_relative: float = 0.1  # ... and above this × min
-        bounce_noise: float = 0.4  # robust noise around the trend / trend above this ...
+        rise_relative: float = 0.05  # ... and above this × min
+        mid_rise_fraction: float = 0.5  # whole run, warm-up included: a rise anywhere above
+        # this × the fall before it (healthy runs stay below 0.15)
+        bounce_scaled: float = 3.0  # noise × √batch above this (healthy runs stay below 2) ...
+        bounce_floor: float = 0.25  # ... and the noise itself above this ...
         bounce_batch: int = 16  # ... at a batch size of at least this: bounces
+        bounce_noise: float = 0.45  # batch size unknown: noise above this bounces
         huge_update: float = 1e-2  # first update ratios above this (10× the seed's 1e-3) ...
         stalled: float = 1e-3  # ... then update/lr below this × the first: the units died
         max_progress: float = 0.1  # ... while the loss fell less than this fraction
-        min_steps: int = 20
+        min_steps: int = 20  # fewer logged points: each one is judged alone (no median)
+        min_points: int = 4  # fewer than this: not judged at all
 
     options: Options
 
     def check(self, run: Run) -> Iterator[Finding]:
         opts = self.options
         steps = run.steps
-        if "loss" not in steps.columns or len(steps) < opts.min_steps:
+        if "loss" not in steps.columns or len(steps) < opts.min_points:
             return
         loss = steps["loss"].to_numpy(dtype=float, na_value=np.nan)
         index = steps.index.to_numpy()
@@ -80,7 +95,21 @@ class LrTooHigh(Rule):
         if not finite.any():
             return
         first = int(np.argmax(finite))
-        initial = float(np.median(loss[first : first + 3][np.isfinite(loss[first : first + 3])]))
+        # each logged point averages `interval` steps (Hugging Face logging_steps) or the run
+        # logs few points: one point is evidence on its own, so no median over several
+        averaged = _interval(run) >= opts.spike_window or len(steps) < opts.min_steps
+        window = 1 if averaged else opts.spike_window
+        start = loss[first : first + (1 if averaged else 3)]
+        initial = float(np.median(start[np.isfinite(start)]))
+        reference = ""
+        chance = _chance_loss(run)
+        if run.meta.get("first_loss_is_average") and chance is not None and chance < initial:
+            # the first point is already an average over the first steps (and may hold the
+            # blow-up): judge the spike against the loss every fresh classifier starts at
+            initial, reference = (
+                chance,
+                " (the expected initial loss: the first point is an average)",
+            )
         lr_note = _lr_note(run)
         # explosion: non-finite after finite values
         after = ~finite[first:]
@@ -102,16 +131,17 @@ class LrTooHigh(Rule):
         values = loss[finite]
         idx = index[finite]
         if initial > 0:
-            med = curves.rolling_median(values, opts.spike_window).copy()
-            med[0] = initial
+            med = curves.rolling_median(values, window).copy()
+            if not reference:
+                med[0] = initial
             at = int(np.argmax(med))
             ratio = float(med[at] / initial)
             if ratio > opts.spike_ratio:
+                how = f"median of {window} steps" if window > 1 else "one logged point"
                 yield self.finding(
                     run,
                     f"the loss spiked to {med[at]:.3g} at step {int(idx[at])}, "
-                    f"{ratio:.1f}× its initial {initial:.3g} (median of {opts.spike_window} "
-                    f"steps){lr_note}",
+                    f"{ratio:.1f}× its initial {initial:.3g}{reference} ({how}){lr_note}",
                     "lower the learning rate ×0.1 (add a warm-up and clip gradients)",
                     severity=Severity.ERROR if ratio > 10 * opts.spike_ratio else self.severity,
                     steps=(int(idx[0]), int(idx[at])),
@@ -126,35 +156,59 @@ class LrTooHigh(Rule):
         if killed is not None:
             yield killed
             return
-        head = max(1, int(0.05 * len(curve.smooth)))
-        low_at = head + int(np.argmin(curve.smooth[head:]))
-        low = float(curve.smooth[low_at])
-        fall = curve.first - low
-        rise = curve.last - low
-        if (
-            low > 0
-            and fall > 0
-            and rise > opts.rise_fraction * fall
-            and rise > opts.rise_relative * low
-        ):
+        # climbs back: at the end, after warm-up; or anywhere over the whole run (the loss may
+        # fall during the warm-up and climb back once the learning rate peaks too high, even
+        # if a decay brings it down later)
+        whole = curves.prepare(steps, skip_warmup=False)
+        climb = self._climb(curve, opts.rise_fraction, to_end=True)
+        judged = curve
+        if climb is None and whole is not None:
+            climb = self._climb(whole, opts.mid_rise_fraction, to_end=False)
+            judged = whole
+        if climb is not None:
+            low_at, low, rise, top_at = climb
+            during = (
+                " (during the warm-up)"
+                if judged is whole and low_at < _warmup_len(whole, curve)
+                else ""
+            )
             yield self.finding(
                 run,
-                f"the smoothed loss fell from {curve.first:.3g} to {low:.3g} by step "
-                f"{int(curve.steps[low_at])}, then climbed back to {curve.last:.3g} "
-                f"(+{rise / low:.0%}) by step {int(curve.steps[-1])}{lr_note}",
+                f"the smoothed loss fell from {judged.first:.3g} to {low:.3g} by step "
+                f"{int(judged.steps[low_at])}{during}, then climbed back to "
+                f"{judged.smooth[top_at]:.3g} (+{rise / low:.0%}) by step "
+                f"{int(judged.steps[top_at])}{lr_note}",
                 "lower the learning rate ×0.3, or decay it (step decay ×0.5) once the loss "
                 "stops falling",
-                steps=(int(curve.steps[low_at]), int(curve.steps[-1])),
+                steps=(int(judged.steps[low_at]), int(judged.steps[top_at])),
                 where="loss",
-                evidence={"start": curve.first, "min": low, "end": curve.last},
+                evidence={
+                    "start": judged.first,
+                    "min": low,
+                    "climbed_to": float(judged.smooth[top_at]),
+                    "end": judged.last,
+                },
             )
             return
         noise = curve.relative_noise()
         batch = run.meta.get("batch_size")
-        big_batch = not isinstance(batch, int) or batch >= opts.bounce_batch
-        if big_batch and noise > opts.bounce_noise:
+        if isinstance(batch, int) and batch > 0:
+            scaled = noise * float(np.sqrt(batch))
+            bounces = (
+                batch >= opts.bounce_batch
+                and noise > opts.bounce_floor
+                and scaled > opts.bounce_scaled
+            )
+        else:
+            scaled, bounces = None, noise > opts.bounce_noise
+        if bounces:
             a = int(curve.steps[int(0.2 * len(curve.steps))])
-            at_batch = f" at batch size {batch}" if isinstance(batch, int) else ""
+            at_batch = (
+                f" at batch size {batch} (×√{batch} = {scaled:.2g}; a healthy loss stays "
+                f"below ~2 on that scale)"
+                if scaled is not None
+                else ""
+            )
             yield self.finding(
                 run,
                 f"the loss bounces by ±{noise:.0%} around its trend (mean deviation, steps "
@@ -163,8 +217,35 @@ class LrTooHigh(Rule):
                 "lower the learning rate ×0.3 (and decay it once the loss stops falling)",
                 steps=(a, int(curve.steps[-1])),
                 where="loss",
-                evidence={"relative_noise": noise, "batch_size": batch},
+                evidence={"relative_noise": noise, "batch_size": batch, "scaled_noise": scaled},
             )
+
+    def _climb(
+        self, curve: curves.Curve, fraction: float, *, to_end: bool
+    ) -> tuple[int, float, float, int] | None:
+        """``(index of the low, low, rise, index of the top)`` when the smoothed loss fell,
+        then climbed back by more than ``fraction`` of the fall so far and ``rise_relative``
+        of the low: at the end of the curve (``to_end``) or anywhere after its low so far."""
+        opts = self.options
+        smooth = curve.smooth
+        head = max(1, int(0.05 * len(smooth)))
+        if to_end:
+            low_at = head + int(np.argmin(smooth[head:]))
+            low = float(smooth[low_at])
+            top_at = len(smooth) - 1
+        else:
+            lows = np.minimum.accumulate(smooth[head:])
+            rises = smooth[head:] - lows
+            falls = curve.first - lows
+            ok = (lows > 0) & (falls > 0) & (rises > opts.rise_relative * lows)
+            score = np.where(ok, rises / np.maximum(falls, 1e-12), 0.0)
+            top_at = head + int(np.argmax(score))
+            low_at = head + int(np.argmin(smooth[head : top_at + 1]))
+            low = float(smooth[low_at])
+        rise, fall = float(smooth[top_at]) - low, curve.first - low
+        if low > 0 and fall > 0 and rise > fraction * fall and rise > opts.rise_relative * low:
+            return low_at, low, rise, top_at
+        return None
 
     def _killed(self, run: Run, curve: curves.Curve) -> Finding | None:
         """Huge first updates, then weights that no longer move and a loss that stays put."""
@@ -218,3 +299,23 @@ def _lr_note(run: Run) -> str:
     if not np.isfinite(lr).any():
         return ""
     return f" at lr {float(np.nanmax(lr)):.3g}"
+
+
+def _interval(run: Run) -> int:
+    """Steps each logged loss averages (``meta.loss_logging_interval``; 1 when unknown)."""
+    value = run.meta.get("loss_logging_interval")
+    return int(value) if isinstance(value, int | float) and value >= 1 else 1
+
+
+def _chance_loss(run: Run) -> float | None:
+    """ln(C) for a softmax classifier with ``meta.num_classes`` = C, else None."""
+    classes = run.meta.get("num_classes")
+    loss_name = str(run.meta.get("loss") or "cross_entropy").lower()
+    if not isinstance(classes, int) or classes < 2 or loss_name not in ("cross_entropy", "ce"):
+        return None
+    return float(np.log(classes))
+
+
+def _warmup_len(whole: curves.Curve, after: curves.Curve) -> int:
+    """Points of ``whole`` that lie before ``after`` starts (the warm-up)."""
+    return int(np.searchsorted(whole.steps, after.steps[0]))

@@ -11,6 +11,10 @@ from runlint import curves
 from runlint.rule import Finding, Rule, Severity
 from runlint.run import Run
 
+# Optimizers whose effective step decays on its own: Adagrad divides by the square root of the
+# sum of all past squared gradients (the seed: "Adagrad's monotone decay"), Adadelta likewise.
+_SELF_DECAYING = {"Adagrad", "Adadelta", "SparseAdagrad"}
+
 
 class LrNotDecayed(Rule):
     """The validation loss stopped improving long ago while the learning rate never decayed.
@@ -30,6 +34,8 @@ class LrNotDecayed(Rule):
     - Adaptive optimizers (Adam, RMSprop) adapt per-parameter steps but, as the seed notes,
       still benefit from a global decay; they are judged the same way.
     - A run that reached the irreducible error of its data set is also flagged.
+    - Adagrad and Adadelta are not judged: their steps shrink monotonically without a schedule
+      (the seed warns that Adagrad's decay is, if anything, too aggressive).
 
     ## Fix
     Halve the learning rate when the validation loss stops improving
@@ -57,6 +63,9 @@ class LrNotDecayed(Rule):
 
     def check(self, run: Run) -> Iterator[Finding]:
         opts = self.options
+        optimizer = str((run.meta.get("optimizer") or {}).get("class", ""))
+        if optimizer in _SELF_DECAYING:
+            return  # its per-parameter steps shrink monotonically by construction
         lr = run.steps["lr"].to_numpy(dtype=float, na_value=np.nan)
         if curves.decays(lr):
             return

@@ -26,8 +26,8 @@ LOUD = {"warning", "error"}
 
 
 @pytest.fixture(scope="module")
-def fired() -> dict[str, set[str]]:
-    """Codes at warning or error per run name, from one ``runlint check`` of the corpus."""
+def findings() -> dict[str, dict[str, str]]:
+    """Code → loudest severity per run name, from one ``runlint check`` of the corpus."""
     paths = [str(CORPUS / r["path"]) for r in RUNS]
     proc = subprocess.run(
         [
@@ -51,18 +51,30 @@ def fired() -> dict[str, set[str]]:
     doc = json.loads(proc.stdout)
     assert all(run["status"] == "ok" for run in doc["runs"]), doc["runs"]
     by_path = {(CORPUS / r["path"]).resolve(): r["name"] for r in RUNS}
-    out: dict[str, set[str]] = defaultdict(set)
+    out: dict[str, dict[str, str]] = defaultdict(dict)
     for finding in doc["findings"]:
-        if finding["severity"] in LOUD:
-            out[by_path[Path(finding["run"]).resolve()]].add(finding["code"])
+        codes = out[by_path[Path(finding["run"]).resolve()]]
+        if codes.get(finding["code"]) not in LOUD:
+            codes[finding["code"]] = finding["severity"]
     return out
+
+
+@pytest.fixture(scope="module")
+def fired(findings: dict[str, dict[str, str]]) -> dict[str, set[str]]:
+    """Codes at warning or error per run name."""
+    return defaultdict(
+        set,
+        {run: {c for c, sev in codes.items() if sev in LOUD} for run, codes in findings.items()},
+    )
 
 
 def test_manifest_lists_every_run_directory_and_a_healthy_set() -> None:
     on_disk = {p.name for p in CORPUS.iterdir() if p.is_dir()}
     assert on_disk == {r["path"] for r in RUNS}
     assert sum(r["healthy"] for r in RUNS) >= 10
-    assert all(r["expect"] and r["family"] for r in RUNS if not r["healthy"])
+    assert all(
+        (r["expect"] or r.get("expect_info")) and r["family"] for r in RUNS if not r["healthy"]
+    )
     covered = {code for r in RUNS for code in r["expect"]}
     table = {
         f"RL{f}{n:02d}"
@@ -78,6 +90,14 @@ def test_faulty_run_is_caught_by_its_expected_rules(
 ) -> None:
     missed = set(run["expect"]) - fired[run["name"]]
     assert not missed, f"{run['name']} ({run['fault']}): {sorted(missed)} did not fire"
+
+
+@pytest.mark.parametrize("run", [r for r in RUNS if r.get("expect_info")], ids=lambda r: r["name"])
+def test_advisory_fault_is_reported(
+    run: dict[str, Any], findings: dict[str, dict[str, str]]
+) -> None:
+    missed = set(run["expect_info"]) - set(findings[run["name"]])
+    assert not missed, f"{run['name']} ({run['fault']}): {sorted(missed)} reported nothing"
 
 
 @pytest.mark.parametrize("run", [r for r in RUNS if r["healthy"]], ids=lambda r: r["name"])

@@ -374,3 +374,43 @@ def test_every_message_carries_a_number_and_a_fix() -> None:
             for finding in rule.check(run):
                 assert any(ch.isdigit() for ch in finding.message), finding.message
                 assert finding.fix and finding.code == rule.code
+
+
+# -- generalization: runs added for held-out kinds ---------------------------------------------
+
+
+def test_rl102_sgd_weight_decay_is_judged_by_its_shrink_per_step() -> None:
+    (finding,) = findings(RegularizationOff(), corpus("rl102-sgd-weight-decay-0.1"))
+    assert "per step" in finding.message and "momentum 0.9" in finding.message
+    assert finding.evidence["shrink_per_step"] == pytest.approx(0.05)
+    # SGD + Nesterov at weight_decay 5e-4: a usual recipe, silent
+    assert findings(RegularizationOff(), corpus("images3-cnn-deep-bn-nesterov-step")) == []
+
+
+def test_rl202_few_averaged_points_count_one_by_one() -> None:
+    (finding,) = findings(LrTooHigh(), corpus("rl202-hf-adamw-lr-x500"))
+    assert "spiked" in finding.message and "one logged point" in finding.message
+    assert findings(LrTooHigh(), corpus("hf-tokens-transformer-binary")) == []
+
+
+def test_rl202_loss_that_fell_during_warmup_and_climbed_back() -> None:
+    (finding,) = findings(LrTooHigh(), corpus("rl202-transformer-lr-x100"))
+    assert "climbed back" in finding.message
+    assert findings(LrTooHigh(), corpus("tokens-transformer-adamw-clip")) == []
+
+
+def test_rl202_bounce_is_noise_scaled_by_the_batch_size() -> None:
+    (finding,) = findings(LrTooHigh(), corpus("rl202-adam-lr-x30"))
+    assert finding.evidence["scaled_noise"] > 3.0
+    assert findings(LrTooHigh(), corpus("spiral-mlp-adam-3-epochs")) == []
+
+
+def test_rl203_limit_is_higher_from_batch_16_on() -> None:
+    run = corpus("spiral-mlp-adam-3-epochs")  # batch 32, healthy, ±15 % late in the run
+    assert findings(NoisyLoss(), run) == []
+    (finding,) = findings(NoisyLoss(NoisyLoss.Options(max_noise_large_batch=0.1)), run)
+    assert "limit 10%" in finding.message
+
+
+def test_rl205_adagrad_decays_on_its_own() -> None:
+    assert findings(LrNotDecayed(), corpus("blobs-mlp-adagrad")) == []
