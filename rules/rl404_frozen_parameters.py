@@ -75,8 +75,11 @@ class FrozenParameters(Rule):
             return
         declared = _declared(run, table.index)
         steps = _steps(run)
-        no_opt = table[table["trainable"] & ~table["in_optimizer"] & ~declared]
-        for layer, rows in no_opt.groupby("layer", sort=False):
+        trainable = table["trainable"].to_numpy(dtype=bool)
+        undeclared = ~declared.to_numpy(dtype=bool)
+        outside = trainable & ~table["in_optimizer"].to_numpy(dtype=bool) & undeclared
+        no_opt = table[outside] if outside.any() else None
+        for layer, rows in no_opt.groupby("layer", sort=False) if no_opt is not None else ():
             yield self.finding(
                 run,
                 f"{names(rows.index)} of layer {str(layer) or '<root>'} "
@@ -89,9 +92,9 @@ class FrozenParameters(Rule):
                 where=str(rows.index[0]),
                 evidence={"params": list(rows.index), "cause": "not in optimizer"},
             )
-        frozen = ~table["trainable"] & ~declared
+        frozen = ~trainable & undeclared
         if frozen.any():
-            yield from self._frozen(run, table, frozen.to_numpy(), steps)
+            yield from self._frozen(run, table, frozen, steps)
         yield from self._never_updated(run, table, declared, steps)
 
     def _frozen(
@@ -145,6 +148,8 @@ class FrozenParameters(Rule):
             return
         upd = np.abs(long.col("update_norm"))
         peak = long.reduce(np.where(np.isnan(upd), np.inf, upd), "max")
+        if not bool((peak.to_numpy() == 0).any()):  # every parameter moved at some step
+            return
         grad_peak = long.reduce(np.abs(long.col("grad_norm")), "max")
         watched = table[table["trainable"] & table["in_optimizer"] & ~declared].index
         # a non-zero gradient with a zero update is float32 underflow (RL402), not a freeze,

@@ -63,8 +63,8 @@ class SaturatedActivations(Rule):
             return
         if "kind" not in long.frame.columns:
             return
-        kinds = long.first("kind").to_numpy()[long.codes]
-        mask = finite_rows(long, "mean", "std") & np.isin(kinds, SQUASHING_KINDS)
+        squashing = np.isin(long.first("kind").to_numpy(), SQUASHING_KINDS)[long.codes]
+        mask = finite_rows(long, "mean", "std") & squashing
         if not mask.any():
             return
         sat = long.median(long.col("saturated"), mask).dropna()

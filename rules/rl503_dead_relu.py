@@ -61,12 +61,8 @@ class DeadRelu(Rule):
         long = acts_long(run)
         if long.empty or "kind" not in long.frame.columns:
             return
-        kinds = long.first("kind").to_numpy()[long.codes]
-        mask = (
-            finite_rows(long, "mean", "std")
-            & np.isin(kinds, RELU_KINDS)
-            & long.window(o.window_start, 1.0)
-        )
+        relu = np.isin(long.first("kind").to_numpy(), RELU_KINDS)[long.codes]
+        mask = finite_rows(long, "mean", "std") & relu & long.window(o.window_start, 1.0)
         if not mask.any():
             return
         units = long.median(long.col("dead_units"), mask).dropna()

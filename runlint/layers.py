@@ -188,12 +188,22 @@ class Long:
     def first(self, column: str) -> pd.Series:
         """The value of a (non-numeric) column at each key's first row, e.g. ``kind``."""
         if ("_first", column) not in self.memo:
-            _, idx = np.unique(self.codes, return_index=True)
-            values = self.frame[column].to_numpy(dtype=object)[idx]
+            idx = self.first_rows()
+            values = self.frame[column].take(idx).to_numpy(dtype=object)
             self.memo[("_first", column)] = pd.Series(
                 np.asarray(values, dtype=object).astype(str), index=self.keys[: len(idx)]
             )
         found: pd.Series = self.memo[("_first", column)]
+        return found
+
+    def first_rows(self) -> np.ndarray:
+        """Each distinct code's first row, in code order (``np.unique``'s ``return_index``)."""
+        if "_first_rows" not in self.memo:
+            grouped = self.codes[self.order]
+            new = np.ones(len(grouped), dtype=bool)
+            new[1:] = grouped[1:] != grouped[:-1]
+            self.memo["_first_rows"] = self.order[new]
+        found: np.ndarray = self.memo["_first_rows"]
         return found
 
     def rows_of(self, keys: Iterable[str]) -> np.ndarray:
@@ -245,19 +255,22 @@ class Long:
             return pd.Series(out, index=self.keys)
         starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
         width = int(counts.max())
-        if n * width <= 4 * len(vals) + 4096:  # balanced keys: sort each row of a grid
-            grid = np.full((n, width), np.inf)
-            grid[codes, np.arange(len(vals)) - starts[codes]] = vals
-            grid.sort(axis=1)
-            flat, base = grid.reshape(-1), np.arange(n) * width
-        else:
-            flat = vals[np.lexsort((vals, codes))]
-            base = starts
         has = counts > 0
         pos = q * (counts[has] - 1)
         lo = np.floor(pos).astype(np.int64)
         frac = pos - lo
         hi = np.minimum(lo + 1, counts[has] - 1)
+        if n * width <= 4 * len(vals) + 4096:  # balanced keys: sort each row of a grid
+            if bool((counts == width).all()):  # rows come grouped by key: the grid is vals
+                grid = vals.reshape(n, width)
+            else:
+                grid = np.full((n, width), np.inf)
+                grid[codes, np.arange(len(vals)) - starts[codes]] = vals
+            grid.sort(axis=1)
+            flat, base = grid.reshape(-1), np.arange(n) * width
+        else:
+            flat = vals[np.lexsort((vals, codes))]
+            base = starts
         out[has] = flat[base[has] + lo] * (1 - frac) + flat[base[has] + hi] * frac
         return pd.Series(out, index=self.keys)
 
@@ -303,12 +316,22 @@ def acts_long(run: Run) -> Long:
     return _long(run, "activations", "module")
 
 
+_MODULE_TABLES: weakref.WeakKeyDictionary[Run, pd.DataFrame] = weakref.WeakKeyDictionary()
+
+
 def module_table(run: Run) -> pd.DataFrame:
     """Leaf modules in definition order (index: name) with ``type``, ``activation`` and ``depth``.
 
     From ``meta["modules"]``; for runs without it, the modules seen in ``activations`` in order
-    of first appearance.
+    of first appearance. Built once per run (do not modify the frame returned).
     """
+    cached = _MODULE_TABLES.get(run)
+    if cached is None:
+        cached = _MODULE_TABLES[run] = _module_table(run)
+    return cached
+
+
+def _module_table(run: Run) -> pd.DataFrame:
     mods = run.meta.get("modules") or []
     if mods:
         frame = pd.DataFrame(
@@ -322,6 +345,19 @@ def module_table(run: Run) -> pd.DataFrame:
             ]
         )
     elif not run.activations.empty:
+        long = acts_long(run)
+        if "kind" in long.frame.columns and not bool((long.codes < 0).any()):
+            # codes number the modules in order of first appearance: no drop_duplicates
+            first = long.first_rows()
+            frame = pd.DataFrame(
+                {
+                    "module": long.keys.to_numpy(),
+                    "type": "",
+                    "activation": long.frame["kind"].take(first).to_numpy(),
+                }
+            )
+            frame["depth"] = np.arange(len(frame))
+            return frame.set_index("module")
         acts = run.activations.drop_duplicates("module")
         frame = pd.DataFrame(
             {"module": acts["module"].astype(str), "type": "", "activation": acts["kind"]}
@@ -393,10 +429,14 @@ def _dense_update_ratios(run: Run, long: Long, lr_frac: float) -> pd.Series:
 
 def finite_rows(long: Long, *columns: str) -> np.ndarray:
     """Rows where every named column is finite (a NaN forward pass says nothing)."""
-    mask = np.ones(len(long), dtype=bool)
-    for c in columns:
-        mask &= np.isfinite(long.col(c))
-    return mask
+    key = ("_finite", columns)
+    if key not in long.memo:
+        mask = np.ones(len(long), dtype=bool)
+        for c in columns:
+            mask &= np.isfinite(long.col(c))
+        long.memo[key] = mask
+    found: np.ndarray = long.memo[key]
+    return found.copy()
 
 
 def input_output_ratio(values: pd.Series, depth: pd.Series) -> tuple[float, str, str] | None:
@@ -407,6 +447,8 @@ def input_output_ratio(values: pd.Series, depth: pd.Series) -> tuple[float, str,
     value of the last half; returns their ratio and the names of the input-most layer and of
     the output-side maximum, or ``None`` with fewer than three layers.
     """
+    if values.index.is_unique and depth.index.is_unique:
+        return _input_output_ratio(values, depth)
     common = values.dropna().index.intersection(depth.dropna().index)
     if len(common) < 3:
         return None
@@ -417,6 +459,32 @@ def input_output_ratio(values: pd.Series, depth: pd.Series) -> tuple[float, str,
     if not (np.isfinite(head) and np.isfinite(tail)) or tail <= 0:
         return None
     return head / tail, str(ordered.index[0]), str(tail_part.idxmax())
+
+
+def _input_output_ratio(values: pd.Series, depth: pd.Series) -> tuple[float, str, str] | None:
+    """``input_output_ratio`` in numpy, for unique labels (parameter names): same result."""
+    vals = values.to_numpy(dtype=float, na_value=np.nan)
+    at = depth.index.get_indexer(values.index)
+    deep = depth.to_numpy(dtype=float, na_value=np.nan)
+    keep = ~np.isnan(vals) & (at >= 0)
+    keep[keep] = ~np.isnan(deep[at[keep]])
+    if int(keep.sum()) < 3:
+        return None
+    picked = np.flatnonzero(keep)  # in the order of ``values``, like Index.intersection
+    picked = picked[np.argsort(deep[at[picked]], kind="stable")]
+    ordered = vals[picked]
+    head = float(np.median(ordered[: max(1, len(ordered) // 4)]))
+    half = len(ordered) // 2
+    tail_part = ordered[half:]
+    tail = float(tail_part.max())
+    if not (np.isfinite(head) and np.isfinite(tail)) or tail <= 0:
+        return None
+    labels = values.index
+    return (
+        head / tail,
+        str(labels[picked[0]]),
+        str(labels[picked[half + int(np.argmax(tail_part))]]),
+    )
 
 
 def fmt(value: float) -> str:
@@ -467,9 +535,26 @@ def _pick(columns: list[str], names: tuple[str, ...]) -> str | None:
     return next((c for c in names if c in columns), None)
 
 
+_CURVES: weakref.WeakKeyDictionary[Run, tuple[pd.DataFrame, dict[str, Curves | None]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def curves(run: Run, metric: str) -> Curves | None:
-    """The ``acc`` or ``loss`` train/val curves of a run, or ``None`` when not both recorded."""
+    """The ``acc`` or ``loss`` train/val curves of a run, or ``None`` when not both recorded.
+
+    Built once per run and epochs table (shared by the rules: do not modify the arrays).
+    """
     epochs = run.epochs
+    cached = _CURVES.get(run)
+    if cached is None or cached[0] is not epochs:
+        cached = _CURVES[run] = (epochs, {})
+    if metric not in cached[1]:
+        cached[1][metric] = _curves(epochs, metric)
+    return cached[1][metric]
+
+
+def _curves(epochs: pd.DataFrame, metric: str) -> Curves | None:
     if epochs.empty:
         return None
     cols = list(epochs.columns)

@@ -87,6 +87,7 @@ class Run:
             "weights": weights,
         }
         self._views: dict[str, pd.DataFrame] = {k: v for k, v in given.items() if v is not None}
+        self._has: dict[str, tuple[pd.DataFrame, bool]] = {}  # column checks, per view frame
 
     def _view(self, name: str) -> pd.DataFrame:
         frame = self._views.get(name)
@@ -177,7 +178,14 @@ class Run:
             return False
         if not column:
             return True
-        return column in frame.columns and bool(frame[column].notna().any())
+        if column not in frame.columns:
+            return False
+        known = self._has.get(requirement)
+        if known is not None and known[0] is frame:  # same view: rules ask again and again
+            return known[1]
+        found = bool(frame[column].notna().any())
+        self._has[requirement] = (frame, found)
+        return found
 
 
 def _raw(run: Run, table: str) -> pd.DataFrame:
@@ -206,14 +214,15 @@ def _build_steps(run: Run) -> pd.DataFrame:
     steps = _view_of(run, "steps", ["step"], index=True)
     groups = run.groups
     if not groups.empty and {"step", "group"} <= set(groups.columns):
-        rows = groups[groups["group"] == 0]
+        zero = (groups["group"] == 0).to_numpy()
+        rows = groups if bool(zero.all()) else groups[zero]  # one param group: no filtering
         group0 = rows.loc[:, [c for c in rows.columns if c not in ("step", "group")]]
         group0.index = pd.Index(rows["step"].to_numpy(), name="step")
         if steps.empty:
             return group0
         if steps.index.equals(group0.index):
             clash = {c: f"{c}_group0" for c in group0.columns if c in steps.columns}
-            return pd.concat([steps, group0.rename(columns=clash)], axis=1)
+            return pd.concat([steps, group0.rename(columns=clash) if clash else group0], axis=1)
         steps = steps.merge(
             group0, how="outer", left_index=True, right_index=True, suffixes=("", "_group0")
         )
@@ -453,8 +462,10 @@ def _arrow_unique_view(table: pa.Table, keys: list[str], *, index: bool) -> pd.D
         return None
     table = table.drop_columns([c for c in ("rank", "micro") if c in table.column_names])
     first = table.column(keys[0])
-    ordered = len(keys) == 1 and (
+    ordered = (
         table.num_rows < 2 or bool(pc.all(pc.greater(first[1:], first[:-1])).as_py())
+        if len(keys) == 1
+        else _ordered_ints(table, keys)
     )
     if not ordered:
         table = table.take(pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys]))
@@ -477,6 +488,23 @@ def _arrow_unique_view(table: pa.Table, keys: list[str], *, index: bool) -> pd.D
             table = table.set_column(at, c, table.column(c).cast(pa.float64()))
     frame = _to_pandas(table)
     return frame.set_index(keys) if index else frame
+
+
+def _ordered_ints(table: pa.Table, keys: list[str]) -> bool:
+    """Whether integer ``keys`` strictly increase row by row (then no sort is needed)."""
+    kinds = [table.column(k).type for k in keys]
+    if not all(pa.types.is_integer(kind) for kind in kinds) or table.num_rows < 2:
+        return False
+    later = np.zeros(table.num_rows - 1, dtype=bool)  # row i+1 sorts after row i so far
+    tied = np.ones(table.num_rows - 1, dtype=bool)  # rows i and i+1 equal on the keys so far
+    for key in keys:
+        values = table.column(key).to_numpy()
+        nxt, cur = values[1:], values[:-1]
+        if bool((tied & (nxt < cur)).any()):
+            return False
+        later |= tied & (nxt > cur)
+        tied &= nxt == cur
+    return bool(later.all())
 
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:
