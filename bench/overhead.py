@@ -1,22 +1,32 @@
 """Step-time overhead of ``runlint.record`` at default settings, measured side by side.
 
-For each model (an MLP with tanh, a small CNN, a small transformer) three copies with identical
-initial weights train in the same process: plain, recorded at the defaults (on CPU the part
-files are written on the training thread at each flush) and recorded with a background writer
-thread (the default for CUDA models). Blocks of steps alternate between the
-copies so that load from other processes hits all three alike. Prints, per model, the median
-step time of each copy, the median and mean ratios recorded/plain (the mean includes flushes),
-the ratio of process CPU time (all threads, so the writer thread counts; other processes'
-load does not) and the bytes written per step.
+For each model (an MLP with tanh, a small CNN, a small transformer) two copies with identical
+initial weights train in the same process: plain and recorded at the defaults (on CPU the part
+files are written on the training thread at each flush; ``--thread`` adds a third copy with the
+background writer thread that CUDA models get). Blocks of ``--block`` optimizer steps alternate
+between the copies (ABBA order) for ``--rounds`` rounds, so load from other processes hits them
+alike; a block of 10 steps holds exactly one statistics step (``stats_every=10``), so a block's
+time is an honest per-step average. Per model it prints:
 
-    python bench/overhead.py            # about a minute on a 2-core CPU
-    python bench/overhead.py --rounds 10 --block 10 --models mlp
+  block ratio  median over rounds of (recorded block time / plain block time of the same round),
+               with a 95% bootstrap interval of that median and the interquartile range of the
+               per-round ratios: the headline figure, robust to preempted blocks
+  step ratio   median recorded step time / median plain step time (a typical step: one without
+               statistics)
+  mean ratio   total recorded time / total plain time (includes flushes and outliers)
+  cpu ratio    process CPU time (all threads, so a writer thread counts; other processes' load
+               does not) recorded / plain
+  bytes/step   bytes the recorded run left on disk, per step
+
+    python bench/overhead.py                 # about 2 minutes on a 2-core CPU
+    python bench/overhead.py --rounds 40 --models mlp-tanh
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import random
 import statistics
 import tempfile
 import time
@@ -93,31 +103,44 @@ def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
 
 
-def measure(name: str, rounds: int, block: int, root: Path) -> dict[str, float]:
+def _bootstrap_median(values: list[float], n: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% bootstrap interval of the median of ``values``."""
+    rng = random.Random(seed)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(n))
+    return medians[int(0.025 * n)], medians[int(0.975 * n) - 1]
+
+
+def measure(
+    name: str, rounds: int, block: int, root: Path, thread: bool = False
+) -> dict[str, float]:
     torch.manual_seed(0)
     base, batch = MODELS[name]()
     batches = [batch() for _ in range(16)]
-    variants = ["plain", "recorded", "recorded-thread"]
+    variants = ["plain", "recorded", *(["recorded-thread"] if thread else [])]
     models = {v: copy.deepcopy(base) for v in variants}
     opts = {v: torch.optim.AdamW(models[v].parameters(), lr=1e-3) for v in variants}
-    recs = {
-        "recorded": runlint.record(models["recorded"], opts["recorded"], root / name),
-        "recorded-thread": runlint.record(
-            models["recorded-thread"], opts["recorded-thread"], root / f"{name}-t", background=True
-        ),
+    recs: dict[str, runlint.Recorder] = {
+        "recorded": runlint.record(models["recorded"], opts["recorded"], root / name)
     }
+    if thread:
+        recs["recorded-thread"] = runlint.record(
+            models["recorded-thread"], opts["recorded-thread"], root / f"{name}-t", background=True
+        )
     for rec in recs.values():
         rec.start()
-    times: dict[str, list[float]] = {v: [] for v in variants}
+    steps: dict[str, list[float]] = {v: [] for v in variants}  # every counted step's time
+    blocks: dict[str, list[float]] = {v: [] for v in variants}  # per round: the block's time
     cpu: dict[str, float] = dict.fromkeys(variants, 0.0)
-    steps = 0
+    done = 0
     try:
         for r in range(rounds + 1):  # round 0 warms up and is not counted
-            for v in variants if r % 2 else reversed(variants):
-                model, opt, rec = models[v], opts[v], recs.get(v)
+            for v in variants if r % 2 else list(reversed(variants)):
+                model, opt = models[v], opts[v]
+                rec = recs.get(v)
                 c0 = time.process_time()
+                b0 = time.perf_counter()
                 for i in range(block):
-                    x, y = batches[(steps + i) % len(batches)]
+                    x, y = batches[(done + i) % len(batches)]
                     t0 = time.perf_counter()
                     loss = loss_fn(model(x), y)
                     opt.zero_grad(set_to_none=True)
@@ -126,57 +149,66 @@ def measure(name: str, rounds: int, block: int, root: Path) -> dict[str, float]:
                     if rec is not None:
                         rec.log(loss=loss)
                     if r:
-                        times[v].append(time.perf_counter() - t0)
+                        steps[v].append(time.perf_counter() - t0)
                 if r:
+                    blocks[v].append(time.perf_counter() - b0)
                     cpu[v] += time.process_time() - c0
-            steps += block
+            done += block
     finally:
         for rec in recs.values():
             rec.close()
-    plain_med = statistics.median(times["plain"])
-    plain_mean = statistics.fmean(times["plain"])
-    out = {"plain_ms": plain_med * 1e3}
+    plain_step = statistics.median(steps["plain"])
+    out = {"plain_ms": plain_step * 1e3}
     for v in variants[1:]:
-        out[f"{v}_ms"] = statistics.median(times[v]) * 1e3
-        out[f"{v}_median_ratio"] = statistics.median(times[v]) / plain_med
-        out[f"{v}_mean_ratio"] = statistics.fmean(times[v]) / plain_mean
+        ratios = [a / b for a, b in zip(blocks[v], blocks["plain"], strict=True)]
+        q1, _, q3 = statistics.quantiles(ratios, n=4)
+        lo, hi = _bootstrap_median(ratios)
+        out[f"{v}_ms"] = statistics.median(steps[v]) * 1e3
+        out[f"{v}_block_ratio"] = statistics.median(ratios)
+        out[f"{v}_ci_lo"], out[f"{v}_ci_hi"] = lo, hi
+        out[f"{v}_q1"], out[f"{v}_q3"] = q1, q3
+        out[f"{v}_step_ratio"] = statistics.median(steps[v]) / plain_step
+        out[f"{v}_mean_ratio"] = sum(blocks[v]) / sum(blocks["plain"])
         out[f"{v}_cpu_ratio"] = cpu[v] / cpu["plain"]
-    total_steps = (rounds + 1) * block
     size = sum(p.stat().st_size for p in (root / name).rglob("*") if p.is_file())
-    out["bytes_per_step"] = size / total_steps
-    out["steps"] = total_steps
+    out["bytes_per_step"] = size / done
+    out["steps"] = done
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=60, help="alternations of the copies")
+    parser.add_argument("--rounds", type=int, default=100, help="alternations of the copies")
     parser.add_argument("--block", type=int, default=10, help="steps per block")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--thread", action="store_true", help="also a background-writer copy")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, defaults of record()")
-    header = (
-        f"{'model':<12} {'plain ms':>9} {'rec ms':>8} {'median':>7} {'mean':>6} {'cpu':>6}"
-        f" {'thread-writer':>13} {'mean':>6} {'cpu':>6} {'bytes/step':>10}"
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, defaults of record(),"
+        f" {args.rounds} rounds of {args.block} steps"
     )
-    print(header)
+    variants = ["recorded", *(["recorded-thread"] if args.thread else [])]
+    print(
+        f"{'model':<12} {'copy':<15} {'plain ms':>8} {'block ratio [95% CI]':>22}"
+        f" {'IQR':>13} {'step':>6} {'mean':>6} {'cpu':>6} {'bytes/step':>10}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
-            r = measure(name, args.rounds, args.block, Path(tmp))
-            print(
-                f"{name:<12} {r['plain_ms']:9.2f} {r['recorded_ms']:8.2f}"
-                f" {r['recorded_median_ratio']:7.3f} {r['recorded_mean_ratio']:6.3f}"
-                f" {r['recorded_cpu_ratio']:6.3f}"
-                f" {r['recorded-thread_median_ratio']:13.3f} {r['recorded-thread_mean_ratio']:6.3f}"
-                f" {r['recorded-thread_cpu_ratio']:6.3f}"
-                f" {r['bytes_per_step']:10.0f}",
-                flush=True,
-            )
+            r = measure(name, args.rounds, args.block, Path(tmp), thread=args.thread)
+            for v in variants:
+                print(
+                    f"{name:<12} {v:<15} {r['plain_ms']:8.2f}"
+                    f" {r[f'{v}_block_ratio']:8.3f} [{r[f'{v}_ci_lo']:.3f}, {r[f'{v}_ci_hi']:.3f}]"
+                    f" {r[f'{v}_q1']:6.3f}-{r[f'{v}_q3']:.3f}"
+                    f" {r[f'{v}_step_ratio']:6.3f} {r[f'{v}_mean_ratio']:6.3f}"
+                    f" {r[f'{v}_cpu_ratio']:6.3f} {r['bytes_per_step']:10.0f}",
+                    flush=True,
+                )
     print(
-        "ratios recorded/plain: median and mean wall time per step (the mean includes flushes),"
-        " cpu = process CPU time (all threads) per step, insensitive to other processes' load"
+        "recorded/plain: block = median per-round ratio of block times (95% bootstrap CI, IQR);"
+        " step = median step; mean = total time; cpu = process CPU time"
     )
 
 

@@ -29,8 +29,11 @@ ACTIVATION_KINDS: dict[type[nn.Module], str] = {
     nn.Softsign: "softsign",
 }
 
-#: Columns of ``activation_stats`` in order.
+#: Columns of the activation table, as ``finish_activation_stats`` returns them.
 ACTIVATION_COLUMNS = ("mean", "std", "saturated", "dead", "dead_units")
+
+#: Kinds with a saturated fraction: |a| > 0.99 ("abs") or a < 0.01 or a > 0.99 ("ends").
+SATURATING = {"tanh": "abs", "hardtanh": "abs", "softsign": "abs", "sigmoid": "ends"}
 
 _SYMLOG_EDGES = (
     -10.0,
@@ -79,36 +82,73 @@ def sample(x: torch.Tensor, max_elems: int) -> torch.Tensor:
     return x[:keep]
 
 
-def activation_stats(x: torch.Tensor, kind: str, max_elems: int) -> torch.Tensor:
-    """``[mean, std, saturated, dead, dead_units]`` of an activation output, as one tensor.
+def activation_sample(x: torch.Tensor, max_elems: int) -> torch.Tensor:
+    """A float32 copy of the leading rows of ``x`` (about ``max_elems`` values): one kernel."""
+    s = sample(x.detach(), max_elems)
+    return s.clone() if s.dtype == torch.float32 else s.float()
 
-    saturated: |a| > 0.99 for tanh-like, a < 0.01 or a > 0.99 for sigmoid (NaN otherwise);
-    dead: a <= 0; dead_units: fraction of units (channels for 4-D/5-D outputs, the last dim
-    otherwise) never positive over the sampled rows.
+
+def activation_stats(samples: torch.Tensor, kind: str) -> tuple[torch.Tensor, int]:
+    """Raw statistics of ``A`` activation samples of one shape and kind, stacked as ``[A, ...]``.
+
+    Returns ``(stats, units)``. ``stats`` is ``[A, k]``, per sample: its first value ``c``, the
+    sum and the L2 norm of ``a - c`` (mean and std follow on the host, shifted by ``c`` so
+    that a large mean does not cancel the variance away), the count of values > 0, the count of
+    units (channels of 4-D/5-D outputs, the last dim otherwise) positive at least once and, for
+    the kinds in ``SATURATING``, the count of saturated values (|a| > 0.99 for tanh-like, a <
+    0.01 or a > 0.99 for sigmoid). ``units`` is the number of units per sample;
+    ``finish_activation_stats`` makes the ``ACTIVATION_COLUMNS`` on the host.
+
+    About a dozen kernels for all ``A`` samples together, no host sync. Counts are sums of
+    ``sign(...)`` clamped at 0 (exact; NaN counts as not positive): reductions over boolean
+    tensors and ``std`` are several times slower on CPU.
     """
-    s = sample(x.detach(), max_elems).float()
-    flat = s.reshape(-1)
-    positive = s > 0
-    if s.dim() >= 4:
-        alive = positive.transpose(0, 1).reshape(s.shape[1], -1).any(dim=1)
+    a = samples.shape[0]
+    flat = samples.reshape(a, -1)
+    if samples.dim() >= 5:  # [A, rows, channels, ...]
+        units = samples.shape[2]
+        peak = samples.transpose(1, 2).reshape(a, units, -1).amax(dim=2)
     else:
-        alive = positive.reshape(-1, s.shape[-1]).any(dim=0)
-    if kind in ("tanh", "hardtanh", "softsign"):
-        saturated = (flat.abs() > 0.99).float().mean()
-    elif kind == "sigmoid":
-        saturated = ((flat < 0.01) | (flat > 0.99)).float().mean()
+        units = samples.shape[-1]
+        peak = samples.reshape(a, -1, units).amax(dim=1)
+    shift = flat[:, 0]
+    centered = flat - shift.unsqueeze(1)
+    columns = [
+        shift,
+        centered.sum(dim=1),
+        torch.linalg.vector_norm(centered, dim=1),
+        _count_positive(flat),
+        _count_positive(peak),
+    ]
+    saturates = SATURATING.get(kind)
+    if saturates == "abs":
+        columns.append(_count_positive(flat.abs() - 0.99))
+    elif saturates == "ends":
+        columns.append(_count_positive(flat - 0.99) + _count_positive(0.01 - flat))
+    return torch.stack(columns, dim=1), units
+
+
+def _count_positive(x: torch.Tensor) -> torch.Tensor:
+    """Per row, how many values of the 2-D ``x`` are > 0 (a float tensor)."""
+    return x.sign().clamp_(min=0).sum(dim=1)
+
+
+def finish_activation_stats(raw: Sequence[float], n: int, units: int) -> dict[str, float]:
+    """The ``ACTIVATION_COLUMNS`` of one row of ``activation_stats`` read back to the host; ``n``
+    is the number of values in the sample."""
+    shift, total, norm, positive, alive = (float(v) for v in raw[:5])
+    if n > 1:
+        var = (norm * norm - total * total / n) / (n - 1)
+        std = math.sqrt(var) if var > 0 else (0.0 if var == var else math.nan)
     else:
-        saturated = torch.full((), float("nan"), device=flat.device)
-    std = flat.std() if flat.numel() > 1 else torch.zeros((), device=flat.device)
-    return torch.stack(
-        [
-            flat.mean(),
-            std,
-            saturated,
-            (~positive).float().mean(),
-            (~alive).float().mean(),
-        ]
-    )
+        std = 0.0
+    return {
+        "mean": shift + total / n,
+        "std": std,
+        "saturated": float(raw[5]) / n if len(raw) > 5 else math.nan,
+        "dead": 1.0 - positive / n,
+        "dead_units": 1.0 - alive / units,
+    }
 
 
 def edge_tensor(kind: str, device: torch.device) -> torch.Tensor:
@@ -133,8 +173,23 @@ def gradient_histogram(grad: torch.Tensor, max_elems: int, edges: torch.Tensor) 
     return histogram(torch.log10(flat.abs() + 1e-30), edges)
 
 
-def norms(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-    """L2 norms of a list of tensors, batched, as one float32 vector."""
+def gradient_histograms(
+    grads: Sequence[torch.Tensor], edges: torch.Tensor, base: torch.Tensor, ones: torch.Tensor
+) -> torch.Tensor:
+    """``gradient_histogram`` of many gradients at once, as one ``[len(grads) * bins]`` vector.
+
+    ``grads`` are the leading values of each gradient (flat); ``base`` holds, per value, the
+    offset ``i * bins`` of its gradient's bins and ``ones`` is a vector of ones as long (both made
+    once, before training). A handful of kernels for all the parameters together.
+    """
+    flat = torch.cat(list(grads)).float()
+    idx = torch.bucketize(flat.abs_().add_(1e-30).log10_(), edges)
+    counts = torch.zeros(len(grads) * (edges.numel() + 1), device=flat.device)
+    return counts.scatter_add_(0, idx.add_(base), ones)
+
+
+def norms(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """L2 norms of a list of tensors with one batched kernel, as 0-d tensors (stack them once)."""
     if not tensors:
-        return torch.zeros(0)
-    return torch.stack([n.float() for n in torch._foreach_norm(list(tensors))])
+        return []
+    return list(torch._foreach_norm(list(tensors)))

@@ -15,9 +15,8 @@ import os
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -43,14 +42,21 @@ _GROUP_KEYS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class _Slot:
-    """Where a value stashed on a device lands in that device's flush buffer."""
+class _Slot(NamedTuple):
+    """Where a value stashed on a device lands in that device's flush buffer.
+
+    A flush buffer is the device's stashed scalars (stacked) followed by its stashed vectors
+    (concatenated): ``offset`` counts from the start for a scalar, from the first vector else.
+    """
 
     device: torch.device
     offset: int
     length: int
     shape: tuple[int, ...] = ()
+    scalar: bool = False
+
+
+_NUMBERS = (bool, int, float, np.floating, np.integer)
 
 
 class Recorder:
@@ -65,6 +71,12 @@ class Recorder:
       background    write part files on a background thread (default: only for CUDA models,
                     whose flushes then never wait for the copy; on CPU a writer thread competes
                     with training for the GIL and cores, see bench/overhead.py)
+
+    Cost: on a step without statistics the recorder runs four short Python hooks (model forward
+    pre-hook, optimizer step pre/post hooks, ``log``) and launches one kernel per tensor logged.
+    Activation hooks exist only during the forward passes of statistics steps (the forward
+    pre-hook adds and removes them), except for compiled models, whose hooks stay registered
+    (changing hooks would force recompiles) and run outside the graph.
     """
 
     def __init__(
@@ -101,17 +113,26 @@ class Recorder:
         self._micro = 0
         self._collect_acts = False
         self._collect_hist = False
+        self._static_hooks = _is_compiled(model)  # activation hooks registered for good
+        self._activation_modules: list[tuple[nn.Module, Callable[..., Any]]] = []
+        self._act_handles: list[Any] = []
+        # activation samples of this step's forward passes: (step, module, kind, sample)
+        self._act_samples: list[tuple[int, str, str, torch.Tensor]] = []
         self._handles: list[Any] = []
-        self._rows: dict[str, list[dict[str, Any]]] = {}
-        self._stash_by_device: dict[torch.device, list[torch.Tensor]] = {}
-        self._stash_len: dict[torch.device, int] = {}
-        self._before: list[torch.Tensor] | None = None
-        self._pending_norms: tuple[int, torch.Tensor] | None = None
-        self._last_flush = (0, time.monotonic())
+        # recorded since the last flush; compact per-step entries, expanded by ``_resolve``
+        self._rows: dict[str, list[Any]] = {}
+        self._scalars: dict[torch.device, list[torch.Tensor]] = {}
+        self._vectors: dict[torch.device, list[torch.Tensor]] = {}
+        self._vector_len: dict[torch.device, int] = {}
+        self._group_layout: list[tuple[int, tuple[str, ...]]] = []
+        self._pending_norms: tuple[int, list[torch.Tensor]] | None = None
+        self._before: list[torch.Tensor] | None = None  # parameter copies, reused
+        self._grad_hist: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._flush_at = self.flush_every
+        self._flush_deadline = time.monotonic() + flush_secs
         self._inferred: dict[str, Any] = {}
         self._writer: PartWriter | None = None
         self._meta_static: dict[str, Any] = {}
-        self._meta_batch = False
         self._edges: dict[tuple[str, torch.device], torch.Tensor] = {}
         self._nan: dict[torch.device, torch.Tensor] = {}
         self._weights_step = -1  # step of the last first-layer snapshot
@@ -121,7 +142,7 @@ class Recorder:
         self.rank, self.world_size = _dist_rank()
         named = list(self.model.named_parameters())
         self._names = [n for n, _ in named]
-        self._params = [p for _, p in named]
+        self._params: list[torch.Tensor] = [p for _, p in named]
         self._first_weight = _first_layer_weight(self.model)
 
     # -- context manager --------------------------------------------------------------------
@@ -154,14 +175,16 @@ class Recorder:
         opt = self.optimizer
         self._handles.append(opt.register_step_pre_hook(self._pre_step))
         self._handles.append(opt.register_step_post_hook(self._post_step))
-        pre_forward = _no_compile(self._guard("forward", self._pre_forward))
-        self._handles.append(self.model.register_forward_pre_hook(pre_forward, with_kwargs=True))
+        self._handles.append(
+            self.model.register_forward_pre_hook(self._forward_pre_hook(), with_kwargs=True)
+        )
         for name, module in self.model.named_modules():
             kind = probes.activation_kind(module)
             if kind is not None:
-                self._handles.append(
-                    module.register_forward_hook(self._activation_hook(name, kind))
-                )
+                self._activation_modules.append((module, self._activation_hook(name, kind)))
+        if self._static_hooks:
+            self._hook_activations(True)
+        self._flush_deadline = time.monotonic() + self.flush_secs
         with self._probe("meta"):
             self._meta_static = self._static_meta()
             self._prepare_device_constants()
@@ -175,6 +198,8 @@ class Recorder:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        self._static_hooks = False
+        self._hook_activations(False)
         if self._weights_step != self.step:
             self._snapshot_weights(self.step)
         with self._probe("flush"):
@@ -190,15 +215,11 @@ class Recorder:
         if self._closed or "log" in self.off:
             return
         try:
-            row: dict[str, Any] = {
-                "step": self._fwd_step,
-                "rank": self.rank,
-                "micro": self._micro,
-                "time": time.time(),
-            }
-            row.update(self._values(scalars))
+            values = self._values(scalars)
+            self._rows.setdefault("steps", []).append(
+                (self._fwd_step, self._micro, time.time(), values)
+            )
             self._micro += 1
-            self._rows.setdefault("steps", []).append(row)
         except Exception as exc:
             self._switch_off("log", exc)
 
@@ -214,50 +235,101 @@ class Recorder:
         with self._probe("flush"):
             self._flush()
 
+    def begin_batch(self, batch: Any = None) -> None:
+        """Mark the start of a training forward pass (a batch or a gradient-accumulation
+        micro-batch) for code that does not call the recorded model itself.
+
+        The model's forward pre-hook does this by itself; integrations whose training step calls
+        inner modules (Lightning's ``training_step``) call it before each batch. ``batch`` (a
+        tensor, or a tuple, list or dict holding tensors) serves to infer the batch size. Counts
+        as training when the model is in training mode and gradients are enabled. Never raises.
+        """
+        if self._closed or "forward" in self.off:
+            return
+        try:
+            self._begin_forward(self.model.training and torch.is_grad_enabled(), batch)
+        except Exception as exc:
+            self._switch_off("forward", exc)
+
+    def update_meta(self, **values: Any) -> None:
+        """Add or change run metadata, as if given in ``meta=`` (provenance ``"given"``).
+
+        It reaches ``meta.json`` at the next flush and on close.
+        """
+        self.user_meta.update(values)
+
     @property
     def bytes_written(self) -> int:
         """Bytes of part files written so far (compaction not counted)."""
         return self._writer.bytes_written if self._writer else 0
 
     # -- hooks ------------------------------------------------------------------------------
-    def _pre_forward(
-        self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> None:
-        if self._fwd_step != self.step:
+    def _forward_pre_hook(self) -> Callable[..., None]:
+        def eager(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            if "forward" in self.off:
+                return
+            try:
+                self._begin_forward(module.training and torch.is_grad_enabled(), args, kwargs)
+            except Exception as exc:
+                self._switch_off("forward", exc)
+
+        def compiled(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            if not self._static_hooks and not self._closed:  # compiled after record() began
+                self._static_hooks = True
+                self._hook_activations(True)
+            eager(module, args, kwargs)
+
+        outside = _no_compile(compiled)
+
+        def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            if _is_compiling():  # traced by dynamo: run the hook outside the graph
+                outside(module, args, kwargs)
+            else:
+                eager(module, args, kwargs)
+
+        return hook
+
+    def _begin_forward(self, training: bool, *inputs: Any) -> None:
+        step = self.step
+        if self._fwd_step != step:
             self._micro = 0
-        self._fwd_step = step = self.step
-        training = module.training and torch.is_grad_enabled()
-        self._collect_acts = (
-            training and step % self.stats_every == 0 and "activations" not in self.off
-        )
-        self._collect_hist = training and step % self.hist_every == 0
+            self._fwd_step = step
+        collect = training and step % self.stats_every == 0 and "activations" not in self.off
+        self._collect_acts = collect
+        self._collect_hist = collect and step % self.hist_every == 0
+        if not self._static_hooks and collect != bool(self._act_handles):
+            self._hook_activations(collect)
         if "batch_size" not in self._inferred:
-            first = next(
-                (a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None
-            )
+            first = _first_tensor(inputs)
             if first is not None and first.dim() > 0:
                 self._inferred["batch_size"] = int(first.shape[0])
+
+    def _hook_activations(self, on: bool) -> None:
+        """Register (``on``) or remove the activation modules' forward hooks."""
+        if on and not self._act_handles:
+            self._act_handles = [m.register_forward_hook(h) for m, h in self._activation_modules]
+        elif not on and self._act_handles:
+            for handle in self._act_handles:
+                handle.remove()
+            self._act_handles = []
 
     def _activation_hook(self, name: str, kind: str) -> Callable[..., None]:
         def record(output: Any) -> None:
             out = _first_tensor(output)
             if out is None or not out.is_floating_point() or out.numel() == 0:
                 return
-            stats = probes.activation_stats(out, kind, self.max_elems)
-            row = {"step": self.step, "rank": self.rank, "module": name, "kind": kind}
-            row.update(zip(probes.ACTIVATION_COLUMNS, self._stash_vector(stats), strict=True))
-            self._rows.setdefault("activations", []).append(row)
+            sampled = probes.activation_sample(out, self.max_elems)
+            self._act_samples.append((self.step, name, kind, sampled))
             if self._collect_hist and "histograms" not in self.off:
                 try:
                     edges = probes.histogram_edges(kind)
-                    sampled = probes.sample(out.detach(), self.max_elems)
                     counts = probes.histogram(sampled, self._edge_tensor(kind, out.device))
                     self._add_histogram("activation", name, edges, counts)
                 except Exception as exc:
                     self._switch_off("histograms", exc)
 
-        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
-            if not self._collect_acts:  # the fast path: nine steps in ten
+        def eager(module: nn.Module, inputs: Any, output: Any) -> None:
+            if not self._collect_acts:  # static hooks (compiled models) between stats steps
                 return
             try:
                 record(output)
@@ -265,80 +337,173 @@ class Recorder:
                 self._collect_acts = False
                 self._switch_off("activations", exc)
 
-        return _no_compile(hook)
+        outside = _no_compile(eager)
+
+        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+            if _is_compiling():
+                outside(module, inputs, output)
+            else:
+                eager(module, inputs, output)
+
+        return hook
 
     def _pre_step(self, optimizer: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> None:
         step = self.step
+        if self._act_samples:
+            self._activation_stats()
         if "groups" not in self.off:
-            with self._probe("groups"):
+            try:
                 self._record_groups(optimizer, step)
+            except Exception as exc:
+                self._switch_off("groups", exc)
         if step % self.stats_every == 0 and "params" not in self.off:
-            with self._probe("params"):
-                params = [p.detach() for p in self._params]
+            with self._probe("params"), torch.no_grad():
                 self._pending_norms = (step, self._grad_norms())
-                self._before = list(torch._foreach_mul(params, 1.0))
+                self._copy_params()
         if step % self.hist_every == 0 and "histograms" not in self.off:
-            with self._probe("histograms"):
+            with self._probe("histograms"), torch.no_grad():
                 self._gradient_histograms()
         if step % self.weights_every == 0:
             self._snapshot_weights(step)
 
     def _post_step(self, optimizer: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> None:
-        before, pending = self._before, self._pending_norms
-        if before is not None and pending is not None:
-            self._before = self._pending_norms = None
-            with self._probe("params"):
-                step, grad_norms = pending
-                params = [p.detach() for p in self._params]
-                delta = torch._foreach_sub(params, before)
-                stacked = torch.stack([grad_norms, probes.norms(params), probes.norms(delta)])
-                slot = self._stash(stacked)
-                self._rows.setdefault("params", []).append(
-                    {"step": step, "rank": self.rank, "_norms": slot}
-                )
-        self.step += 1
+        pending = self._pending_norms
+        if pending is not None:
+            self._pending_norms = None
+            with self._probe("params"), torch.no_grad():
+                self._param_stats(*pending)
+        self.step = step = self.step + 1
         self._micro = 0
-        last_step, last_time = self._last_flush
-        if self.step - last_step >= self.flush_every or (
-            time.monotonic() - last_time >= self.flush_secs
-        ):
+        if step >= self._flush_at or time.monotonic() >= self._flush_deadline:
             with self._probe("flush"):
                 self._flush()
 
+    def _activation_stats(self) -> None:
+        """Statistics of the activation samples taken since the last call, batched: samples of
+        one shape, dtype and kind of saturation go through ``probes.activation_stats`` together."""
+        samples, self._act_samples = self._act_samples, []
+        if "activations" in self.off:
+            return
+        with self._probe("activations"):
+            batches: dict[tuple[Any, ...], list[int]] = {}
+            for i, (_, _, kind, x) in enumerate(samples):
+                key = (x.shape, x.device, probes.SATURATING.get(kind))
+                batches.setdefault(key, []).append(i)
+            where: dict[int, tuple[_Slot, int, int]] = {}
+            for indices in batches.values():
+                first = samples[indices[0]]
+                stacked = (
+                    torch.stack([samples[i][3] for i in indices])
+                    if len(indices) > 1
+                    else first[3].unsqueeze(0)
+                )
+                stats, units = probes.activation_stats(stacked, first[2])
+                slot = self._stash(stats)
+                width = stats.shape[1]
+                n = first[3].numel()
+                for j, i in enumerate(indices):
+                    sub = _Slot(slot.device, slot.offset + j * width, width, (width,))
+                    where[i] = (sub, n, units)
+            rows = self._rows.setdefault("activations", [])
+            for i, (step, name, kind, _) in enumerate(samples):
+                rows.append((step, name, kind, *where[i]))
+
     def _record_groups(self, optimizer: torch.optim.Optimizer, step: int) -> None:
-        """lr, momentum, betas, weight decay, ... of every param group, as they are now."""
-        rank = self.rank
-        rows = self._rows.setdefault("groups", [])
-        for i, group in enumerate(optimizer.param_groups):
-            row: dict[str, Any] = {"step": step, "rank": rank, "group": i}
-            for key in _GROUP_KEYS:
-                if key in group:
-                    row[key] = self._value(group[key])
-            betas = group.get("betas")
-            if betas is not None:
-                row["beta1"], row["beta2"] = (self._value(b) for b in betas)
-            rows.append(row)
+        """lr, momentum, betas, weight decay, ... of every param group, as they are now.
+
+        Kept as one list of values per group (numbers are immutable, tensors are copied);
+        ``_resolve`` makes the rows at flush time.
+        """
+        groups = optimizer.param_groups
+        layout = self._group_layout
+        if len(layout) != len(groups) or any(
+            len(g) != size for g, (size, _) in zip(groups, layout, strict=True)
+        ):
+            layout = self._group_layout = [
+                (len(g), tuple(k for k in (*_GROUP_KEYS, "betas") if k in g)) for g in groups
+            ]
+        values = []
+        for group, (_, keys) in zip(groups, layout, strict=True):
+            vals = [group[k] for k in keys]
+            for i, v in enumerate(vals):
+                kind = type(v)
+                if kind is float or kind is bool or kind is int or v is None:
+                    continue
+                if kind is tuple and len(v) == 2 and type(v[0]) is type(v[1]) is float:
+                    continue  # betas
+                vals[i] = self._freeze(v)
+            values.append(vals)
+        self._rows.setdefault("groups", []).append((step, layout, values))
+
+    def _freeze(self, v: Any) -> Any:
+        """``v`` as it is now: tensors become slots of copies, sequences tuples."""
+        if isinstance(v, torch.Tensor):
+            return self._stash_scalar(v) if v.numel() == 1 else None
+        if isinstance(v, (tuple, list)):
+            return tuple(self._freeze(x) for x in v)
+        return v
+
+    def _grad_norms(self) -> list[torch.Tensor]:
+        """Gradient norm per parameter (NaN where there is no gradient), as 0-d tensors."""
+        grads = [p.grad for p in self._params]
+        present = [g for g in grads if g is not None]
+        norms = probes.norms(present)
+        if len(present) == len(grads):
+            return norms
+        it = iter(norms)
+        return [
+            next(it) if g is not None else self._nan_on(p.device)
+            for g, p in zip(grads, self._params, strict=True)
+        ]
+
+    def _copy_params(self) -> None:
+        """Copy the parameters into buffers kept from step to step (no allocation)."""
+        params = self._params
+        before = self._before
+        if before is None or (
+            params and (before[0].device != params[0].device or before[0].shape != params[0].shape)
+        ):
+            before = self._before = [torch.empty_like(p) for p in params]
+        try:
+            torch._foreach_copy_(before, params)
+        except RuntimeError:  # a parameter was replaced (``p.data = ...``): new buffers
+            before = self._before = [torch.empty_like(p) for p in params]
+            torch._foreach_copy_(before, params)
+
+    def _param_stats(self, step: int, grad_norms: list[torch.Tensor]) -> None:
+        params, before = self._params, self._before
+        assert before is not None
+        param_norms = probes.norms(params)
+        torch._foreach_sub_(before, params)  # before - after: the update, negated
+        update_norms = probes.norms(before)
+        stacked = torch.stack([*grad_norms, *param_norms, *update_norms])
+        self._rows.setdefault("params", []).append((step, self._stash(stacked)))
 
     def _gradient_histograms(self) -> None:
         edges = probes.histogram_edges("gradient")
-        for name, p in zip(self._names, self._params, strict=True):
-            if p.grad is not None and p.grad.is_floating_point():
-                edge_t = self._edge_tensor("gradient", p.grad.device)
-                counts = probes.gradient_histogram(p.grad, self.max_elems, edge_t)
+        grads = [p.grad for p in self._params]
+        device = self._params[0].device if self._params else None
+        if (
+            device is not None
+            and device in self._grad_hist
+            and all(g is not None and g.is_floating_point() and g.device == device for g in grads)
+        ):
+            base, ones = self._grad_hist[device]
+            heads = [g.reshape(-1)[: self.max_elems] for g in grads]  # type: ignore[union-attr]
+            counts = probes.gradient_histograms(
+                heads, self._edge_tensor("gradient", device), base, ones
+            )
+            slot = self._stash(counts)
+            bins = len(edges) + 1
+            for i, name in enumerate(self._names):
+                sub = _Slot(slot.device, slot.offset + i * bins, bins, (bins,))
+                self._add_histogram("gradient", name, edges, sub)
+            return
+        for name, g in zip(self._names, grads, strict=True):
+            if g is not None and g.is_floating_point():
+                edge_t = self._edge_tensor("gradient", g.device)
+                counts = probes.gradient_histogram(g, self.max_elems, edge_t)
                 self._add_histogram("gradient", name, edges, counts)
-
-    def _grad_norms(self) -> torch.Tensor:
-        """Gradient norm per parameter (NaN where there is no gradient), one device vector."""
-        grads = [p.grad.detach() for p in self._params if p.grad is not None]
-        if len(grads) == len(self._params):
-            return probes.norms(grads)
-        norms = iter(torch._foreach_norm(grads) if grads else [])
-        return torch.stack(
-            [
-                next(norms).float() if p.grad is not None else self._nan_on(p.device)
-                for p in self._params
-            ]
-        )
 
     # -- stashing and flushing --------------------------------------------------------------
     def _stash(self, t: torch.Tensor) -> _Slot:
@@ -349,46 +514,59 @@ class Recorder:
         if t.requires_grad:
             t = t.detach()
         device = t.device
-        offset = self._stash_len.get(device, 0)
+        offset = self._vector_len.get(device, 0)
         flat = t if t.dim() == 1 else t.reshape(-1)
         if flat.dtype != torch.float32:
             flat = flat.float()
-        self._stash_by_device.setdefault(device, []).append(flat)
+        self._vectors.setdefault(device, []).append(flat)
         n = flat.numel()
-        self._stash_len[device] = offset + n
+        self._vector_len[device] = offset + n
         return _Slot(device, offset, n, tuple(t.shape))
 
-    def _stash_vector(self, t: torch.Tensor) -> list[_Slot]:
-        slot = self._stash(t)
-        return [_Slot(slot.device, slot.offset + i, 1) for i in range(slot.length)]
-
-    def _value(self, v: Any) -> Any:
-        """A number as float, a one-element tensor as a slot of a copy, else ``None``."""
-        if isinstance(v, torch.Tensor):
-            return self._stash(v.detach().reshape(()).clone()) if v.numel() == 1 else None
-        if isinstance(v, (bool, int, float, np.floating, np.integer)):
-            return float(v)
-        return None
+    def _stash_scalar(self, v: torch.Tensor) -> _Slot:
+        """Keep a copy of the one-element tensor ``v`` (one kernel) until the next flush."""
+        t = v.detach()
+        if t.dim():
+            t = t.reshape(())
+        t = t.clone() if t.dtype == torch.float32 else t.float()
+        device = t.device
+        scalars = self._scalars.get(device)
+        if scalars is None:
+            scalars = self._scalars[device] = []
+        scalars.append(t)
+        return _Slot(device, len(scalars) - 1, 1, (), True)
 
     def _values(self, values: dict[str, Any]) -> dict[str, Any]:
-        """Numbers as floats; tensors copied together, one stack per device (one kernel)."""
+        """Numbers as they are; a tensor as a slot of a copy (several: one stack per device)."""
         out: dict[str, Any] = {}
-        tensors: dict[torch.device, list[tuple[str, torch.Tensor]]] = {}
+        tensors: dict[torch.device, list[tuple[str, torch.Tensor]]] | None = None
         for key, v in values.items():
             if isinstance(v, torch.Tensor) and v.numel() == 1:
-                tensors.setdefault(v.device, []).append((key, v.detach().reshape(())))
-            elif isinstance(v, (bool, int, float, np.floating, np.integer)):
-                out[key] = float(v)
+                if tensors is None:
+                    tensors = {}
+                tensors.setdefault(v.device, []).append((key, v))
+            elif isinstance(v, _NUMBERS):
+                out[key] = v
             else:
                 self._warn_once(f"value:{key}", f"runlint: ignoring {key}={v!r}: not a number")
-        for items in tensors.values():  # a copy: later in-place changes do not leak in
-            stacked = torch.stack([t for _, t in items]) if len(items) > 1 else items[0][1].clone()
-            slots = self._stash_vector(stacked.reshape(-1))
-            out.update(zip((k for k, _ in items), slots, strict=True))
+        if tensors:
+            for items in tensors.values():
+                if len(items) == 1:
+                    key, v = items[0]
+                    out[key] = self._stash_scalar(v)
+                    continue
+                stacked = torch.stack([t.detach().reshape(()) for _, t in items])  # a copy
+                slot = self._stash(stacked)
+                for i, (key, _) in enumerate(items):
+                    out[key] = _Slot(slot.device, slot.offset + i, 1)
         return out
 
     def _add_histogram(
-        self, source: str, name: str, edges: tuple[float, ...], counts: torch.Tensor
+        self,
+        source: str,
+        name: str,
+        edges: tuple[float, ...],
+        counts: torch.Tensor | _Slot,
     ) -> None:
         self._rows.setdefault("histograms", []).append(
             {
@@ -397,7 +575,7 @@ class Recorder:
                 "source": source,
                 "name": name,
                 "edges": list(edges),
-                "counts": self._stash(counts),
+                "counts": counts if isinstance(counts, _Slot) else self._stash(counts),
             }
         )
 
@@ -419,26 +597,34 @@ class Recorder:
             )
 
     def _flush(self, *, meta: bool = True) -> None:
-        """Hand everything recorded since the last flush to the writer thread."""
-        self._last_flush = (self.step, time.monotonic())
+        """Hand everything recorded since the last flush to the writer (thread)."""
+        if self._act_samples:
+            self._activation_stats()
+        self._flush_at = self.step + self.flush_every
+        self._flush_deadline = time.monotonic() + self.flush_secs
+        rows, self._rows = self._rows, {}
+        scalars, vectors = self._scalars, self._vectors
+        self._scalars, self._vectors, self._vector_len = {}, {}, {}
         if self._writer is None or self._writer.failed:
-            self._rows, self._stash_by_device, self._stash_len = {}, {}, {}
             return
-        if self._rows:
-            rows, self._rows = self._rows, {}
-            stashed, self._stash_by_device, self._stash_len = self._stash_by_device, {}, {}
-            buffers: dict[torch.device, tuple[torch.Tensor, Any]] = {}
-            for device, tensors in stashed.items():
-                flat = torch.cat(tensors)
+        if rows:
+            buffers: dict[torch.device, tuple[torch.Tensor, Any, int]] = {}
+            for device in {*scalars, *vectors}:
+                parts = list(vectors.get(device, ()))
+                n_scalars = len(scalars.get(device, ()))
+                if n_scalars:
+                    parts.insert(0, torch.stack(scalars[device]))
+                flat = torch.cat(parts) if len(parts) > 1 else parts[0]
                 if device.type == "cuda":
                     host = torch.empty(flat.shape, dtype=flat.dtype, pin_memory=True)
                     host.copy_(flat, non_blocking=True)
                     event = torch.cuda.Event()
                     event.record()
-                    buffers[device] = (host, event)
+                    buffers[device] = (host, event, n_scalars)
                 else:
-                    buffers[device] = (flat, None)
-            self._writer.submit(functools.partial(_resolve, rows, buffers, self._names))
+                    buffers[device] = (flat, None, n_scalars)
+            produce = functools.partial(_resolve, rows, buffers, self._names, self.rank)
+            self._writer.submit(produce)
         if meta and self.rank == 0:  # keeps steps/epochs/batch size current for a killed run
             doc = self._meta_doc(complete=False)
             self._writer.submit_call(functools.partial(write_json, self.root / META_FILE, doc))
@@ -521,6 +707,14 @@ class Recorder:
             self._nan_on(device)
             for kind in {*probes.ACTIVATION_KINDS.values(), "gradient"}:
                 self._edge_tensor(kind, device)
+        devices = {p.device for p in self._params}
+        if len(devices) == 1:  # the batched gradient histograms' value -> bin offsets
+            (device,) = devices
+            bins = len(probes.histogram_edges("gradient")) + 1
+            lengths = torch.tensor([min(p.numel(), self.max_elems) for p in self._params])
+            base = torch.repeat_interleave(torch.arange(len(self._params)) * bins, lengths)
+            ones = torch.ones(base.numel(), dtype=torch.float32, device=device)
+            self._grad_hist[device] = (base.to(device), ones)
 
     def _edge_tensor(self, kind: str, device: torch.device) -> torch.Tensor:
         key = (kind, device)
@@ -536,20 +730,6 @@ class Recorder:
         return nan
 
     # -- failure containment ----------------------------------------------------------------
-    def _guard(self, probe: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """Wrap a hook: an exception switches ``probe`` off with one warning, never raises."""
-
-        @functools.wraps(fn)
-        def guarded(*args: Any, **kwargs: Any) -> None:
-            if probe in self.off:
-                return
-            try:
-                fn(*args, **kwargs)
-            except Exception as exc:
-                self._switch_off(probe, exc)
-
-        return guarded
-
     def _probe(self, probe: str) -> _ProbeGuard:
         return _ProbeGuard(self, probe)
 
@@ -603,34 +783,62 @@ class _ProbeGuard:
 
 
 def _resolve(
-    rows: dict[str, list[dict[str, Any]]],
-    buffers: dict[torch.device, tuple[torch.Tensor, Any]],
+    rows: dict[str, list[Any]],
+    buffers: dict[torch.device, tuple[torch.Tensor, Any, int]],
     names: list[str],
+    rank: int,
 ) -> dict[str, list[dict[str, Any]]]:
-    """On the writer thread: wait for the copies and replace slots with numbers."""
+    """On the writer (thread): wait for the copies, expand the compact entries into rows."""
     host: dict[torch.device, np.ndarray] = {}
-    for device, (tensor, event) in buffers.items():
+    base: dict[torch.device, int] = {}
+    for device, (tensor, event, n_scalars) in buffers.items():
         while event is not None and not event.query():  # polling: no blocking sync call
             time.sleep(0.0005)
         host[device] = tensor.numpy()
+        base[device] = n_scalars
 
-    def value(slot: _Slot) -> Any:
-        data = host[slot.device][slot.offset : slot.offset + slot.length]
-        return float(data[0]) if slot.length == 1 and not slot.shape else data.tolist()
+    def data(slot: _Slot) -> np.ndarray:
+        start = slot.offset if slot.scalar else base[slot.device] + slot.offset
+        return host[slot.device][start : start + slot.length]
+
+    def value(v: Any) -> Any:
+        if isinstance(v, _Slot):
+            d = data(v)
+            return float(d[0]) if v.length == 1 and not v.shape else d.tolist()
+        return v
+
+    def number(v: Any) -> float | None:
+        if isinstance(v, _Slot):
+            return float(data(v)[0])
+        return float(v) if isinstance(v, _NUMBERS) else None
 
     out: dict[str, list[dict[str, Any]]] = {}
     for table, records in rows.items():
         resolved: list[dict[str, Any]] = []
-        for rec in records:
-            if "_norms" in rec:  # one stacked [3, P] tensor -> P rows
-                slot = rec["_norms"]
-                g, p, u = host[slot.device][slot.offset : slot.offset + slot.length].reshape(3, -1)
+        if table == "steps":
+            for step, micro, t, values in records:
+                row = {"step": step, "rank": rank, "micro": micro, "time": t}
+                row.update((k, number(v)) for k, v in values.items())
+                resolved.append(row)
+        elif table == "groups":
+            for step, layout, values in records:
+                for i, ((_, keys), vals) in enumerate(zip(layout, values, strict=True)):
+                    row = {"step": step, "rank": rank, "group": i}
+                    for key, v in zip(keys, vals, strict=True):
+                        if key != "betas":
+                            row[key] = number(v)
+                        elif isinstance(v, tuple) and len(v) == 2:
+                            row["beta1"], row["beta2"] = number(v[0]), number(v[1])
+                    resolved.append(row)
+        elif table == "params":  # one stacked [3 * P] vector per step -> P rows
+            for step, slot in records:
+                g, p, u = data(slot).reshape(3, -1)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     ratio = u / p
                 resolved.extend(
                     {
-                        "step": rec["step"],
-                        "rank": rec["rank"],
+                        "step": step,
+                        "rank": rank,
                         "param": names[i],
                         "grad_norm": float(g[i]),
                         "param_norm": float(p[i]),
@@ -639,8 +847,13 @@ def _resolve(
                     }
                     for i in range(len(names))
                 )
-                continue
-            resolved.append({k: value(v) if isinstance(v, _Slot) else v for k, v in rec.items()})
+        elif table == "activations":
+            for step, module, kind, slot, n, units in records:
+                row = {"step": step, "rank": rank, "module": module, "kind": kind}
+                row.update(probes.finish_activation_stats(data(slot).tolist(), n, units))
+                resolved.append(row)
+        else:
+            resolved = [{k: value(v) for k, v in rec.items()} for rec in records]
         out[table] = resolved
     return out
 
@@ -664,6 +877,26 @@ def _dist_rank() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def _is_compiled(model: nn.Module) -> bool:
+    """Whether ``model`` (or a module it wraps) is compiled with ``torch.compile``."""
+    while True:
+        if hasattr(model, "_orig_mod") or getattr(model, "_compiled_call_impl", None):
+            return True
+        inner = getattr(model, "module", None)
+        if not isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            return False
+        if not isinstance(inner, nn.Module):
+            return False
+        model = inner
+
+
+def _is_compiling() -> bool:
+    try:
+        return torch.compiler.is_compiling()
+    except AttributeError:  # torch without torch.compiler
+        return False
 
 
 def _no_compile(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -90,8 +90,10 @@ class RunlintCallback(TrainerCallback):
         loss = number(logs.get("loss"))
         if loss is not None and not self._losses_from_model:
             values["loss"] = loss  # the Trainer's average over logging_steps
-            self.recorder.user_meta["first_loss_is_average"] = bool(args.logging_steps > 1)
-            self.recorder.user_meta["loss_logging_interval"] = args.logging_steps
+            self.recorder.update_meta(
+                first_loss_is_average=bool(args.logging_steps > 1),
+                loss_logging_interval=args.logging_steps,
+            )
         if values:
             self.recorder.log(**values)
 

@@ -11,7 +11,6 @@ each training epoch (Lightning validates before that). The first optimizer is re
 
 from __future__ import annotations
 
-import contextlib
 import os
 from typing import Any, cast
 
@@ -54,14 +53,9 @@ class RunlintCallback(pl.Callback):
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        # training_step may call an inner module rather than self(...): mark the step anyway.
-        pre_forward = getattr(self.recorder, "_pre_forward", None)
-        if pre_forward is None:
-            return
-        args = tuple(batch) if isinstance(batch, (list, tuple)) else (batch,)
-        kwargs = dict(batch) if isinstance(batch, dict) else {}
-        with contextlib.suppress(Exception):  # never break training
-            pre_forward(pl_module, () if kwargs else args, kwargs)
+        # training_step may call an inner module rather than self(...): mark the batch anyway.
+        if self.recorder is not None:
+            self.recorder.begin_batch(batch)
 
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any
