@@ -349,15 +349,14 @@ def _module_table(run: Run) -> pd.DataFrame:
         if "kind" in long.frame.columns and not bool((long.codes < 0).any()):
             # codes number the modules in order of first appearance: no drop_duplicates
             first = long.first_rows()
-            frame = pd.DataFrame(
+            return pd.DataFrame(
                 {
-                    "module": long.keys.to_numpy(),
                     "type": "",
                     "activation": long.frame["kind"].take(first).to_numpy(),
-                }
+                    "depth": np.arange(len(first)),
+                },
+                index=pd.Index(long.keys.to_numpy(), name="module"),
             )
-            frame["depth"] = np.arange(len(frame))
-            return frame.set_index("module")
         acts = run.activations.drop_duplicates("module")
         frame = pd.DataFrame(
             {"module": acts["module"].astype(str), "type": "", "activation": acts["kind"]}
