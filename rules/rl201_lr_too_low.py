@@ -71,11 +71,11 @@ class LrTooLow(Rule):
 
     def check(self, run: Run) -> Iterator[Finding]:
         opts = self.options
-        curve = curves.prepare(run.steps)
-        if curve is None or len(curve.values) < opts.min_steps or curve.first <= 0:
+        curve = curves.prepare_falling(run.steps, opts.min_steps)
+        if curve is None:
             return
         drop = curve.relative_drop()
-        a, b = int(curve.steps[0]), int(curve.steps[-1])
+        a, b = curve.bounds
         lr = _peak_lr(run)
         lr_text = f" at lr {lr:.3g}" if lr is not None else ""
         if drop >= opts.min_drop:

@@ -52,8 +52,8 @@ class LossNotDecreasing(Rule):
 
     def check(self, run: Run) -> Iterator[Finding]:
         opts = self.options
-        curve = curves.prepare(run.steps)
-        if curve is None or len(curve.values) < opts.min_steps or curve.first <= 0:
+        curve = curves.prepare_falling(run.steps, opts.min_steps)
+        if curve is None:
             return
         low = float(np.min(curve.smooth))
         to_end = curve.relative_drop()
@@ -67,7 +67,7 @@ class LossNotDecreasing(Rule):
             ln_c = math.log(classes)
             if abs(curve.last - ln_c) < 0.05 * ln_c:
                 chance = f", at chance level ln({classes}) = {ln_c:.2f}"
-        a, b = int(curve.steps[0]), int(curve.steps[-1])
+        a, b = curve.bounds
         yield self.finding(
             run,
             f"the loss does not decrease: smoothed {curve.first:.3g} at step {a} and "

@@ -22,6 +22,7 @@ __all__ = [
     "lr_after_warmup",
     "noise",
     "prepare",
+    "prepare_falling",
     "robust_std",
     "rolling_median",
     "series",
@@ -211,6 +212,11 @@ class Curve:
     def last(self) -> float:
         return float(self.smooth[-1])
 
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """The first and the last step of the curve."""
+        return int(self.steps[0]), int(self.steps[-1])
+
     def level(self, at: float, width: float = 0.05) -> float:
         """Median of the raw values in a window of ``width`` (fraction) around fraction ``at``.
 
@@ -262,6 +268,17 @@ def prepare(
     if len(_CACHE) > 64:
         _CACHE.clear()
     _CACHE[key] = (weakref.ref(frame), curve)
+    return curve
+
+
+def prepare_falling(frame: pd.DataFrame, min_points: int) -> Curve | None:
+    """``prepare(frame)`` when it has ``min_points`` points or more and starts above zero.
+
+    A fall is then measurable as a fraction of the start; otherwise None.
+    """
+    curve = prepare(frame)
+    if curve is None or len(curve.values) < min_points or curve.first <= 0:
+        return None
     return curve
 
 

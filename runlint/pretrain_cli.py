@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from runlint.factory import Spec
     from runlint.gradcheck import GradcheckReport
     from runlint.sanity import SanityReport
+
+_Report = TypeVar("_Report", "GradcheckReport", "SanityReport")
 
 
 class OutputFormat(StrEnum):
@@ -140,11 +143,22 @@ def gradcheck(
         report = run_gradcheck(loaded, opts)
     except GradcheckError as exc:
         raise _error(str(exc)) from exc
+    _report("gradcheck", spec, report, fmt, _print_gradcheck)
+
+
+def _report(
+    command: str,
+    spec: str,
+    report: _Report,
+    fmt: OutputFormat,
+    text: Callable[[str, _Report], None],
+) -> NoReturn:
+    """Print ``report`` as strict JSON or as ``text`` prints it; exit 1 when it failed."""
     if fmt is OutputFormat.json:
-        data = {"version": 1, "command": "gradcheck", "spec": spec, **report.to_dict()}
+        data = {"version": 1, "command": command, "spec": spec, **report.to_dict()}
         typer.echo(json.dumps(_finite(data), indent=2, allow_nan=False, default=_json_default))
     else:
-        _print_gradcheck(spec, report)
+        text(spec, report)
     raise typer.Exit(1 if report.failed else 0)
 
 
@@ -266,12 +280,7 @@ def sanity(
         report = run_sanity(loaded, opts)
     except SanityError as exc:
         raise _error(str(exc)) from exc
-    if fmt is OutputFormat.json:
-        data = {"version": 1, "command": "sanity", "spec": spec, **report.to_dict()}
-        typer.echo(json.dumps(_finite(data), indent=2, allow_nan=False, default=_json_default))
-    else:
-        _print_sanity(spec, report)
-    raise typer.Exit(1 if report.failed else 0)
+    _report("sanity", spec, report, fmt, _print_sanity)
 
 
 def _print_sanity(spec: str, report: SanityReport) -> None:

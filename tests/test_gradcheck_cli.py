@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
+from functools import partial
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers_cli import run_runlint
 
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "runlint", "gradcheck", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+_run = partial(run_runlint, "gradcheck")
 
 
 def test_correct_model_prints_the_table_and_exits_0() -> None:

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import helpers_training as training
 import pytest
 import torch
 from torch import nn
@@ -17,19 +18,10 @@ from typer.testing import CliRunner
 import runlint
 from runlint.cli import app
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 HEALTHY_LR, FAULTY_LR = 0.1, 50.0
 LR_FAULT = {"RL103", "RL202"}  # non-finite loss, learning rate too high
-
-
-def _data() -> tuple[torch.Tensor, torch.Tensor]:
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(512, 20, generator=gen)
-    return x, x[:, :4].argmax(1)
-
-
-def _mlp() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 4))
 
 
 def check(*paths: Path) -> dict[str, Any]:
@@ -50,24 +42,16 @@ def loud(report: dict[str, Any], run: Path) -> list[str]:
     ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # -- torch.utils.tensorboard -------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tensorboard_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from torch.utils.tensorboard import SummaryWriter
 
-    x, y = _data()
+    x, y = training.data(512)
     out = {}
     for name, lr in (("healthy", HEALTHY_LR), ("faulty", FAULTY_LR)):
         logdir = tmp_path_factory.mktemp("tb") / name
-        model = _mlp()
+        model = training.mlp(nn.ReLU)
         opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
         writer = SummaryWriter(str(logdir))
         step = 0
@@ -128,13 +112,13 @@ def lightning_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from lightning.pytorch.callbacks import LearningRateMonitor
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-    x, y = _data()
+    x, y = training.data(512)
 
     class Classifier(lightning.LightningModule):
         def __init__(self, lr: float, num_classes: int = 4, batch_size: int = 32) -> None:
             super().__init__()
             self.save_hyperparameters()
-            self.net = _mlp()
+            self.net = training.mlp(nn.ReLU)
 
         def training_step(self, batch: Any, index: int) -> torch.Tensor:
             xb, yb = batch
@@ -144,11 +128,7 @@ def lightning_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             self.log("train_acc", (logits.argmax(1) == yb).float().mean(), on_epoch=True)
             return loss
 
-        def validation_step(self, batch: Any, index: int) -> None:
-            xb, yb = batch
-            logits = self.net(xb)
-            self.log("val_loss", nn.functional.cross_entropy(logits, yb))
-            self.log("val_acc", (logits.argmax(1) == yb).float().mean())
+        validation_step = training.validation_step
 
         def configure_optimizers(self) -> Any:
             opt = torch.optim.SGD(self.parameters(), lr=self.hparams["lr"], momentum=0.9)
@@ -169,11 +149,7 @@ def lightning_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             ],
             log_every_n_steps=1,
             callbacks=[LearningRateMonitor("step")],
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            enable_checkpointing=False,
-            accelerator="cpu",
-            devices=1,
+            **training.QUIET_CPU_TRAINER,
         )
         trainer.fit(Classifier(lr), train, val)
         out[f"{name}-csv"] = root / f"{name}-csv" / "version_0"
@@ -220,7 +196,7 @@ class _MLPForClassification(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.net = _mlp()
+        self.net = training.mlp(nn.ReLU)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, Any]:
         logits = self.net(x)
@@ -238,7 +214,7 @@ def hf_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(5, 50, (256, 8), generator=gen)
     labels = (ids[:, 0] > 27).long()
-    x, y = _data()
+    x, y = training.data(512)
 
     def accuracy(pred: Any) -> dict[str, float]:
         return {"accuracy": float((pred.predictions.argmax(-1) == pred.label_ids).mean())}
@@ -251,18 +227,8 @@ def hf_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         disable_tqdm=True,
         seed=0,
     )
-    config = transformers.BertConfig(
-        vocab_size=64,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=16,
-        num_labels=2,
-    )
-    torch.manual_seed(0)
     healthy = transformers.Trainer(
-        model=transformers.BertForSequenceClassification(config),
+        model=training.tiny_bert(2),
         args=transformers.TrainingArguments(
             str(root / "healthy"),
             learning_rate=1e-3,

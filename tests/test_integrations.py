@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import helpers_training as training
 import numpy as np
 import pytest
 import torch
@@ -17,33 +18,16 @@ from torch import nn
 
 import runlint
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TABLES = ("steps", "groups", "params", "activations", "histograms", "weights", "epochs")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _data() -> tuple[torch.Tensor, torch.Tensor]:
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(256, 20, generator=gen)
-    return x, x[:, :4].argmax(1)
-
-
-def _mlp() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(20, 32), nn.Tanh(), nn.Linear(32, 4))
 
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> runlint.Run:
     """The reference: the same model trained in a plain loop under ``runlint.record``."""
-    x, y = _data()
-    model = _mlp()
+    x, y = training.data(256)
+    model = training.mlp(nn.Tanh)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     logdir = tmp_path_factory.mktemp("record") / "run"
     with runlint.record(model, opt, logdir, stats_every=1, hist_every=4) as rec:
@@ -80,22 +64,18 @@ def lightning_run(tmp_path_factory: pytest.TempPathFactory) -> runlint.Run:
 
     from runlint.integrations.lightning import RunlintCallback
 
-    x, y = _data()
+    x, y = training.data(256)
 
     class Classifier(lightning.LightningModule):
         def __init__(self) -> None:
             super().__init__()
-            self.net = _mlp()
+            self.net = training.mlp(nn.Tanh)
 
         def training_step(self, batch: Any, index: int) -> torch.Tensor:
             xb, yb = batch
             return nn.functional.cross_entropy(self.net(xb), yb)  # not self(...)
 
-        def validation_step(self, batch: Any, index: int) -> None:
-            xb, yb = batch
-            logits = self.net(xb)
-            self.log("val_loss", nn.functional.cross_entropy(logits, yb))
-            self.log("val_acc", (logits.argmax(1) == yb).float().mean())
+        validation_step = training.validation_step
 
         def configure_optimizers(self) -> Any:
             return torch.optim.SGD(self.parameters(), lr=0.1)
@@ -107,11 +87,7 @@ def lightning_run(tmp_path_factory: pytest.TempPathFactory) -> runlint.Run:
         logger=False,
         callbacks=[RunlintCallback(logdir, meta={"num_classes": 4}, stats_every=1, hist_every=4)],
         accumulate_grad_batches=2,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        accelerator="cpu",
-        devices=1,
+        **training.QUIET_CPU_TRAINER,
     )
     trainer.fit(
         Classifier(),
@@ -154,19 +130,9 @@ def hf_run(tmp_path_factory: pytest.TempPathFactory) -> runlint.Run:
     ids = torch.randint(5, 50, (64, 8), generator=gen)
     labels = (ids[:, 0] > 27).long()
     rows = [{"input_ids": i, "labels": label} for i, label in zip(ids, labels, strict=True)]
-    config = transformers.BertConfig(
-        vocab_size=64,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=16,
-        num_labels=3,
-    )
-    torch.manual_seed(0)
     logdir = tmp_path_factory.mktemp("hf") / "run"
     trainer = transformers.Trainer(
-        model=transformers.BertForSequenceClassification(config),
+        model=training.tiny_bert(3),
         args=transformers.TrainingArguments(
             str(tmp_path_factory.mktemp("hf-out")),
             per_device_train_batch_size=8,

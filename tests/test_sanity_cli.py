@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
+from functools import partial
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers_cli import run_runlint
 
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "runlint", "sanity", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+_run = partial(run_runlint, "sanity")
 
 
 def test_svm_example_passes_with_the_expected_numbers() -> None:
