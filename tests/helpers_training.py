@@ -50,7 +50,7 @@ def tiny_bert(num_labels: int) -> Any:
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=16,
-        num_labels=num_labels,
     )
+    config.num_labels = num_labels  # the same config as passing it in; BertConfig's stub lacks it
     torch.manual_seed(0)
     return transformers.BertForSequenceClassification(config)
