@@ -410,3 +410,41 @@ def test_grad_scaler_skipped_step_is_not_counted(tmp_path: Path) -> None:
     weight = run.params[run.params["param"] == "0.weight"]
     kept = [g for i, g in enumerate(grad_norms) if i != 2]
     np.testing.assert_allclose(weight["grad_norm"], kept, rtol=1e-5)  # unscaled gradients
+
+
+def test_activation_hooks_only_during_stats_step_forwards(tmp_path: Path) -> None:
+    """Eager models carry no activation hooks between statistics steps (they cost time)."""
+    model = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 4))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    hooked = []
+    with runlint.record(model, opt, tmp_path / "r", stats_every=3) as rec:
+        for _ in range(6):
+            loss = model(torch.randn(8, 8)).pow(2).mean()
+            hooked.append(len(model[1]._forward_hooks))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.log(loss=loss)
+    assert hooked == [1, 0, 0, 1, 0, 0]
+    assert len(model[1]._forward_hooks) == 0
+    assert sorted(set(runlint.load_run(tmp_path / "r").activations["step"])) == [0, 3]
+
+
+def test_begin_batch_and_update_meta(tmp_path: Path) -> None:
+    """Integrations mark batches that do not go through the model's own forward, add meta."""
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with runlint.record(model, opt, tmp_path / "r", stats_every=1) as rec:
+        for _ in range(3):
+            x = torch.randn(6, 8)
+            rec.begin_batch((x, torch.zeros(6)))
+            loss = model[2](model[1](model[0](x))).pow(2).mean()  # inner modules only
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.log(loss=loss)
+        rec.update_meta(loss_logging_interval=5)
+    run = runlint.load_run(tmp_path / "r")
+    assert run.meta["batch_size"] == 6 and run.meta["loss_logging_interval"] == 5
+    assert run.meta["provenance"]["loss_logging_interval"] == "given"
+    assert sorted(set(run.activations["step"])) == [0, 1, 2]
