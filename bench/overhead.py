@@ -136,7 +136,7 @@ def measure(
         for r in range(rounds + 1):  # round 0 warms up and is not counted
             for v in variants if r % 2 else list(reversed(variants)):
                 model, opt = models[v], opts[v]
-                rec = recs.get(v)
+                recorder = recs.get(v)
                 c0 = time.process_time()
                 b0 = time.perf_counter()
                 for i in range(block):
@@ -146,8 +146,8 @@ def measure(
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
-                    if rec is not None:
-                        rec.log(loss=loss)
+                    if recorder is not None:
+                        recorder.log(loss=loss)
                     if r:
                         steps[v].append(time.perf_counter() - t0)
                 if r:
