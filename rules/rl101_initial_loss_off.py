@@ -36,9 +36,17 @@ class InitialLossOff(Rule):
       ln(C), so it is judged the same way.
     - Regression losses (``meta.loss`` = mse, l1, huber, …) have no expected value: skipped.
     - Fine-tuned or resumed runs start below ln(C): reported as info only.
-    - A He-initialized output layer starts ~0.3 nats above ln(C); the default thresholds
-      (×1.25 and +0.25 nats) leave room for that. A smaller excess is reported only when the
-      output layer's init std is itself above 2× He, which explains it.
+    - A He-initialized output layer (the seed's own ``randn(n) * sqrt(2/n)`` applied to every
+      layer, ``kaiming_normal_`` on all Linear layers) on unit-scale features gives logits of
+      std ≈ √2 and starts ~0.4 (2 classes) to ~0.8 (10 classes) nats above ln(C); in a
+      deep stack the features' mean square drifts from 1 (step-0 losses of 2.8–3.7 for 10
+      classes in 8-layer MLPs). When the
+      output layer's init std is at most ``he_tolerance``× He, an initial loss up to what
+      Gaussian logits of variance 2 × ``he_signal`` × (std/He)² give is read as that head
+      and reported as info (scaling the head down still gives the textbook start); above it
+      (unnormalized inputs, a summed loss) it is a warning as usual. A smaller excess than
+      the thresholds is reported only when the output layer's init std is above 2× He, which
+      explains it.
     - When ``num_classes`` is inferred from the last Linear layer (not given in ``meta``) the
       task may be a multi-output regression: findings are capped at info.
     - Hugging Face logs average the first ``logging_steps`` losses
@@ -66,6 +74,8 @@ class InitialLossOff(Rule):
         error_ratio: float = 3.0  # error when it exceeds expected × this
         head_excess: float = 0.05  # nats above expected that suffice when the head is large
         head_factor: float = 2.0  # "large head": output-layer std above He √(2/fan_in) × this
+        he_tolerance: float = 1.2  # output-layer std at most He × this: a He-scaled head ...
+        he_signal: float = 3.0  # ... on features of mean square up to this explains the excess
         low_ratio: float = 0.5  # info when the initial loss is below expected × this
         first_steps: int = 1  # steps averaged for the initial loss (step 0 only by default)
 
@@ -121,6 +131,34 @@ class InitialLossOff(Rule):
         head = _head(run)
         head_large = head is not None and head[1] > opts.head_factor * head[2]
         clear = initial > expected * opts.high_ratio and initial - expected > opts.min_excess
+        he_head = (
+            clear
+            and not head_large
+            and head is not None
+            and loss_name not in _SVM
+            and head[1] <= opts.he_tolerance * head[2]
+        )
+        if he_head and head is not None:
+            sigma = math.sqrt(2.0 * opts.he_signal) * head[1] / head[2]
+            allowed = _gaussian_logit_loss(sigma, classes, binary=loss_name in _BINARY)
+            if initial <= allowed:
+                evidence.update(head=head[0], head_std=head[1], head_he_std=head[2])
+                evidence["he_head_bound"] = allowed
+                yield self.finding(
+                    run,
+                    f"initial {column} {initial:.3g} at step 0 is {initial - expected:.3g} above "
+                    f"the expected {what} = {expected:.2f} for a {classes}-class "
+                    f"{_kind(loss_name)}, within what a He-scaled output layer gives (≤ "
+                    f"{allowed:.3g}: {head[0]} starts with std {head[1]:.3g}, "
+                    f"{head[1] / head[2]:.2f}× He √(2/fan_in))",
+                    "for the textbook start at ln(C), scale the last layer's weights ×0.1 "
+                    "(or initialize it with a small std) and zero its bias",
+                    severity=Severity.INFO,
+                    steps=(first_step, first_step),
+                    where=where,
+                    evidence=evidence,
+                )
+                return
         if clear or (head_large and initial - expected > opts.head_excess):
             severity = Severity.ERROR if initial > expected * opts.error_ratio else Severity.WARNING
             if severity == Severity.ERROR and self.severity != Severity.ERROR:
@@ -179,6 +217,22 @@ def _head(run: Run) -> tuple[str, float, float] | None:
     if fan_in <= 0:
         return None
     return str(last.get("name")), float(last["init_std"]), math.sqrt(2.0 / fan_in)
+
+
+def _gaussian_logit_loss(sigma: float, classes: int, *, binary: bool) -> float:
+    """Mean softmax (or logistic) loss of i.i.d. N(0, sigma²) logits, by a seeded Monte Carlo.
+
+    ``binary``: one logit against a fixed 0 (BCE with logits), else ``classes`` logits.
+    """
+    width = 2 if binary else max(2, classes)
+    rng = np.random.default_rng(0)
+    samples = max(1000, 200_000 // width)
+    z = rng.standard_normal((samples, width)) * sigma
+    if binary:
+        z[:, 1] = 0.0
+    top = z.max(axis=1)
+    lse = top + np.log(np.exp(z - top[:, None]).sum(axis=1))
+    return float(np.mean(lse - z[:, 0]))
 
 
 def _expected(loss_name: str, classes: int) -> tuple[float, str]:

@@ -26,6 +26,15 @@ class Underfit(Rule):
     instability). Runs that learned nothing at all (rescaled accuracy below ``learned``) are
     RL204's, not a capacity problem.
 
+    A second face of underfitting: the training accuracy measured during the epoch (dropout
+    and augmentation on) stays below the validation accuracy (measured without them). Over
+    the last third, the median of val − train is above ``over_regularized_min`` and above
+    ``over_regularized`` of the validation accuracy's distance above chance. Dropout of
+    0.1–0.5 costs a few points (healthy runs lose under 8 % of their accuracy above chance);
+    losing a third or more means the noise injected while training (dropout 0.8–0.9,
+    augmentation that destroys the label) hides most of the signal from the model, which
+    then fits the training set, and validation, worse than a plain model would.
+
     Without accuracy (regression), the training loss still above ``loss_level``× its initial
     value on a plateau with validation close to it is reported as ``info``: the noise floor of
     the data is unknown, so this is advice, not a verdict.
@@ -56,6 +65,8 @@ class Underfit(Rule):
         tight: float = 0.08  # |train − val| accuracy below this
         plateau: float = 0.1  # |gain| over the previous third below this × the distance to 1
         learned: float = 0.05  # rescaled accuracy above this: it learned something
+        over_regularized: float = 0.2  # val − train above this × (val − chance) ...
+        over_regularized_min: float = 0.05  # ... and above this: dropout too strong
         min_update_ratio: float = 5e-4  # weights barely moving: the lr is the suspect (RL401)
         loss_level: float = 0.5  # regression: late train loss above this × initial (info)
         late: float = 1 / 3
@@ -87,9 +98,25 @@ class Underfit(Rule):
         if prev.stop <= prev.start:
             return
         train, val = float(np.median(acc.train[part])), float(np.median(acc.val[part]))
-        gain = train - float(np.median(acc.train[prev]))
+        below = float(np.median(acc.val[part] - acc.train[part]))
         classes = run.meta.get("num_classes")
         chance = 1.0 / classes if isinstance(classes, int | float) and classes > 1 else 0.0
+        if below > o.over_regularized_min and below > o.over_regularized * (val - chance):
+            steps = acc.span(part)
+            yield self.finding(
+                run,
+                f"train accuracy {fmt(train)} (measured during the epoch) stays {fmt(below)} below "
+                f"validation {fmt(val)} (median over the last {width} of {n} epochs, steps "
+                f"{steps[0]}–{steps[1]}; {fmt(100 * below / (val - chance))}% of its accuracy "
+                f"above chance {fmt(chance)}): dropout or augmentation hides so much of the "
+                "signal while training that the model underfits",
+                "lower the dropout rate (0.1–0.5) or weaken the augmentation",
+                steps=steps,
+                where=acc.train_col,
+                evidence={"train_acc": train, "val_acc": val, "val_minus_train": below},
+            )
+            return
+        gain = train - float(np.median(acc.train[prev]))
         level = (max(train, val) - chance) / (1.0 - chance)
         learned = level >= o.learned
         if not (

@@ -38,9 +38,13 @@ class FrozenParameters(Rule):
     ``meta={"frozen": ["backbone"]}`` (name prefixes, or ``True`` for every parameter) and those
     parameters are not reported. Undeclared, a frozen *input-side prefix* holding at least
     ``backbone_fraction`` of the parameters and ``backbone_layers`` layers is read as a frozen
-    backbone and reported as ``info``; any other frozen parameter (a head, a middle layer, a
-    single first layer trained from scratch) as ``warning``. Updates are sampled every
-    ``stats_every`` steps, so a parameter updated only between samples looks frozen.
+    backbone and reported as ``info`` — unless every frozen weight matrix still has the
+    std of a fresh fan-in-based init (PyTorch's default 1/√(3·fan_in), He, LeCun or Xavier,
+    within ``fresh_tolerance``): a backbone frozen at its random initialization is no
+    pre-trained feature extractor but random features, a ``warning``. Any other frozen
+    parameter (a head, a middle layer, a single first layer trained from scratch) is a
+    ``warning``. Updates are sampled every ``stats_every`` steps, so a parameter updated
+    only between samples looks frozen.
 
     ## Fix
     Build the optimizer from ``model.parameters()`` (or every param group), switch
@@ -61,6 +65,7 @@ class FrozenParameters(Rule):
         backbone_fraction: float = 0.5  # share of parameters a frozen input-side prefix needs
         backbone_layers: int = 2  # and at least this many layers, to read as a backbone
         min_samples: int = 3  # recorded steps needed before "never changed" is judged
+        fresh_tolerance: float = 0.03  # init std within this of a fan-in scale: random init
 
     options: Options
 
@@ -112,6 +117,28 @@ class FrozenParameters(Rule):
             and share >= self.options.backbone_fraction
             and layers >= self.options.backbone_layers
         )
+        fresh = (
+            _fresh_init(run, list(rows.index), self.options.fresh_tolerance) if backbone else None
+        )
+        if backbone and fresh is not None:
+            name, std, scale = fresh
+            yield self.finding(
+                run,
+                f"the first {layers} layers ({fmt(100 * share)}% of the parameters, "
+                f"{names(rows.index)}) have requires_grad=False and still hold a fresh random "
+                f"init ({name} has std {fmt(std)}, the {scale}): a frozen backbone that was "
+                "never pre-trained is random features, not a feature extractor",
+                "call requires_grad_(True) on them, or load the pre-trained weights before "
+                'freezing (and declare the freeze: meta={"frozen": ["<prefix>"]})',
+                steps=steps,
+                where=str(rows.index[0]),
+                evidence={
+                    "params": list(rows.index),
+                    "share": share,
+                    "cause": "random-init backbone",
+                },
+            )
+            return
         if backbone:
             yield self.finding(
                 run,
@@ -193,6 +220,39 @@ def _declared(run: Run, index: pd.Index) -> pd.Series:
     return pd.Series(
         [any(n == p or n.startswith(p + ".") for p in prefixes) for n in index], index=index
     )
+
+
+def _fresh_init(run: Run, frozen: list[str], tolerance: float) -> tuple[str, float, str] | None:
+    """``(name, std, scale)`` when every frozen weight matrix has a fresh fan-in init's std.
+
+    Weights of at least 256 values are judged (a sample std is then within ~2 % of the
+    distribution's); the scales are PyTorch's default (kaiming_uniform with a=√5), He, LeCun
+    and Xavier. None when a frozen weight matches none of them (pre-trained) or none is judged.
+    """
+    wanted = set(frozen)
+    found: tuple[str, float, str] | None = None
+    for p in run.meta.get("params") or []:
+        if not isinstance(p, dict) or p.get("name") not in wanted:
+            continue
+        shape = p.get("shape") or []
+        std, mean = p.get("init_std"), p.get("init_mean") or 0.0
+        if len(shape) < 2 or not isinstance(std, int | float) or std <= 0:
+            continue
+        if int(np.prod(shape)) < 256:
+            continue
+        fan_in = int(np.prod(shape[1:]))
+        fan_out = int(shape[0] * np.prod(shape[2:]))
+        scales = {
+            "PyTorch default 1/√(3·fan_in)": 1.0 / np.sqrt(3.0 * fan_in),
+            "He scale √(2/fan_in)": np.sqrt(2.0 / fan_in),
+            "LeCun scale √(1/fan_in)": np.sqrt(1.0 / fan_in),
+            "Xavier scale √(2/(fan_in+fan_out))": np.sqrt(2.0 / (fan_in + fan_out)),
+        }
+        match = next((k for k, v in scales.items() if abs(float(std) / v - 1.0) <= tolerance), None)
+        if match is None or abs(float(mean)) > 0.1 * float(std):
+            return None
+        found = found or (str(p["name"]), float(std), match)
+    return found
 
 
 def _zero_lr_groups(run: Run) -> list[int]:

@@ -119,6 +119,16 @@ def test_rl101_label_smoothing_does_not_hide_a_bad_init_nor_flag_a_good_one() ->
     assert findings(InitialLossOff(), bad)
 
 
+def test_rl101_he_initialized_head_is_advice_not_a_warning() -> None:
+    run = corpus("blobs-mlp-deep8-he-init")  # He on every layer: step-0 loss 2.85 > 1.2 ln 10
+    assert findings(InitialLossOff(), run) == []
+    (finding,) = findings(InitialLossOff(InitialLossOff.Options(high_ratio=1.2)), run)
+    assert finding.severity == Severity.INFO and "He-scaled output layer" in finding.message
+    assert finding.evidence["initial_loss"] < finding.evidence["he_head_bound"]
+    tight = InitialLossOff(InitialLossOff.Options(high_ratio=1.2, he_signal=0.25))
+    assert findings(tight, run)[0].severity == Severity.WARNING
+
+
 def test_rl101_regression_is_skipped_with_a_reason() -> None:
     run = corpus("regression-mlp-adam")
     reasons = InitialLossOff().missing(run)

@@ -187,14 +187,34 @@ def test_freeze_declared_in_meta_is_not_reported(record: Build) -> None:
     assert check(FrozenParameters(), run) == []
 
 
+def test_underfit_flags_dropout_that_hides_the_signal() -> None:
+    (finding,) = check(Underfit(), corpus_run("rl302-dropout-0.9"))
+    assert "dropout" in finding.fix and finding.evidence["val_minus_train"] > 0.2
+    assert check(Underfit(), corpus_run("spiral-mlp-rmsprop-dropout")) == []
+
+
 def test_frozen_backbone_prefix_is_info_only(record: Build) -> None:
     model = mlp(16, 64, 64, 8, 4)  # 2 wide input-side layers hold most parameters
+    with torch.no_grad():  # stand-in for pre-trained weights: not a fresh init's scale
+        model[0].weight.mul_(1.7)
+        model[2].weight.mul_(0.6)
     for layer in (model[0], model[2]):
         layer.requires_grad_(False)
     run = record("frozen-backbone", model)
     findings = check(FrozenParameters(), run)
     assert [f.severity for f in findings] == [Severity.INFO]
     assert "frozen backbone" in findings[0].message
+
+
+def test_frozen_backbone_at_its_random_init_is_a_warning(record: Build) -> None:
+    model = mlp(16, 64, 64, 8, 4)
+    for layer in (model[0], model[2]):
+        layer.requires_grad_(False)
+    run = record("frozen-random-backbone", model)
+    (finding,) = check(FrozenParameters(), run)
+    assert finding.severity == Severity.WARNING
+    assert "fresh random init" in finding.message
+    assert finding.evidence["cause"] == "random-init backbone"
 
 
 def test_layer_left_out_of_the_optimizer_is_an_error(record: Build) -> None:
