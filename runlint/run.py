@@ -322,6 +322,7 @@ class _LazyTables(Mapping[str, pd.DataFrame]):
     def __init__(self, root: Path) -> None:
         self.root = root
         self._files = {table: _table_files(root, table) for table in TABLES}
+        self._footers: dict[Path, pq.FileMetaData] = {}  # read at load, reused when reading
         self.present = [t for t, files in self._files.items() if files]
         for table in self.present:
             try:
@@ -336,7 +337,7 @@ class _LazyTables(Mapping[str, pd.DataFrame]):
     def _check_footers(self, files: list[Path]) -> None:
         for file in files:
             try:
-                pq.read_metadata(file)
+                self._footers[file] = pq.read_metadata(file)
             except FileNotFoundError:
                 raise
             except (OSError, pa.ArrowException, ValueError) as exc:
@@ -383,7 +384,7 @@ class _LazyTables(Mapping[str, pd.DataFrame]):
         if not files:
             return None
         try:
-            parts = [_read_parquet(f) for f in files]
+            parts = [_read_parquet(f, self._footers.get(f)) for f in files]
         except FileNotFoundError:  # a live run compacted its parts meanwhile: list again
             files = self._files[table] = _table_files(self.root, table)
             parts = [self._read_one(f) for f in files]
@@ -414,9 +415,16 @@ class _LazyTables(Mapping[str, pd.DataFrame]):
         return RunError(f"{self.root}: {name} is not a readable Parquet file ({_one_line(exc)})")
 
 
-def _read_parquet(file: Path) -> pa.Table:
+def _read_parquet(file: Path, footer: pq.FileMetaData | None = None) -> pa.Table:
     """One file, single-threaded (runs are checked in parallel processes instead), without
-    importing ``pyarrow.dataset`` as ``pq.read_table`` does."""
+    importing ``pyarrow.dataset`` as ``pq.read_table`` does; ``footer`` spares reading the
+    footer again when it was read at load (if the file was replaced since, it is read afresh)."""
+    if footer is not None:
+        try:
+            with pq.ParquetFile(file, metadata=footer) as handle:
+                return handle.read(use_threads=False)
+        except (OSError, pa.ArrowException, ValueError):
+            pass
     with pq.ParquetFile(file) as handle:
         return handle.read(use_threads=False)
 
