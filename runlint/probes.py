@@ -72,20 +72,45 @@ def histogram_edges(kind: str) -> tuple[float, ...]:
     return _SYMLOG_EDGES
 
 
-def sample(x: torch.Tensor, max_elems: int) -> torch.Tensor:
-    """Leading rows of ``x`` holding about ``max_elems`` values (a view: no copy)."""
-    if x.dim() == 0:
-        return x.reshape(1, 1)
+def sample_rows(x: torch.Tensor, max_elems: int) -> int:
+    """How many leading rows of ``x`` hold about ``max_elems`` values (at least one)."""
     rows = x.shape[0]
     per_row = max(1, x.numel() // max(rows, 1))
-    keep = max(1, min(rows, math.ceil(max_elems / per_row)))
-    return x[:keep]
+    return max(1, min(rows, math.ceil(max_elems / per_row)))
 
 
 def activation_sample(x: torch.Tensor, max_elems: int) -> torch.Tensor:
-    """A float32 copy of the leading rows of ``x`` (about ``max_elems`` values): one kernel."""
-    s = sample(x.detach(), max_elems)
-    return s.clone() if s.dtype == torch.float32 else s.float()
+    """A float32 copy of the leading rows of ``x`` (about ``max_elems`` values): one kernel.
+
+    ``x.data`` is an alias outside autograd that costs no dispatcher call (``detach`` does).
+    """
+    x = x.data
+    if x.dim() == 0:
+        x = x.reshape(1, 1)
+        return x.clone() if x.dtype == torch.float32 else x.float()
+    keep = sample_rows(x, max_elems)
+    if x.dtype == torch.float32:
+        return torch.narrow_copy(x, 0, 0, keep)
+    return x[:keep].float()
+
+
+def update_sample(p: torch.Tensor, max_elems: int) -> torch.Tensor:
+    """The values of parameter ``p`` whose change stands for its update: all of them, or for a
+    contiguous ``p`` with more than ``max_elems`` values every k-th one (a view of about
+    ``max_elems`` values; k is prime to the row length, so every column is sampled).
+
+    The update norm is the sample's times sqrt(numel / sampled): copying and differencing the
+    whole of a large parameter each statistics step costs more memory traffic than the
+    gradient and parameter norms together.
+    """
+    n = p.numel()
+    if n <= max_elems or not p.is_contiguous():
+        return p
+    step = math.ceil(n / max_elems)
+    row = n // p.shape[0]
+    while math.gcd(step, row) != 1:  # so the sample falls in every column, not a few
+        step += 1
+    return p.view(-1)[::step]
 
 
 def activation_stats(samples: torch.Tensor, kind: str) -> tuple[torch.Tensor, int]:
@@ -99,38 +124,47 @@ def activation_stats(samples: torch.Tensor, kind: str) -> tuple[torch.Tensor, in
     0.01 or a > 0.99 for sigmoid). ``units`` is the number of units per sample;
     ``finish_activation_stats`` makes the ``ACTIVATION_COLUMNS`` on the host.
 
-    About a dozen kernels for all ``A`` samples together, no host sync. Counts are sums of
-    ``sign(...)`` clamped at 0 (exact; NaN counts as not positive): reductions over boolean
-    tensors and ``std`` are several times slower on CPU.
+    ``samples`` (contiguous) is overwritten: it and one scratch tensor of its size are all the
+    memory this takes, since fresh large temporaries cost page faults on CPU. About a dozen
+    kernels for all ``A`` samples together, no host sync. Counts are sums of ``sign(...)``
+    clamped at 0 (exact; NaN counts as not positive): reductions over boolean tensors and
+    ``std`` are several times slower on CPU.
     """
     a = samples.shape[0]
-    flat = samples.reshape(a, -1)
+    flat = samples.view(a, -1)
     if samples.dim() >= 5:  # [A, rows, channels, ...]
         units = samples.shape[2]
         peak = samples.transpose(1, 2).reshape(a, units, -1).amax(dim=2)
     else:
         units = samples.shape[-1]
-        peak = samples.reshape(a, -1, units).amax(dim=1)
-    shift = flat[:, 0]
-    centered = flat - shift.unsqueeze(1)
+        peak = samples.view(a, -1, units).amax(dim=1)
+    scratch = torch.empty_like(flat)
+    alive = _count_positive(peak)
+    positive = _count_positive(torch.sign(flat, out=scratch))
+    saturated = []
+    saturates = SATURATING.get(kind)
+    if saturates == "abs":
+        saturated.append(_count_positive(torch.abs(flat, out=scratch).sub_(0.99)))
+    elif saturates == "ends":
+        high = _count_positive(torch.sub(flat, 0.99, out=scratch))
+        low = _count_positive(torch.mul(flat, -1.0, out=scratch).add_(0.01))
+        saturated.append(high + low)
+    shift = flat[:, 0].clone()
+    centered = flat.sub_(shift.unsqueeze(1))
     columns = [
         shift,
         centered.sum(dim=1),
         torch.linalg.vector_norm(centered, dim=1),
-        _count_positive(flat),
-        _count_positive(peak),
+        positive,
+        alive,
+        *saturated,
     ]
-    saturates = SATURATING.get(kind)
-    if saturates == "abs":
-        columns.append(_count_positive(flat.abs() - 0.99))
-    elif saturates == "ends":
-        columns.append(_count_positive(flat - 0.99) + _count_positive(0.01 - flat))
     return torch.stack(columns, dim=1), units
 
 
 def _count_positive(x: torch.Tensor) -> torch.Tensor:
-    """Per row, how many values of the 2-D ``x`` are > 0 (a float tensor)."""
-    return x.sign().clamp_(min=0).sum(dim=1)
+    """Per row, how many values of the 2-D ``x`` are > 0 (a float tensor); ``x`` is changed."""
+    return x.sign_().clamp_(min=0).sum(dim=1)
 
 
 def finish_activation_stats(raw: Sequence[float], n: int, units: int) -> dict[str, float]:

@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 import os
 import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from runlint import probes
+from runlint.columns import GroupLog, HostCopy, Stash, Table, resolve
 from runlint.format import FORMAT_NAME, FORMAT_VERSION, META_FILE, PARTS_DIR, parse_compact
 from runlint.writer import PartWriter, write_json
 
@@ -42,21 +44,13 @@ _GROUP_KEYS = (
 )
 
 
-class _Slot(NamedTuple):
-    """Where a value stashed on a device lands in that device's flush buffer.
-
-    A flush buffer is the device's stashed scalars (stacked) followed by its stashed vectors
-    (concatenated): ``offset`` counts from the start for a scalar, from the first vector else.
-    """
-
-    device: torch.device
-    offset: int
-    length: int
-    shape: tuple[int, ...] = ()
-    scalar: bool = False
-
-
 _NUMBERS = (bool, int, float, np.floating, np.integer)
+
+#: Activation samples wait until the flush, or until they hold this many values (16 MiB):
+#: their statistics are then taken in one batch instead of a dozen kernels per step.
+_PENDING_VALUES = 1 << 22
+#: ... taken in chunks of this many values, whose temporaries the allocator reuses (1 MiB).
+_CHUNK_VALUES = 1 << 18
 
 
 class Recorder:
@@ -67,7 +61,8 @@ class Recorder:
       hist_every    activation and gradient histograms every N steps (100)
       weights_every first-layer weight snapshot every N steps (500; also the first and last)
       flush_every   write to disk every N steps (1000), and at least every ``flush_secs`` (10 s)
-      max_elems     activation values sampled per statistic (4096)
+      max_elems     activation values sampled per statistic, and parameter values the update
+                    norm is measured on (a strided sample of larger parameters) (4096)
       background    write part files on a background thread (default: only for CUDA models,
                     whose flushes then never wait for the copy; on CPU a writer thread competes
                     with training for the GIL and cores, see bench/overhead.py)
@@ -119,14 +114,21 @@ class Recorder:
         # activation samples of this step's forward passes: (step, module, kind, sample)
         self._act_samples: list[tuple[int, str, str, torch.Tensor]] = []
         self._handles: list[Any] = []
-        # recorded since the last flush; compact per-step entries, expanded by ``_resolve``
-        self._rows: dict[str, list[Any]] = {}
-        self._scalars: dict[torch.device, list[torch.Tensor]] = {}
-        self._vectors: dict[torch.device, list[torch.Tensor]] = {}
-        self._vector_len: dict[torch.device, int] = {}
-        self._group_layout: list[tuple[int, tuple[str, ...]]] = []
+        # recorded since the last flush (columns) and the device tensors they point into
+        self._tables = _new_tables()
+        self._groups = GroupLog()
+        self._stash = Stash()
+        self._act_pending = 0  # values in ``_act_samples``
+        # per param group at the last change: its size, keys, their getter and their values
+        self._group_state: list[tuple[int, tuple[str, ...], Callable[..., Any], Any]] = []
+        self._group_tensors = False  # a setting is a tensor: record every step
         self._pending_norms: tuple[int, list[torch.Tensor]] | None = None
-        self._before: list[torch.Tensor] | None = None  # parameter copies, reused
+        # the parameter values the update is measured on (``probes.update_sample``), their
+        # copies before the step (reused), sqrt(numel / sampled) per parameter
+        self._update_key: list[tuple[int, torch.Size]] = []
+        self._update_views: list[torch.Tensor] = []
+        self._before: list[torch.Tensor] = []
+        self._update_scale = np.ones(0)
         self._grad_hist: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
         self._flush_at = self.flush_every
         self._flush_deadline = time.monotonic() + flush_secs
@@ -215,11 +217,12 @@ class Recorder:
         if self._closed or "log" in self.off:
             return
         try:
-            values = self._values(scalars)
-            self._rows.setdefault("steps", []).append(
-                (self._fwd_step, self._micro, time.time(), values)
-            )
+            self._check_scalars()
+            table = self._tables["steps"]
+            row = table.add(self._fwd_step, self._micro, time.time())
             self._micro += 1
+            for key, value in scalars.items():
+                self._put(table, key, row, value)
         except Exception as exc:
             self._switch_off("log", exc)
 
@@ -228,10 +231,12 @@ class Recorder:
         if self._closed:
             return
         with self._probe("log"):
-            row: dict[str, Any] = {"epoch": self.epoch, "step": self.step, "rank": self.rank}
-            row.update(self._values(metrics))
-            self._rows.setdefault("epochs", []).append(row)
+            self._check_scalars()
+            table = self._tables["epochs"]
+            row = table.add(self.epoch, self.step)
             self.epoch += 1
+            for key, value in metrics.items():
+                self._put(table, key, row, value)
         with self._probe("flush"):
             self._flush()
 
@@ -320,6 +325,7 @@ class Recorder:
                 return
             sampled = probes.activation_sample(out, self.max_elems)
             self._act_samples.append((self.step, name, kind, sampled))
+            self._act_pending += sampled.numel()
             if self._collect_hist and "histograms" not in self.off:
                 try:
                     edges = probes.histogram_edges(kind)
@@ -349,7 +355,7 @@ class Recorder:
 
     def _pre_step(self, optimizer: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> None:
         step = self.step
-        if self._act_samples:
+        if self._act_pending >= _PENDING_VALUES:
             self._activation_stats()
         if "groups" not in self.off:
             try:
@@ -382,6 +388,7 @@ class Recorder:
         """Statistics of the activation samples taken since the last call, batched: samples of
         one shape, dtype and kind of saturation go through ``probes.activation_stats`` together."""
         samples, self._act_samples = self._act_samples, []
+        self._act_pending = 0
         if "activations" in self.off:
             return
         with self._probe("activations"):
@@ -389,59 +396,93 @@ class Recorder:
             for i, (_, _, kind, x) in enumerate(samples):
                 key = (x.shape, x.device, probes.SATURATING.get(kind))
                 batches.setdefault(key, []).append(i)
-            where: dict[int, tuple[_Slot, int, int]] = {}
+            where: list[tuple[int, int, int, int]] = [(0, 0, 0, 0)] * len(samples)
             for indices in batches.values():
-                first = samples[indices[0]]
-                stacked = (
-                    torch.stack([samples[i][3] for i in indices])
-                    if len(indices) > 1
-                    else first[3].unsqueeze(0)
-                )
-                stats, units = probes.activation_stats(stacked, first[2])
-                slot = self._stash(stats)
-                width = stats.shape[1]
-                n = first[3].numel()
-                for j, i in enumerate(indices):
-                    sub = _Slot(slot.device, slot.offset + j * width, width, (width,))
-                    where[i] = (sub, n, units)
-            rows = self._rows.setdefault("activations", [])
-            for i, (step, name, kind, _) in enumerate(samples):
-                rows.append((step, name, kind, *where[i]))
+                first = samples[indices[0]][3]
+                for chunk in _chunks(indices, max(1, _CHUNK_VALUES // first.numel())):
+                    stacked = torch.stack([samples[i][3] for i in chunk])
+                    stats, units = probes.activation_stats(stacked, samples[chunk[0]][2])
+                    offset = self._stash.vector(stats)
+                    width = stats.shape[1]
+                    for j, i in enumerate(chunk):
+                        where[i] = (offset + j * width, width, first.numel(), units)
+            table = self._tables["activations"]
+            for (step, name, kind, _), place in zip(samples, where, strict=True):
+                table.add(step, name, kind, *place)
 
     def _record_groups(self, optimizer: torch.optim.Optimizer, step: int) -> None:
         """lr, momentum, betas, weight decay, ... of every param group, as they are now.
 
-        Kept as one list of values per group (numbers are immutable, tensors are copied);
-        ``_resolve`` makes the rows at flush time.
+        The settings are stored again only when one of them is a different object than at the
+        last change (schedulers assign new numbers) or is a tensor (it may change in place).
         """
+        log = self._groups
+        at = len(log.steps)
+        log.steps.append(step)
         groups = optimizer.param_groups
-        layout = self._group_layout
-        if len(layout) != len(groups) or any(
-            len(g) != size for g, (size, _) in zip(groups, layout, strict=True)
-        ):
-            layout = self._group_layout = [
-                (len(g), tuple(k for k in (*_GROUP_KEYS, "betas") if k in g)) for g in groups
-            ]
-        values = []
-        for group, (_, keys) in zip(groups, layout, strict=True):
-            vals = [group[k] for k in keys]
-            for i, v in enumerate(vals):
-                kind = type(v)
-                if kind is float or kind is bool or kind is int or v is None:
-                    continue
-                if kind is tuple and len(v) == 2 and type(v[0]) is type(v[1]) is float:
-                    continue  # betas
-                vals[i] = self._freeze(v)
-            values.append(vals)
-        self._rows.setdefault("groups", []).append((step, layout, values))
+        state = self._group_state
+        if log.changes.n and not self._group_tensors and len(state) == len(groups):
+            for group, (size, _, get, last) in zip(groups, state, strict=True):
+                if len(group) != size or not all(map(operator.is_, get(group), last)):
+                    break
+            else:
+                return
+        self._change_groups(groups, at)
 
-    def _freeze(self, v: Any) -> Any:
-        """``v`` as it is now: tensors become slots of copies, sequences tuples."""
-        if isinstance(v, torch.Tensor):
-            return self._stash_scalar(v) if v.numel() == 1 else None
-        if isinstance(v, (tuple, list)):
-            return tuple(self._freeze(x) for x in v)
-        return v
+    def _change_groups(self, groups: list[dict[str, Any]], at: int) -> None:
+        table = self._groups.changes
+        put = self._put
+        state = self._group_state = []
+        tensors = False
+        for i, group in enumerate(groups):
+            keys = tuple(k for k in (*_GROUP_KEYS, "betas") if k in group)
+            get = _getter(keys)
+            values = get(group)
+            state.append((len(group), keys, get, values))
+            row = table.add(at, i)
+            for key, value in zip(keys, values, strict=True):
+                if key == "betas" and isinstance(value, (tuple, list)) and len(value) == 2:
+                    tensors |= put(table, "beta1", row, value[0])
+                    tensors |= put(table, "beta2", row, value[1])
+                elif key != "betas":
+                    tensors |= put(table, key, row, value)
+        self._group_tensors = tensors
+
+    def _check_scalars(self) -> None:
+        """Tensors logged since the last check and kept by reference must be unchanged."""
+        stash = self._stash
+        if stash.check() and not stash.copy_scalars:
+            stash.copy_scalars = True
+            self._warn_once(
+                "log:in-place",
+                "runlint: a tensor passed to log() was changed in place before it was saved, "
+                "so that value is lost; runlint copies logged tensors from now on",
+            )
+
+    def _put(self, table: Table, key: str, row: int, value: Any) -> bool:
+        """Record ``value`` in column ``key`` of ``row``: a number as it is, a one-element tensor
+        as a copy on its device (returns True); anything else is left out (with a warning,
+        except ``None`` and optimizer settings)."""
+        kind = type(value)
+        if kind is float or kind is int or kind is bool:
+            column = table.value(key)
+            column.rows.append(row)
+            column.numbers.append(value)
+        elif isinstance(value, torch.Tensor) and value.numel() == 1:
+            column = table.value(key)
+            column.ref_rows.append(row)
+            # logged values by reference (``_check_scalars``); settings may change in place
+            column.refs.append(self._stash.scalar(value, copy=table is self._groups.changes))
+            return True
+        elif isinstance(value, _NUMBERS):
+            column = table.value(key)
+            column.rows.append(row)
+            column.numbers.append(float(value))
+        elif value is None:
+            table.value(key)
+        elif table is self._tables["steps"] or table is self._tables["epochs"]:
+            self._warn_once(f"value:{key}", f"runlint: ignoring {key}={value!r}: not a number")
+        return isinstance(value, torch.Tensor)
 
     def _grad_norms(self) -> list[torch.Tensor]:
         """Gradient norm per parameter (NaN where there is no gradient), as 0-d tensors."""
@@ -457,27 +498,26 @@ class Recorder:
         ]
 
     def _copy_params(self) -> None:
-        """Copy the parameters into buffers kept from step to step (no allocation)."""
+        """Copy the values the update is measured on into buffers kept from step to step."""
         params = self._params
-        before = self._before
-        if before is None or (
-            params and (before[0].device != params[0].device or before[0].shape != params[0].shape)
-        ):
-            before = self._before = [torch.empty_like(p) for p in params]
-        try:
-            torch._foreach_copy_(before, params)
-        except RuntimeError:  # a parameter was replaced (``p.data = ...``): new buffers
-            before = self._before = [torch.empty_like(p) for p in params]
-            torch._foreach_copy_(before, params)
+        key = [(p.data_ptr(), p.shape) for p in params]
+        if key != self._update_key:  # first call, or a parameter was replaced
+            self._update_key = key
+            self._update_views = [probes.update_sample(p.detach(), self.max_elems) for p in params]
+            self._before = [torch.empty_like(v) for v in self._update_views]
+            self._update_scale = np.array(
+                [
+                    math.sqrt(p.numel() / max(v.numel(), 1))
+                    for p, v in zip(params, self._update_views, strict=True)
+                ]
+            )
+        torch._foreach_copy_(self._before, self._update_views)
 
     def _param_stats(self, step: int, grad_norms: list[torch.Tensor]) -> None:
-        params, before = self._params, self._before
-        assert before is not None
-        param_norms = probes.norms(params)
-        torch._foreach_sub_(before, params)  # before - after: the update, negated
-        update_norms = probes.norms(before)
-        stacked = torch.stack([*grad_norms, *param_norms, *update_norms])
-        self._rows.setdefault("params", []).append((step, self._stash(stacked)))
+        before = self._before
+        torch._foreach_sub_(before, self._update_views)  # before - after: the update, negated
+        stacked = torch.stack([*grad_norms, *probes.norms([*self._params, *before])])
+        self._tables["params"].add(step, self._stash.vector(stacked), self._update_scale)
 
     def _gradient_histograms(self) -> None:
         edges = probes.histogram_edges("gradient")
@@ -493,11 +533,10 @@ class Recorder:
             counts = probes.gradient_histograms(
                 heads, self._edge_tensor("gradient", device), base, ones
             )
-            slot = self._stash(counts)
+            offset = self._stash.vector(counts)
             bins = len(edges) + 1
             for i, name in enumerate(self._names):
-                sub = _Slot(slot.device, slot.offset + i * bins, bins, (bins,))
-                self._add_histogram("gradient", name, edges, sub)
+                self._add_histogram("gradient", name, edges, (offset + i * bins, bins))
             return
         for name, g in zip(self._names, grads, strict=True):
             if g is not None and g.is_floating_point():
@@ -506,78 +545,17 @@ class Recorder:
                 self._add_histogram("gradient", name, edges, counts)
 
     # -- stashing and flushing --------------------------------------------------------------
-    def _stash(self, t: torch.Tensor) -> _Slot:
-        """Keep ``t`` on its device until the next flush; return where it will land.
-
-        ``t`` must not be changed in place afterwards: callers pass fresh results or copies.
-        """
-        if t.requires_grad:
-            t = t.detach()
-        device = t.device
-        offset = self._vector_len.get(device, 0)
-        flat = t if t.dim() == 1 else t.reshape(-1)
-        if flat.dtype != torch.float32:
-            flat = flat.float()
-        self._vectors.setdefault(device, []).append(flat)
-        n = flat.numel()
-        self._vector_len[device] = offset + n
-        return _Slot(device, offset, n, tuple(t.shape))
-
-    def _stash_scalar(self, v: torch.Tensor) -> _Slot:
-        """Keep a copy of the one-element tensor ``v`` (one kernel) until the next flush."""
-        t = v.detach()
-        if t.dim():
-            t = t.reshape(())
-        t = t.clone() if t.dtype == torch.float32 else t.float()
-        device = t.device
-        scalars = self._scalars.get(device)
-        if scalars is None:
-            scalars = self._scalars[device] = []
-        scalars.append(t)
-        return _Slot(device, len(scalars) - 1, 1, (), True)
-
-    def _values(self, values: dict[str, Any]) -> dict[str, Any]:
-        """Numbers as they are; a tensor as a slot of a copy (several: one stack per device)."""
-        out: dict[str, Any] = {}
-        tensors: dict[torch.device, list[tuple[str, torch.Tensor]]] | None = None
-        for key, v in values.items():
-            if isinstance(v, torch.Tensor) and v.numel() == 1:
-                if tensors is None:
-                    tensors = {}
-                tensors.setdefault(v.device, []).append((key, v))
-            elif isinstance(v, _NUMBERS):
-                out[key] = v
-            else:
-                self._warn_once(f"value:{key}", f"runlint: ignoring {key}={v!r}: not a number")
-        if tensors:
-            for items in tensors.values():
-                if len(items) == 1:
-                    key, v = items[0]
-                    out[key] = self._stash_scalar(v)
-                    continue
-                stacked = torch.stack([t.detach().reshape(()) for _, t in items])  # a copy
-                slot = self._stash(stacked)
-                for i, (key, _) in enumerate(items):
-                    out[key] = _Slot(slot.device, slot.offset + i, 1)
-        return out
-
     def _add_histogram(
         self,
         source: str,
         name: str,
         edges: tuple[float, ...],
-        counts: torch.Tensor | _Slot,
+        counts: torch.Tensor | tuple[int, int],
     ) -> None:
-        self._rows.setdefault("histograms", []).append(
-            {
-                "step": self.step,
-                "rank": self.rank,
-                "source": source,
-                "name": name,
-                "edges": list(edges),
-                "counts": counts if isinstance(counts, _Slot) else self._stash(counts),
-            }
-        )
+        """One histogram row; ``counts`` is a tensor, or (offset, length) of a stashed one."""
+        if isinstance(counts, torch.Tensor):
+            counts = (self._stash.vector(counts), counts.numel())
+        self._tables["histograms"].add(self.step, source, name, edges, *counts)
 
     def _snapshot_weights(self, step: int) -> None:
         if self._first_weight is None or "weights" in self.off:
@@ -586,15 +564,8 @@ class Recorder:
         with self._probe("weights"):
             name, w = self._first_weight
             w = w.detach()[:64].reshape(min(64, w.shape[0]), -1)[:, :1024].clone()
-            self._rows.setdefault("weights", []).append(
-                {
-                    "step": step,
-                    "rank": self.rank,
-                    "param": name,
-                    "shape": list(w.shape),
-                    "values": self._stash(w),
-                }
-            )
+            offset = self._stash.vector(w)
+            self._tables["weights"].add(step, name, tuple(w.shape), offset, w.numel())
 
     def _flush(self, *, meta: bool = True) -> None:
         """Hand everything recorded since the last flush to the writer (thread)."""
@@ -602,28 +573,15 @@ class Recorder:
             self._activation_stats()
         self._flush_at = self.step + self.flush_every
         self._flush_deadline = time.monotonic() + self.flush_secs
-        rows, self._rows = self._rows, {}
-        scalars, vectors = self._scalars, self._vectors
-        self._scalars, self._vectors, self._vector_len = {}, {}, {}
+        self._check_scalars()
+        tables, self._tables = self._tables, _new_tables()
+        groups, self._groups = self._groups, GroupLog()
+        stash, self._stash = self._stash, Stash(copy_scalars=self._stash.copy_scalars)
         if self._writer is None or self._writer.failed:
             return
-        if rows:
-            buffers: dict[torch.device, tuple[torch.Tensor, Any, int]] = {}
-            for device in {*scalars, *vectors}:
-                parts = list(vectors.get(device, ()))
-                n_scalars = len(scalars.get(device, ()))
-                if n_scalars:
-                    parts.insert(0, torch.stack(scalars[device]))
-                flat = torch.cat(parts) if len(parts) > 1 else parts[0]
-                if device.type == "cuda":
-                    host = torch.empty(flat.shape, dtype=flat.dtype, pin_memory=True)
-                    host.copy_(flat, non_blocking=True)
-                    event = torch.cuda.Event()
-                    event.record()
-                    buffers[device] = (host, event, n_scalars)
-                else:
-                    buffers[device] = (flat, None, n_scalars)
-            produce = functools.partial(_resolve, rows, buffers, self._names, self.rank)
+        if groups.n or any(table.n for table in tables.values()):
+            copy = HostCopy(stash) if stash else None  # starts the device -> host copies
+            produce = functools.partial(resolve, tables, groups, copy, self._names, self.rank)
             self._writer.submit(produce)
         if meta and self.rank == 0:  # keeps steps/epochs/batch size current for a killed run
             doc = self._meta_doc(complete=False)
@@ -782,83 +740,33 @@ class _ProbeGuard:
         return True
 
 
-def _resolve(
-    rows: dict[str, list[Any]],
-    buffers: dict[torch.device, tuple[torch.Tensor, Any, int]],
-    names: list[str],
-    rank: int,
-) -> dict[str, list[dict[str, Any]]]:
-    """On the writer (thread): wait for the copies, expand the compact entries into rows."""
-    host: dict[torch.device, np.ndarray] = {}
-    base: dict[torch.device, int] = {}
-    for device, (tensor, event, n_scalars) in buffers.items():
-        while event is not None and not event.query():  # polling: no blocking sync call
-            time.sleep(0.0005)
-        host[device] = tensor.numpy()
-        base[device] = n_scalars
-
-    def data(slot: _Slot) -> np.ndarray:
-        start = slot.offset if slot.scalar else base[slot.device] + slot.offset
-        return host[slot.device][start : start + slot.length]
-
-    def value(v: Any) -> Any:
-        if isinstance(v, _Slot):
-            d = data(v)
-            return float(d[0]) if v.length == 1 and not v.shape else d.tolist()
-        return v
-
-    def number(v: Any) -> float | None:
-        if isinstance(v, _Slot):
-            return float(data(v)[0])
-        return float(v) if isinstance(v, _NUMBERS) else None
-
-    out: dict[str, list[dict[str, Any]]] = {}
-    for table, records in rows.items():
-        resolved: list[dict[str, Any]] = []
-        if table == "steps":
-            for step, micro, t, values in records:
-                row = {"step": step, "rank": rank, "micro": micro, "time": t}
-                row.update((k, number(v)) for k, v in values.items())
-                resolved.append(row)
-        elif table == "groups":
-            for step, layout, values in records:
-                for i, ((_, keys), vals) in enumerate(zip(layout, values, strict=True)):
-                    row = {"step": step, "rank": rank, "group": i}
-                    for key, v in zip(keys, vals, strict=True):
-                        if key != "betas":
-                            row[key] = number(v)
-                        elif isinstance(v, tuple) and len(v) == 2:
-                            row["beta1"], row["beta2"] = number(v[0]), number(v[1])
-                    resolved.append(row)
-        elif table == "params":  # one stacked [3 * P] vector per step -> P rows
-            for step, slot in records:
-                g, p, u = data(slot).reshape(3, -1)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    ratio = u / p
-                resolved.extend(
-                    {
-                        "step": step,
-                        "rank": rank,
-                        "param": names[i],
-                        "grad_norm": float(g[i]),
-                        "param_norm": float(p[i]),
-                        "update_norm": float(u[i]),
-                        "update_ratio": float(ratio[i]),
-                    }
-                    for i in range(len(names))
-                )
-        elif table == "activations":
-            for step, module, kind, slot, n, units in records:
-                row = {"step": step, "rank": rank, "module": module, "kind": kind}
-                row.update(probes.finish_activation_stats(data(slot).tolist(), n, units))
-                resolved.append(row)
-        else:
-            resolved = [{k: value(v) for k, v in rec.items()} for rec in records]
-        out[table] = resolved
-    return out
-
-
 # -- helpers --------------------------------------------------------------------------------
+def _chunks(items: list[int], size: int) -> list[list[int]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _getter(keys: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """A function returning the values of ``keys`` in a dict as a tuple (C speed)."""
+    if len(keys) == 1:
+        key = keys[0]
+        return lambda d: (d[key],)
+    if not keys:
+        return lambda d: ()
+    return operator.itemgetter(*keys)
+
+
+def _new_tables() -> dict[str, Table]:
+    """Empty tables with their fixed columns (see ``runlint.columns``)."""
+    return {
+        "steps": Table("step", "micro", "time"),
+        "params": Table("step", "offset", "scale"),
+        "activations": Table("step", "module", "kind", "offset", "width", "n", "units"),
+        "histograms": Table("step", "source", "name", "edges", "offset", "length"),
+        "weights": Table("step", "param", "shape", "offset", "length"),
+        "epochs": Table("epoch", "step"),
+    }
+
+
 def _unwrap(model: nn.Module) -> nn.Module:
     """The user's module inside torch.compile / DistributedDataParallel / DataParallel wrappers."""
     while True:

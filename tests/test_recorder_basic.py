@@ -140,6 +140,39 @@ def test_param_norms_and_update_ratio_match_a_hand_computation(sgd_run: Recorded
         assert row.update_ratio == pytest.approx(expected, rel=1e-2)
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_update_norm_of_a_large_parameter_from_its_strided_sample(
+    tmp_path: Path, optimizer: str
+) -> None:
+    """A parameter over ``max_elems`` values has its update measured on a strided sample and
+    scaled: within a few percent of the whole update; smaller ones stay exact."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 512), nn.Tanh(), nn.Linear(512, 4))
+    opt: torch.optim.Optimizer = (
+        torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        if optimizer == "sgd"
+        else torch.optim.AdamW(model.parameters(), lr=1e-3)
+    )
+    exact: dict[tuple[int, str], float] = {}
+    with runlint.record(model, opt, tmp_path / "r", stats_every=1, max_elems=1024) as rec:
+        for step in range(6):
+            loss = nn.functional.cross_entropy(
+                model(torch.randn(32, 64)), torch.randint(0, 4, (32,))
+            )
+            opt.zero_grad()
+            loss.backward()
+            before = {n: p.detach().clone() for n, p in model.named_parameters()}
+            opt.step()
+            for n, p in model.named_parameters():
+                exact[step, n] = float((p.detach() - before[n]).norm())
+            rec.log(loss=loss)
+    params = runlint.load_run(tmp_path / "r").params
+    for row in params.itertuples():
+        numel = dict(model.named_parameters())[row.param].numel()
+        rel = 0.05 if numel > 1024 else 1e-4  # 64 x 512 and 512 x 4: sampled; biases: exact
+        assert row.update_norm == pytest.approx(exact[row.step, row.param], rel=rel), row
+
+
 def _expected_stats(out: torch.Tensor, kind: str) -> dict[str, float]:
     flat = out.reshape(-1)
     saturated = math.nan
@@ -313,6 +346,35 @@ def test_several_param_groups_with_adam(tmp_path: Path) -> None:
     groups_of = {p["name"]: p["group"] for p in run.meta["params"]}
     assert groups_of == {"0.weight": 0, "0.bias": 0, "2.weight": 1, "2.bias": 1}
     assert len(run.params) == 4 * 4 and run.params["update_ratio"].gt(0).all()
+
+
+def test_group_settings_every_step_across_changes_and_flushes(tmp_path: Path) -> None:
+    """Settings are stored only where they change; every step still reads back as it was,
+    through a cyclic schedule, a group added mid-run, betas replaced and several flushes."""
+    model = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 4))
+    opt = torch.optim.Adam(model[0].parameters(), lr=0.01)
+    expected: list[tuple[int, int, float, float, float]] = []
+    torch.manual_seed(1)
+    with runlint.record(model, opt, tmp_path / "r", flush_every=4) as rec:
+        for step in range(17):
+            if step == 6:
+                opt.add_param_group({"params": model[2].parameters(), "lr": 0.5})
+            if step == 11:
+                opt.param_groups[0]["betas"] = (0.5, 0.75)
+            if step % 3 == 0:  # a cyclic schedule, set by hand
+                opt.param_groups[0]["lr"] = 0.001 * (1 + step % 4)
+            expected += [
+                (step, i, g["lr"], g["betas"][0], g["betas"][1])
+                for i, g in enumerate(opt.param_groups)
+            ]
+            loss = nn.functional.cross_entropy(model(torch.randn(8, 8)), torch.randint(0, 4, (8,)))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.log(loss=loss)
+    groups = runlint.load_run(tmp_path / "r").groups
+    got = groups[["step", "group", "lr", "beta1", "beta2"]].to_numpy()
+    np.testing.assert_allclose(got, np.array(expected), rtol=1e-12)
 
 
 class PairTanh(nn.Tanh):

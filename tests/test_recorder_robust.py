@@ -8,6 +8,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -148,6 +149,34 @@ def test_non_numeric_scalar_warns_once_and_is_dropped(tmp_path: Path) -> None:
     assert len(messages) == 2  # one per bad key, not per step
     run = runlint.load_run(tmp_path / "r")
     assert "tag" not in run.steps.columns and run.steps["loss"].notna().all()
+
+
+def test_tensor_changed_in_place_after_log_loses_only_that_value(tmp_path: Path) -> None:
+    """Logged tensors are kept by reference (no copy kernel per step) with their version
+    counter: an accumulator changed in place loses one value, with one warning, then is
+    copied; a plain loss keeps every value."""
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    running = torch.zeros(())
+    expected_running, expected_loss = [], []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with runlint.record(model, opt, tmp_path / "r", flush_every=4) as rec:
+            for _ in range(10):
+                loss = model(torch.randn(4, 8)).pow(2).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                running += loss.detach()
+                rec.log(loss=loss, running=running)
+                expected_running.append(float(running))
+                expected_loss.append(float(loss))
+    messages = [str(w.message) for w in caught if "changed in place" in str(w.message)]
+    assert len(messages) == 1
+    steps = runlint.load_run(tmp_path / "r").steps
+    np.testing.assert_allclose(steps["loss"], expected_loss, rtol=1e-6)
+    assert steps["running"].isna().tolist() == [True] + [False] * 9
+    np.testing.assert_allclose(steps["running"][1:], expected_running[1:], rtol=1e-6)
 
 
 @given(

@@ -69,7 +69,8 @@ class RunlintCallback(TrainerCallback):
         loss = output.get("loss") if isinstance(output, dict) else getattr(output, "loss", None)
         if isinstance(loss, torch.Tensor) and loss.numel() == 1:
             self._losses_from_model += 1
-            self.recorder.log(loss=loss.detach())
+            # a copy: the Trainer scales this tensor in place after the forward pass
+            self.recorder.log(loss=loss.detach().clone())
 
     def on_log(
         self,

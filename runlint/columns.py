@@ -1,0 +1,419 @@
+"""What the recorder holds between two flushes, column by column, and how a flush becomes Arrow.
+
+Each table is a ``Table``: plain Python lists of numbers and names, one entry per row, plus
+``Values`` columns of numbers or of indices into the tensors a ``Stash`` keeps on the device.
+Recording a step appends to lists that already exist, so it allocates no Python object that
+the garbage collector tracks: per-row tuples and dicts made full collections (hundreds of
+milliseconds with torch loaded) come every few thousand steps. The flush copies the stash to
+the host in one transfer per device and builds the columns with numpy.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from runlint import probes
+
+__all__ = ["GroupLog", "HostCopy", "Stash", "Table", "Values", "resolve"]
+
+
+class Values:
+    """A column of numbers in which rows may be missing: plain numbers, or device scalars."""
+
+    __slots__ = ("numbers", "ref_rows", "refs", "rows")
+
+    def __init__(self) -> None:
+        self.rows: list[int] = []
+        self.numbers: list[float] = []
+        self.ref_rows: list[int] = []
+        self.refs: list[int] = []  # indices of ``Stash`` scalars
+
+    def array(self, n: int, scalars: np.ndarray) -> pa.Array:
+        """The column as float64, null where a row has no value."""
+        out = np.full(n, np.nan)
+        present = np.zeros(n, dtype=bool)
+        if self.rows:
+            out[self.rows] = self.numbers
+            present[self.rows] = True
+        if self.refs:
+            out[self.ref_rows] = scalars[self.refs]
+            present[self.ref_rows] = True
+        return pa.array(out, mask=None if present.all() else ~present)
+
+
+class Table:
+    """Rows recorded since the last flush: ``fixed`` columns hold one value per row (``add``),
+    ``values`` columns are numbers that rows may lack (``value``)."""
+
+    __slots__ = ("_lists", "fixed", "n", "values")
+
+    def __init__(self, *fixed: str) -> None:
+        self.n = 0
+        self.fixed: dict[str, list[Any]] = {key: [] for key in fixed}
+        self._lists = tuple(self.fixed.values())
+        self.values: dict[str, Values] = {}
+
+    def add(self, *row: Any) -> int:
+        """Append one row of the fixed columns, in their order; return its index."""
+        for column, value in zip(self._lists, row, strict=True):
+            column.append(value)
+        n = self.n
+        self.n = n + 1
+        return n
+
+    def value(self, key: str) -> Values:
+        column = self.values.get(key)
+        if column is None:
+            column = self.values[key] = Values()
+        return column
+
+
+class GroupLog:
+    """The optimizer's param-group settings at every step, stored where they change.
+
+    ``steps`` has every recorded step; ``changes`` a row per group (``at``: index into
+    ``steps``, ``group``) each time any setting changed, filled forward at the flush. A run
+    whose settings hold still appends one number per step.
+    """
+
+    __slots__ = ("changes", "steps")
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+        self.changes = Table("at", "group")
+
+    @property
+    def n(self) -> int:
+        return len(self.steps)
+
+
+class HostCopy:
+    """The stash on its way to the host: one flat float32 buffer per device (its scalars, then
+    its vectors), copied without blocking; ``wait`` returns every scalar and vector in stash
+    order."""
+
+    def __init__(self, stash: Stash) -> None:
+        self.lost = stash.lost
+        self.n_scalars = len(stash.scalars)
+        self.n_vectors = stash.vector_len
+        self._parts: list[tuple[torch.Tensor, Any, list[int] | None, list[int] | None]] = []
+        devices = (
+            [stash.device]
+            if not stash.mixed
+            else list(dict.fromkeys(t.device for t in (*stash.scalars, *stash.vectors)))
+        )
+        for device in devices:
+            s_idx: list[int] | None = None
+            v_idx: list[int] | None = None
+            if stash.mixed:
+                s_idx = [i for i, t in enumerate(stash.scalars) if t.device == device]
+                v_idx = [i for i, t in enumerate(stash.vectors) if t.device == device]
+                scalars = [stash.scalars[i] for i in s_idx]
+                vectors = [stash.vectors[i] for i in v_idx]
+            else:
+                scalars, vectors = stash.scalars, stash.vectors
+            pieces = ([torch.stack(scalars)] if scalars else []) + vectors
+            if not pieces:
+                continue
+            flat = torch.cat(pieces) if len(pieces) > 1 else pieces[0]
+            event = None
+            if flat.device.type == "cuda":
+                host = torch.empty(flat.shape, dtype=flat.dtype, pin_memory=True)
+                host.copy_(flat, non_blocking=True)
+                event = torch.cuda.Event()
+                event.record()
+                flat = host
+            elif flat.device.type != "cpu":
+                flat = flat.cpu()
+            self._parts.append((flat, event, s_idx, v_idx))
+        self._offsets = stash.offsets if stash.mixed else None
+
+    def wait(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every scalar and the vectors concatenated, as numpy (polls: no blocking sync call)."""
+        if len(self._parts) == 1 and self._parts[0][2] is None:
+            flat, event, _, _ = self._parts[0]
+            _wait(event)
+            data = flat.numpy()
+            scalars = data[: self.n_scalars]
+            if self.lost:
+                scalars = scalars.copy()
+                scalars[self.lost] = np.nan
+            return scalars, data[self.n_scalars :]
+        scalars = np.full(self.n_scalars, np.nan, dtype=np.float32)
+        vectors = np.full(self.n_vectors, np.nan, dtype=np.float32)
+        offsets = self._offsets or []
+        for flat, event, s_idx, v_idx in self._parts:
+            _wait(event)
+            data = flat.numpy()
+            s_idx, v_idx = s_idx or [], v_idx or []
+            scalars[s_idx] = data[: len(s_idx)]
+            at = len(s_idx)
+            for i in v_idx:
+                start, stop = offsets[i], offsets[i + 1]
+                vectors[start:stop] = data[at : at + stop - start]
+                at += stop - start
+        scalars[self.lost] = np.nan
+        return scalars, vectors
+
+
+def _wait(event: Any) -> None:
+    while event is not None and not event.query():
+        time.sleep(0.0005)
+
+
+class Stash:
+    """Device tensors kept until the next flush: one-element tensors (``scalar``, addressed by
+    index) and flat float32 vectors (``vector``, addressed by offset).
+
+    A float32 scalar is kept by reference (``detach``: no copy kernel) with its version
+    counter; ``check`` finds those changed in place since, whose values are then lost (NaN)
+    and ``copy_scalars`` makes the recorder keep copies from then on.
+    """
+
+    __slots__ = (
+        "_checked",
+        "copy_scalars",
+        "device",
+        "lost",
+        "mixed",
+        "offsets",
+        "scalars",
+        "vector_len",
+        "vectors",
+        "versions",
+    )
+
+    def __init__(self, *, copy_scalars: bool = False) -> None:
+        self.copy_scalars = copy_scalars
+        self.scalars: list[torch.Tensor] = []
+        self.versions: list[int] = []  # per scalar: its version when kept, -1 for a copy
+        self.lost: list[int] = []  # scalars changed in place before they were saved
+        self._checked = 0
+        self.vectors: list[torch.Tensor] = []
+        self.offsets: list[int] = [0]  # where each vector starts, then the total
+        self.vector_len = 0
+        self.device: torch.device | None = None
+        self.mixed = False  # tensors on more than one device
+
+    def _on(self, device: torch.device) -> None:
+        if self.device is None:
+            self.device = device
+        elif device != self.device:
+            self.mixed = True
+
+    def scalar(self, v: torch.Tensor, *, copy: bool = False) -> int:
+        """Keep the one-element tensor ``v`` until the flush, by reference unless ``copy``;
+        its index."""
+        t = v.detach()  # shares the version counter of ``v``
+        if copy or t.dim() or t.dtype != torch.float32 or self.copy_scalars:
+            t = t.reshape(()).float()
+            version = -1
+            if t.data_ptr() == v.data_ptr():
+                t = t.clone()
+        else:
+            version = t._version
+        self._on(t.device)
+        self.scalars.append(t)
+        self.versions.append(version)
+        return len(self.scalars) - 1
+
+    def check(self) -> bool:
+        """Whether a scalar kept by reference since the last check was changed in place
+        (its value is then lost). Checks each scalar once."""
+        changed = False
+        scalars, versions = self.scalars, self.versions
+        for i in range(self._checked, len(scalars)):
+            if versions[i] >= 0 and scalars[i]._version != versions[i]:
+                self.lost.append(i)
+                changed = True
+        self._checked = len(scalars)
+        return changed
+
+    def vector(self, t: torch.Tensor) -> int:
+        """Keep ``t`` flattened to float32 (callers pass fresh results or copies, never changed
+        in place afterwards); the offset of its first value."""
+        flat = t if t.dim() == 1 else t.reshape(-1)
+        if flat.requires_grad:
+            flat = flat.detach()
+        if flat.dtype != torch.float32:
+            flat = flat.float()
+        self._on(flat.device)
+        offset = self.vector_len
+        self.vectors.append(flat)
+        self.vector_len = offset + flat.numel()
+        self.offsets.append(self.vector_len)
+        return offset
+
+    def __bool__(self) -> bool:
+        return bool(self.scalars or self.vectors)
+
+
+def resolve(
+    tables: dict[str, Table],
+    groups: GroupLog,
+    copy: HostCopy | None,
+    names: Sequence[str],
+    rank: int,
+) -> dict[str, dict[str, Any]]:
+    """On the writer (thread): wait for the copy and build each table's columns."""
+    scalars, vectors = copy.wait() if copy is not None else (np.zeros(0), np.zeros(0))
+    out: dict[str, dict[str, Any]] = {}
+    if groups.n:
+        out["groups"] = _groups(groups, scalars, rank)
+    for name, table in tables.items():
+        if not table.n:
+            continue
+        build = _BUILDERS.get(name, _plain)
+        out[name] = build(table, scalars, vectors, names, rank)
+    return out
+
+
+def _groups(log: GroupLog, scalars: np.ndarray, rank: int) -> dict[str, Any]:
+    """A row per step and group: each step takes the rows of the last change at or before it."""
+    changes = log.changes
+    at = np.asarray(changes.fixed["at"], dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, at[1:] != at[:-1]])  # first row of each change
+    sizes = np.diff(np.r_[starts, len(at)])
+    latest = np.searchsorted(at[starts], np.arange(log.n), side="right") - 1
+    counts = sizes[latest]
+    ends = np.cumsum(counts)
+    source = np.repeat(starts[latest] - (ends - counts), counts) + np.arange(ends[-1])
+    columns: dict[str, Any] = {
+        "step": np.repeat(np.asarray(log.steps, dtype=np.int64), counts),
+        "rank": np.full(len(source), rank),
+        "group": np.asarray(changes.fixed["group"], dtype=np.int64)[source],
+    }
+    for key, values in changes.values.items():
+        columns[key] = values.array(changes.n, scalars).take(pa.array(source))
+    return columns
+
+
+def _ranked(first: str, rank: int, table: Table, scalars: np.ndarray) -> dict[str, Any]:
+    """``first``, then ``rank``, then the other fixed columns and the value columns."""
+    fixed = table.fixed
+    columns: dict[str, Any] = {first: fixed[first], "rank": np.full(table.n, rank)}
+    columns.update((k, v) for k, v in fixed.items() if k != first)
+    columns.update((k, v.array(table.n, scalars)) for k, v in table.values.items())
+    return columns
+
+
+def _plain(
+    table: Table, scalars: np.ndarray, vectors: np.ndarray, names: Sequence[str], rank: int
+) -> dict[str, Any]:
+    return _ranked(next(iter(table.fixed)), rank, table, scalars)
+
+
+def _epochs(
+    table: Table, scalars: np.ndarray, vectors: np.ndarray, names: Sequence[str], rank: int
+) -> dict[str, Any]:
+    columns = _ranked("step", rank, table, scalars)
+    return {"epoch": columns.pop("epoch"), **columns}
+
+
+def _params(
+    table: Table, scalars: np.ndarray, vectors: np.ndarray, names: Sequence[str], rank: int
+) -> dict[str, Any]:
+    """One stacked ``[grad norms, param norms, sampled update norms]`` vector per step, with
+    the update norms' scales (``probes.update_sample``) -> a row per parameter."""
+    p = len(names)
+    offsets = np.asarray(table.fixed["offset"])
+    data = vectors[offsets[:, None] + np.arange(3 * p)].astype(np.float64)  # [steps, 3P]
+    data[:, 2 * p :] *= np.stack(table.fixed["scale"])  # the sampled update's norm, scaled
+    g, w, u = (data[:, i * p : (i + 1) * p].reshape(-1) for i in range(3))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = u / w
+    n = len(offsets) * p
+    return {
+        "step": np.repeat(np.asarray(table.fixed["step"], dtype=np.int64), p),
+        "rank": np.full(n, rank),
+        "param": pa.array(list(names) * len(offsets), type=pa.string()),
+        "grad_norm": g,
+        "param_norm": w,
+        "update_norm": u,
+        "update_ratio": ratio,
+    }
+
+
+def _activations(
+    table: Table, scalars: np.ndarray, vectors: np.ndarray, names: Sequence[str], rank: int
+) -> dict[str, Any]:
+    """``probes.activation_stats`` rows -> ``probes.ACTIVATION_COLUMNS``, for all rows at once."""
+    fixed = table.fixed
+    offsets = np.asarray(fixed["offset"])
+    width = np.asarray(fixed["width"])
+    index = np.minimum(offsets[:, None] + np.arange(6), len(vectors) - 1)
+    raw = vectors[index].astype(np.float64)
+    shift, total, norm, positive, alive = raw[:, :5].T
+    n = np.asarray(fixed["n"], dtype=np.float64)
+    units = np.asarray(fixed["units"], dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        var = (norm * norm - total * total / n) / (n - 1)
+        std = np.where(var > 0, np.sqrt(np.maximum(var, 0)), np.where(np.isnan(var), np.nan, 0.0))
+        std = np.where(n > 1, std, 0.0)
+        stats = {
+            "mean": shift + total / n,
+            "std": std,
+            "saturated": np.where(width > 5, raw[:, 5] / n, math.nan),
+            "dead": 1.0 - positive / n,
+            "dead_units": 1.0 - alive / units,
+        }
+    assert tuple(stats) == probes.ACTIVATION_COLUMNS
+    return {
+        "step": fixed["step"],
+        "rank": np.full(table.n, rank),
+        "module": fixed["module"],
+        "kind": fixed["kind"],
+        **stats,
+    }
+
+
+def _slices(table: Table, vectors: np.ndarray) -> list[list[float]]:
+    """The vectors that the ``offset``/``length`` columns point to, as lists."""
+    fixed = table.fixed
+    return [
+        vectors[o : o + n].astype(np.float64).tolist()
+        for o, n in zip(fixed["offset"], fixed["length"], strict=True)
+    ]
+
+
+def _histograms(
+    table: Table, scalars: np.ndarray, vectors: np.ndarray, names: Sequence[str], rank: int
+) -> dict[str, Any]:
+    fixed = table.fixed
+    return {
+        "step": fixed["step"],
+        "rank": np.full(table.n, rank),
+        "source": fixed["source"],
+        "name": fixed["name"],
+        "edges": pa.array([list(e) for e in fixed["edges"]], type=pa.list_(pa.float64())),
+        "counts": pa.array(_slices(table, vectors), type=pa.list_(pa.float64())),
+    }
+
+
+def _weights(
+    table: Table, scalars: np.ndarray, vectors: np.ndarray, names: Sequence[str], rank: int
+) -> dict[str, Any]:
+    fixed = table.fixed
+    return {
+        "step": fixed["step"],
+        "rank": np.full(table.n, rank),
+        "param": fixed["param"],
+        "shape": pa.array([list(s) for s in fixed["shape"]], type=pa.list_(pa.int64())),
+        "values": pa.array(_slices(table, vectors), type=pa.list_(pa.float64())),
+    }
+
+
+_BUILDERS = {
+    "epochs": _epochs,
+    "params": _params,
+    "activations": _activations,
+    "histograms": _histograms,
+    "weights": _weights,
+}
