@@ -6,7 +6,9 @@ files are written on the training thread at each flush; ``--thread`` adds a thir
 background writer thread that CUDA models get). Blocks of ``--block`` optimizer steps alternate
 between the copies (ABBA order) for ``--rounds`` rounds, so load from other processes hits them
 alike; a block of 10 steps holds exactly one statistics step (``stats_every=10``), so a block's
-time is an honest per-step average. Per model it prints:
+time is an honest per-step average. A third copy, trained plain too ("control"), measures the
+noise floor: its ratio to the plain copy differs from 1 only by where each copy landed in
+memory and by timing noise. Per model it prints:
 
   block ratio  median over rounds of (recorded block time / plain block time of the same round),
                with a 95% bootstrap interval of that median and the interquartile range of the
@@ -18,7 +20,7 @@ time is an honest per-step average. Per model it prints:
                does not) recorded / plain
   bytes/step   bytes the recorded run left on disk, per step
 
-    python bench/overhead.py                 # about 2 minutes on a 2-core CPU
+    python bench/overhead.py                 # about 3 minutes on a 2-core CPU
     python bench/overhead.py --rounds 40 --models mlp-tanh
 """
 
@@ -111,12 +113,17 @@ def _bootstrap_median(values: list[float], n: int = 2000, seed: int = 0) -> tupl
 
 
 def measure(
-    name: str, rounds: int, block: int, root: Path, thread: bool = False
+    name: str, rounds: int, block: int, root: Path, thread: bool = False, control: bool = True
 ) -> dict[str, float]:
     torch.manual_seed(0)
     base, batch = MODELS[name]()
     batches = [batch() for _ in range(16)]
-    variants = ["plain", "recorded", *(["recorded-thread"] if thread else [])]
+    variants = [
+        "plain",
+        "recorded",
+        *(["recorded-thread"] if thread else []),
+        *(["control"] if control else []),
+    ]
     models = {v: copy.deepcopy(base) for v in variants}
     opts = {v: torch.optim.AdamW(models[v].parameters(), lr=1e-3) for v in variants}
     recs: dict[str, runlint.Recorder] = {
@@ -183,20 +190,29 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--thread", action="store_true", help="also a background-writer copy")
+    parser.add_argument(
+        "--no-control", dest="control", action="store_false", help="no plain control copy"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, defaults of record(),"
         f" {args.rounds} rounds of {args.block} steps"
     )
-    variants = ["recorded", *(["recorded-thread"] if args.thread else [])]
+    variants = [
+        "recorded",
+        *(["recorded-thread"] if args.thread else []),
+        *(["control"] if args.control else []),
+    ]
     print(
         f"{'model':<12} {'copy':<15} {'plain ms':>8} {'block ratio [95% CI]':>22}"
         f" {'IQR':>13} {'step':>6} {'mean':>6} {'cpu':>6} {'bytes/step':>10}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
-            r = measure(name, args.rounds, args.block, Path(tmp), thread=args.thread)
+            r = measure(
+                name, args.rounds, args.block, Path(tmp), thread=args.thread, control=args.control
+            )
             for v in variants:
                 print(
                     f"{name:<12} {v:<15} {r['plain_ms']:8.2f}"
@@ -207,8 +223,9 @@ def main() -> None:
                     flush=True,
                 )
     print(
-        "recorded/plain: block = median per-round ratio of block times (95% bootstrap CI, IQR);"
-        " step = median step; mean = total time; cpu = process CPU time"
+        "copy/plain: block = median per-round ratio of block times (95% bootstrap CI, IQR);"
+        " step = median step; mean = total time; cpu = process CPU time;"
+        " control = a second plain copy (the noise floor)"
     )
 
 

@@ -55,9 +55,9 @@ def test_no_host_sync_outside_flushes(tmp_path: Path, monkeypatch: pytest.Monkey
         nn.Tanh(),
         nn.Linear(64, 64),
         nn.GELU(),
-        nn.Linear(64, 64),
+        nn.Linear(64, 128),  # over max_elems: its update is measured on a strided sample
         nn.ReLU(),
-        nn.Linear(64, 64),
+        nn.Linear(128, 64),
         nn.Sigmoid(),
         nn.Linear(64, 10),
     ).to(device)
