@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 
 import runlint
+from runlint import recorder as recorder_module
 from runlint.probes import histogram_edges
 
 STEPS = 40
@@ -490,6 +492,35 @@ def test_activation_hooks_only_during_stats_step_forwards(tmp_path: Path) -> Non
     assert hooked == [1, 0, 0, 1, 0, 0]
     assert len(model[1]._forward_hooks) == 0
     assert sorted(set(runlint.load_run(tmp_path / "r").activations["step"])) == [0, 3]
+
+
+def test_activation_statistics_the_same_when_taken_early_and_in_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Samples wait for the flush unless they grow past a bound, and are reduced in chunks:
+    neither changes a value."""
+
+    def activations(name: str) -> Any:
+        torch.manual_seed(0)
+        model = mlp()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        with runlint.record(model, opt, tmp_path / name, stats_every=2) as rec:
+            for _ in range(9):
+                loss = nn.functional.cross_entropy(
+                    model(torch.randn(24, 8) * 3), torch.randint(0, 4, (24,))
+                )
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                rec.log(loss=loss)
+        return runlint.load_run(tmp_path / name).activations
+
+    batched = activations("batched")
+    monkeypatch.setattr(recorder_module, "_PENDING_VALUES", 100)  # reduce at every step
+    monkeypatch.setattr(recorder_module, "_CHUNK_VALUES", 700)  # two samples per chunk
+    early = activations("early")
+    assert len(batched) == 5 * len(ACTS)
+    pd.testing.assert_frame_equal(early, batched, rtol=1e-6)
 
 
 def test_begin_batch_and_update_meta(tmp_path: Path) -> None:
