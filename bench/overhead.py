@@ -20,6 +20,10 @@ memory and by timing noise. Per model it prints:
                does not) recorded / plain
   bytes/step   bytes the recorded run left on disk, per step
 
+and the garbage collections of each generation during the measurement (all copies together: a
+recorder that kept Python objects per step would set off full collections, each a pass over
+every object torch holds).
+
     python bench/overhead.py                 # about 3 minutes on a 2-core CPU
     python bench/overhead.py --rounds 40 --models mlp-tanh
 """
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import random
 import statistics
 import tempfile
@@ -139,6 +144,14 @@ def measure(
     blocks: dict[str, list[float]] = {v: [] for v in variants}  # per round: the block's time
     cpu: dict[str, float] = dict.fromkeys(variants, 0.0)
     done = 0
+    collections = [0, 0, 0]
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections[info["generation"]] += 1
+
+    gc.collect()
+    gc.callbacks.append(count)
     try:
         for r in range(rounds + 1):  # round 0 warms up and is not counted
             for v in variants if r % 2 else list(reversed(variants)):
@@ -162,6 +175,7 @@ def measure(
                     cpu[v] += time.process_time() - c0
             done += block
     finally:
+        gc.callbacks.remove(count)
         for rec in recs.values():
             rec.close()
     plain_step = statistics.median(steps["plain"])
@@ -180,6 +194,7 @@ def measure(
     size = sum(p.stat().st_size for p in (root / name).rglob("*") if p.is_file())
     out["bytes_per_step"] = size / done
     out["steps"] = done
+    out["gc0"], out["gc1"], out["gc2"] = collections
     return out
 
 
@@ -222,6 +237,11 @@ def main() -> None:
                     f" {r[f'{v}_cpu_ratio']:6.3f} {r['bytes_per_step']:10.0f}",
                     flush=True,
                 )
+            print(
+                f"{'':<12} gc collections during the run: gen0 {r['gc0']:.0f}, gen1"
+                f" {r['gc1']:.0f}, gen2 {r['gc2']:.0f} ({r['steps']:.0f} steps per copy)",
+                flush=True,
+            )
     print(
         "copy/plain: block = median per-round ratio of block times (95% bootstrap CI, IQR);"
         " step = median step; mean = total time; cpu = process CPU time;"

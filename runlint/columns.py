@@ -52,18 +52,18 @@ class Table:
     """Rows recorded since the last flush: ``fixed`` columns hold one value per row (``add``),
     ``values`` columns are numbers that rows may lack (``value``)."""
 
-    __slots__ = ("_lists", "fixed", "n", "values")
+    __slots__ = ("_appends", "fixed", "n", "values")
 
     def __init__(self, *fixed: str) -> None:
         self.n = 0
         self.fixed: dict[str, list[Any]] = {key: [] for key in fixed}
-        self._lists = tuple(self.fixed.values())
+        self._appends = tuple(column.append for column in self.fixed.values())
         self.values: dict[str, Values] = {}
 
     def add(self, *row: Any) -> int:
-        """Append one row of the fixed columns, in their order; return its index."""
-        for column, value in zip(self._lists, row, strict=True):
-            column.append(value)
+        """Append one row of the fixed columns (all of them, in their order); its index."""
+        for append, value in zip(self._appends, row, strict=True):
+            append(value)
         n = self.n
         self.n = n + 1
         return n
@@ -227,9 +227,12 @@ class Stash:
     def check(self) -> bool:
         """Whether a scalar kept by reference since the last check was changed in place
         (its value is then lost). Checks each scalar once."""
-        changed = False
         scalars, versions = self.scalars, self.versions
-        for i in range(self._checked, len(scalars)):
+        start = self._checked
+        if start == len(scalars):
+            return False
+        changed = False
+        for i in range(start, len(scalars)):
             if versions[i] >= 0 and scalars[i]._version != versions[i]:
                 self.lost.append(i)
                 changed = True
