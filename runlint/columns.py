@@ -212,7 +212,8 @@ class Stash:
         """Keep the one-element tensor ``v`` until the flush, by reference unless ``copy``;
         its index."""
         t = v.detach()  # shares the version counter of ``v``
-        if copy or t.dim() or t.dtype != torch.float32 or self.copy_scalars:
+        # inference tensors have no version counter to check: copied
+        if copy or t.dim() or t.dtype != torch.float32 or self.copy_scalars or t.is_inference():
             t = t.reshape(()).float()
             version = -1
             if t.data_ptr() == v.data_ptr():

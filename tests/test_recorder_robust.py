@@ -179,6 +179,28 @@ def test_tensor_changed_in_place_after_log_loses_only_that_value(tmp_path: Path)
     np.testing.assert_allclose(steps["running"][1:], expected_running[1:], rtol=1e-6)
 
 
+def test_tensors_logged_under_inference_mode(tmp_path: Path) -> None:
+    """Inference tensors have no version counter to check: they are copied, and recorded."""
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    expected = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with runlint.record(model, opt, tmp_path / "r") as rec:
+            for _ in range(3):
+                loss = model(torch.randn(4, 8)).pow(2).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                with torch.inference_mode():
+                    val = model(torch.randn(4, 8)).pow(2).mean()
+                    rec.log_epoch(val_loss=val)
+                expected.append(float(val))
+    assert [str(w.message) for w in caught if "runlint" in str(w.message)] == []
+    run = runlint.load_run(tmp_path / "r")
+    np.testing.assert_allclose(run.epochs["val_loss"], expected, rtol=1e-6)
+
+
 @given(
     table=st.sampled_from(["steps", "groups", "params", "activations", "epochs"]),
     rank=st.integers(0, 4096),
