@@ -212,8 +212,16 @@ class Stash:
         """Keep the one-element tensor ``v`` until the flush, by reference unless ``copy``;
         its index."""
         t = v.detach()  # shares the version counter of ``v``
-        # inference tensors have no version counter to check: copied
-        if copy or t.dim() or t.dtype != torch.float32 or self.copy_scalars or t.is_inference():
+        # copied: a view (its reference would keep the whole base alive), an inference
+        # tensor (no version counter to check), another shape or dtype
+        if (
+            copy
+            or self.copy_scalars
+            or v._base is not None
+            or t.dim()
+            or t.dtype != torch.float32
+            or t.is_inference()
+        ):
             t = t.reshape(()).float()
             version = -1
             if t.data_ptr() == v.data_ptr():

@@ -62,3 +62,15 @@ def test_scalar_changed_in_place_reads_back_as_nan(
     stash.mixed = mixed
     got, _ = HostCopy(stash).wait()
     assert [bool(np.isnan(v)) for v in got] == [i in changed for i in range(len(kept))]
+
+
+def test_an_element_of_a_large_tensor_is_copied_not_kept_by_reference() -> None:
+    big = torch.randn(1000, 1000)
+    stash = Stash()
+    stash.scalar(big[3, 4])  # a view: keeping it would keep 4 MB alive until the flush
+    stash.scalar(big.sum())  # a tensor of its own: kept by reference
+    kept = [t.untyped_storage().nbytes() for t in stash.scalars]
+    assert kept == [4, 4]
+    assert stash.versions[0] == -1 and stash.versions[1] >= 0
+    scalars, _ = HostCopy(stash).wait()
+    np.testing.assert_allclose(scalars, [float(big[3, 4]), float(big.sum())], rtol=1e-6)
