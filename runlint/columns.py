@@ -10,7 +10,6 @@ the host in one transfer per device and builds the columns with numpy.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -359,24 +358,13 @@ def _activations(
     """``probes.activation_stats`` rows -> ``probes.ACTIVATION_COLUMNS``, for all rows at once."""
     fixed = table.fixed
     offsets = np.asarray(fixed["offset"])
-    width = np.asarray(fixed["width"])
     index = np.minimum(offsets[:, None] + np.arange(6), len(vectors) - 1)
-    raw = vectors[index].astype(np.float64)
-    shift, total, norm, positive, alive = raw[:, :5].T
-    n = np.asarray(fixed["n"], dtype=np.float64)
-    units = np.asarray(fixed["units"], dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        var = (norm * norm - total * total / n) / (n - 1)
-        std = np.where(var > 0, np.sqrt(np.maximum(var, 0)), np.where(np.isnan(var), np.nan, 0.0))
-        std = np.where(n > 1, std, 0.0)
-        stats = {
-            "mean": shift + total / n,
-            "std": std,
-            "saturated": np.where(width > 5, raw[:, 5] / n, math.nan),
-            "dead": 1.0 - positive / n,
-            "dead_units": 1.0 - alive / units,
-        }
-    assert tuple(stats) == probes.ACTIVATION_COLUMNS
+    stats = probes.finish_activation_stats(
+        vectors[index],
+        np.asarray(fixed["width"]),
+        np.asarray(fixed["n"]),
+        np.asarray(fixed["units"]),
+    )
     return {
         "step": fixed["step"],
         "rank": np.full(table.n, rank),

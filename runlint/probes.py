@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -167,22 +168,30 @@ def _count_positive(x: torch.Tensor) -> torch.Tensor:
     return x.sign_().clamp_(min=0).sum(dim=1)
 
 
-def finish_activation_stats(raw: Sequence[float], n: int, units: int) -> dict[str, float]:
-    """The ``ACTIVATION_COLUMNS`` of one row of ``activation_stats`` read back to the host; ``n``
-    is the number of values in the sample."""
-    shift, total, norm, positive, alive = (float(v) for v in raw[:5])
-    if n > 1:
+def finish_activation_stats(
+    raw: np.ndarray, width: np.ndarray, n: np.ndarray, units: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The ``ACTIVATION_COLUMNS`` of rows of ``activation_stats`` read back to the host.
+
+    ``raw`` is ``[rows, 6]`` (the sixth value is read only where ``width`` is 6: kinds without
+    a saturated count have 5); ``n`` is the number of values in each sample and ``units`` its
+    number of units.
+    """
+    raw = raw.astype(np.float64)
+    shift, total, norm, positive, alive = raw[:, :5].T
+    n = n.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
         var = (norm * norm - total * total / n) / (n - 1)
-        std = math.sqrt(var) if var > 0 else (0.0 if var == var else math.nan)
-    else:
-        std = 0.0
-    return {
-        "mean": shift + total / n,
-        "std": std,
-        "saturated": float(raw[5]) / n if len(raw) > 5 else math.nan,
-        "dead": 1.0 - positive / n,
-        "dead_units": 1.0 - alive / units,
-    }
+        std = np.where(var > 0, np.sqrt(np.maximum(var, 0)), np.where(np.isnan(var), np.nan, 0.0))
+        stats = {
+            "mean": shift + total / n,
+            "std": np.where(n > 1, std, 0.0),
+            "saturated": np.where(width > 5, raw[:, 5] / n, math.nan),
+            "dead": 1.0 - positive / n,
+            "dead_units": 1.0 - alive / units,
+        }
+    assert tuple(stats) == ACTIVATION_COLUMNS
+    return stats
 
 
 def edge_tensor(kind: str, device: torch.device) -> torch.Tensor:
