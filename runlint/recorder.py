@@ -432,11 +432,15 @@ class Recorder:
     def _change_groups(self, groups: list[dict[str, Any]], at: int) -> None:
         table = self._groups.changes
         put = self._put
+        previous = self._group_state
         state = self._group_state = []
         tensors = False
         for i, group in enumerate(groups):
-            keys = tuple(k for k in (*_GROUP_KEYS, "betas") if k in group)
-            get = _getter(keys)
+            if i < len(previous) and previous[i][0] == len(group):  # same keys: a new value
+                _, keys, get, _ = previous[i]
+            else:
+                keys = tuple(k for k in (*_GROUP_KEYS, "betas") if k in group)
+                get = _getter(keys)
             values = get(group)
             state.append((len(group), keys, get, values))
             row = table.add(at, i)
