@@ -101,26 +101,17 @@ class HostCopy:
     def __init__(self, stash: Stash) -> None:
         self.lost = stash.lost
         self.n_scalars = len(stash.scalars)
-        self.n_vectors = stash.vector_len
-        self._parts: list[tuple[torch.Tensor, Any, list[int] | None, list[int] | None]] = []
-        devices = (
-            [stash.device]
-            if not stash.mixed
-            else list(dict.fromkeys(t.device for t in (*stash.scalars, *stash.vectors)))
-        )
-        for device in devices:
-            s_idx: list[int] | None = None
-            v_idx: list[int] | None = None
-            if stash.mixed:
-                s_idx = [i for i, t in enumerate(stash.scalars) if t.device == device]
-                v_idx = [i for i, t in enumerate(stash.vectors) if t.device == device]
-                scalars = [stash.scalars[i] for i in s_idx]
-                vectors = [stash.vectors[i] for i in v_idx]
-            else:
-                scalars, vectors = stash.scalars, stash.vectors
-            pieces = ([torch.stack(scalars)] if scalars else []) + vectors
-            if not pieces:
-                continue
+        self._starts = np.cumsum([0, *(v.numel() for v in stash.vectors)])  # then the total
+        by_device: dict[torch.device, tuple[list[int], list[int]]] = {}
+        for i, t in enumerate(stash.scalars):
+            by_device.setdefault(t.device, ([], []))[0].append(i)
+        for i, t in enumerate(stash.vectors):
+            by_device.setdefault(t.device, ([], []))[1].append(i)
+        self._parts: list[tuple[torch.Tensor, Any, list[int], list[int]]] = []
+        for s_idx, v_idx in by_device.values():
+            pieces = [stash.vectors[i] for i in v_idx]
+            if s_idx:
+                pieces.insert(0, torch.stack([stash.scalars[i] for i in s_idx]))
             flat = torch.cat(pieces) if len(pieces) > 1 else pieces[0]
             event = None
             if flat.device.type == "cuda":
@@ -132,32 +123,21 @@ class HostCopy:
             elif flat.device.type != "cpu":
                 flat = flat.cpu()
             self._parts.append((flat, event, s_idx, v_idx))
-        self._offsets = stash.offsets if stash.mixed else None
 
     def wait(self) -> tuple[np.ndarray, np.ndarray]:
         """Every scalar and the vectors concatenated, as numpy (polls: no blocking sync call)."""
-        if len(self._parts) == 1 and self._parts[0][2] is None:
-            flat, event, _, _ = self._parts[0]
-            _wait(event)
-            data = flat.numpy()
-            scalars = data[: self.n_scalars]
-            if self.lost:
-                scalars = scalars.copy()
-                scalars[self.lost] = np.nan
-            return scalars, data[self.n_scalars :]
         scalars = np.full(self.n_scalars, np.nan, dtype=np.float32)
-        vectors = np.full(self.n_vectors, np.nan, dtype=np.float32)
-        offsets = self._offsets or []
+        vectors = np.full(self._starts[-1], np.nan, dtype=np.float32)
+        starts = self._starts
         for flat, event, s_idx, v_idx in self._parts:
             _wait(event)
             data = flat.numpy()
-            s_idx, v_idx = s_idx or [], v_idx or []
             scalars[s_idx] = data[: len(s_idx)]
             at = len(s_idx)
             for i in v_idx:
-                start, stop = offsets[i], offsets[i + 1]
-                vectors[start:stop] = data[at : at + stop - start]
-                at += stop - start
+                size = starts[i + 1] - starts[i]
+                vectors[starts[i] : starts[i + 1]] = data[at : at + size]
+                at += size
         scalars[self.lost] = np.nan
         return scalars, vectors
 
@@ -176,18 +156,7 @@ class Stash:
     and ``copy_scalars`` makes the recorder keep copies from then on.
     """
 
-    __slots__ = (
-        "_checked",
-        "copy_scalars",
-        "device",
-        "lost",
-        "mixed",
-        "offsets",
-        "scalars",
-        "vector_len",
-        "vectors",
-        "versions",
-    )
+    __slots__ = ("_checked", "copy_scalars", "lost", "scalars", "vector_len", "vectors", "versions")
 
     def __init__(self, *, copy_scalars: bool = False) -> None:
         self.copy_scalars = copy_scalars
@@ -196,16 +165,7 @@ class Stash:
         self.lost: list[int] = []  # scalars changed in place before they were saved
         self._checked = 0
         self.vectors: list[torch.Tensor] = []
-        self.offsets: list[int] = [0]  # where each vector starts, then the total
         self.vector_len = 0
-        self.device: torch.device | None = None
-        self.mixed = False  # tensors on more than one device
-
-    def _on(self, device: torch.device) -> None:
-        if self.device is None:
-            self.device = device
-        elif device != self.device:
-            self.mixed = True
 
     def scalar(self, v: torch.Tensor, *, copy: bool = False) -> int:
         """Keep the one-element tensor ``v`` until the flush, by reference unless ``copy``;
@@ -227,7 +187,6 @@ class Stash:
                 t = t.clone()
         else:
             version = t._version
-        self._on(t.device)
         self.scalars.append(t)
         self.versions.append(version)
         return len(self.scalars) - 1
@@ -255,11 +214,9 @@ class Stash:
             flat = flat.detach()
         if flat.dtype != torch.float32:
             flat = flat.float()
-        self._on(flat.device)
         offset = self.vector_len
         self.vectors.append(flat)
         self.vector_len = offset + flat.numel()
-        self.offsets.append(self.vector_len)
         return offset
 
     def __bool__(self) -> bool:

@@ -1,5 +1,4 @@
-"""The stash's trip to the host puts every scalar and vector back at its index and offset, on
-the one-device path and on the per-device path that model-parallel runs take."""
+"""The stash's trip to the host puts every scalar and vector back at its index and offset."""
 
 from __future__ import annotations
 
@@ -14,7 +13,7 @@ from runlint.columns import HostCopy, Stash
 items = st.lists(st.one_of(st.none(), st.integers(1, 7)), min_size=1, max_size=30)
 
 
-def _fill(layout: list[int | None], mixed: bool) -> tuple[Stash, list[float], list[float]]:
+def _fill(layout: list[int | None]) -> tuple[Stash, list[float], list[float]]:
     stash = Stash()
     scalars: list[float] = []
     vectors: list[float] = []
@@ -27,25 +26,22 @@ def _fill(layout: list[int | None], mixed: bool) -> tuple[Stash, list[float], li
             values = torch.arange(size, dtype=torch.float32) + 100 * i
             assert stash.vector(values) == len(vectors)
             vectors.extend(values.tolist())
-    stash.mixed = mixed  # the per-device path, here with every tensor on the CPU
     return stash, scalars, vectors
 
 
 @settings(max_examples=60, deadline=None)
-@given(layout=items, mixed=st.booleans())
-def test_host_copy_returns_every_value_in_stash_order(
-    layout: list[int | None], mixed: bool
-) -> None:
-    stash, scalars, vectors = _fill(layout, mixed)
+@given(layout=items)
+def test_host_copy_returns_every_value_in_stash_order(layout: list[int | None]) -> None:
+    stash, scalars, vectors = _fill(layout)
     got_scalars, got_vectors = HostCopy(stash).wait()
     np.testing.assert_array_equal(got_scalars, np.array(scalars, dtype=np.float32))
     np.testing.assert_array_equal(got_vectors, np.array(vectors, dtype=np.float32))
 
 
 @settings(max_examples=30, deadline=None)
-@given(layout=items, mixed=st.booleans(), data=st.data())
+@given(layout=items, data=st.data())
 def test_scalar_changed_in_place_reads_back_as_nan(
-    layout: list[int | None], mixed: bool, data: st.DataObject
+    layout: list[int | None], data: st.DataObject
 ) -> None:
     stash = Stash()
     kept = []
@@ -59,7 +55,6 @@ def test_scalar_changed_in_place_reads_back_as_nan(
     for i in changed:
         kept[i].add_(1.0)  # after log(): the value kept by reference is gone
     assert stash.check() == bool(changed)
-    stash.mixed = mixed
     got, _ = HostCopy(stash).wait()
     assert [bool(np.isnan(v)) for v in got] == [i in changed for i in range(len(kept))]
 
