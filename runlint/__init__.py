@@ -7,17 +7,23 @@ imports without torch.
 
 from __future__ import annotations
 
+from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+from runlint.extras import MissingExtra, requires_extra
 from runlint.rule import Finding, Rule, Severity
 from runlint.run import Run, RunError, find_runs, load_run
 
 if TYPE_CHECKING:
     from runlint.recorder import Recorder
 
-__version__ = "0.1.0"
+try:
+    __version__ = metadata.version("runlint")  # one home: pyproject.toml's [project] version
+except metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 __all__ = [
     "Finding",
+    "MissingExtra",
     "Recorder",
     "Rule",
     "Run",
@@ -36,15 +42,18 @@ def record(
     """Record a PyTorch training run into ``logdir``; use as a context manager.
 
     See ``runlint.recorder.Recorder`` for the options (probe schedules, flush interval).
+    Raises ``MissingExtra`` (an ``ImportError``) when torch is not installed.
     """
-    from runlint.recorder import Recorder
+    return _recorder()(model, optimizer, logdir, meta=meta, **options)
 
-    return Recorder(model, optimizer, logdir, meta=meta, **options)
+
+def _recorder() -> type[Recorder]:
+    with requires_extra("torch", "runlint.record"):
+        from runlint.recorder import Recorder
+    return Recorder
 
 
 def __getattr__(name: str) -> Any:
     if name == "Recorder":
-        from runlint.recorder import Recorder
-
-        return Recorder
+        return _recorder()
     raise AttributeError(f"module 'runlint' has no attribute {name!r}")

@@ -77,10 +77,13 @@ def _console() -> Console:
 
 
 def _load(ref: str) -> Spec:
+    from runlint.extras import MissingExtra, requires_extra
+
     try:
-        import torch  # noqa: F401
-    except ImportError as exc:
-        raise _error("this command needs torch: pip install 'runlint[torch]'") from exc
+        with requires_extra("torch", "this command"):
+            import torch  # noqa: F401
+    except MissingExtra as exc:
+        raise _error(str(exc)) from None
     from runlint.factory import FactoryError, load_spec
 
     try:

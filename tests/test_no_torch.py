@@ -42,3 +42,46 @@ def test_check_of_a_recorded_run_does_not_import_torch(recorded: Path) -> None:
     assert doc["runs"] == [{"path": str(recorded), "status": "ok", "error": None}]
     assert doc["summary"]["rule_errors"] == []
     assert doc["summary"]["rules_selected"] >= 1
+
+
+WITHOUT_TORCH = textwrap.dedent(
+    """
+    import sys
+    sys.modules["torch"] = None  # import torch now fails as if it were not installed
+    import runlint
+    for call in (lambda: runlint.record(None, None, "x"), lambda: runlint.Recorder):
+        try:
+            call()
+        except runlint.MissingExtra as exc:
+            print(exc)
+    try:
+        import runlint.integrations.lightning
+    except runlint.MissingExtra as exc:
+        print(exc)
+    """
+)
+
+
+def test_the_recorder_names_the_extra_to_install_when_torch_is_missing() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TORCH], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "runlint.record needs torch, which is not installed: pip install 'runlint[torch]'",
+        "runlint.record needs torch, which is not installed: pip install 'runlint[torch]'",
+        "runlint.integrations.lightning needs torch, which is not installed: "
+        "pip install 'runlint[lightning]'",
+    ]
+
+
+def test_version_comes_from_the_package_metadata() -> None:
+    from importlib import metadata
+
+    import runlint
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "runlint", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert runlint.__version__ == metadata.version("runlint")
+    assert proc.stdout.strip() == f"runlint {metadata.version('runlint')}"

@@ -17,9 +17,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import torch
-from torch import nn
-from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from runlint.extras import requires_extra
+
+with requires_extra("hf", "runlint.integrations.hf"):
+    import torch
+    from torch import nn
+    from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from runlint.integrations._common import epoch_metrics, number, unwrap_optimizer
 from runlint.recorder import Recorder

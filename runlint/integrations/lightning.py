@@ -14,8 +14,11 @@ from __future__ import annotations
 import os
 from typing import Any, cast
 
-import lightning.pytorch as pl
-import torch
+from runlint.extras import requires_extra
+
+with requires_extra("lightning", "runlint.integrations.lightning"):
+    import lightning.pytorch as pl
+    import torch
 
 from runlint.integrations._common import DeferredPreHook, deferred, epoch_metrics, unwrap_optimizer
 from runlint.recorder import Recorder
