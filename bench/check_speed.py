@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from runlint.format import FORMAT_NAME, FORMAT_VERSION, compact_name
+from runlint.schema.layout import FORMAT_NAME, FORMAT_VERSION, compact_name
 
 # Runs a command; prints its wall time, the CPU time of its process tree (user + system: what
 # the check costs, whatever else loads the machine) and the peak RSS of its largest process.
@@ -183,7 +183,7 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=10)
     args = parser.parse_args()
 
-    from runlint import engine
+    from runlint.check import engine
 
     codes = engine.discover().codes
     print(f"rules in the catalog ({len(codes)}): {' '.join(codes)}")

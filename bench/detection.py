@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runlint.rule import Rule
+from runlint.check.rule import Rule
 
 ROOT = Path(__file__).resolve().parent.parent
 LOUD = ("warning", "error")
@@ -90,7 +90,7 @@ def rule_classes() -> list[type[Rule]]:
     """Rule classes found in ``runlint.rules`` (the engine's discovery, done by hand)."""
     import runlint.rules as package
 
-    from runlint.rule import Rule
+    from runlint.check.rule import Rule
 
     found: dict[str, type] = {}
     for info in pkgutil.iter_modules(package.__path__):

@@ -30,8 +30,8 @@ from torch.func import functional_call
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from runlint.factory import Spec, load_spec  # noqa: E402
-from runlint.gradcheck import GradcheckOptions, run_gradcheck  # noqa: E402
+from runlint.pretrain.factory import Spec, load_spec  # noqa: E402
+from runlint.pretrain.gradcheck import GradcheckOptions, run_gradcheck  # noqa: E402
 
 FACTORIES = [
     "mlp.py:make",

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import runlint
-from runlint.importers.tfrecord import masked_crc32c, read_scalars
+from runlint.run.importers.tfrecord import masked_crc32c, read_scalars
 
 
 def _varint(n: int) -> bytes:

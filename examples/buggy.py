@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from runlint.factory import Spec
+from runlint.pretrain.factory import Spec
 
 
 class LinearFn(torch.autograd.Function):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from runlint.factory import Spec
+from runlint.pretrain.factory import Spec
 
 
 def blobs(n: int, dim: int, classes: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

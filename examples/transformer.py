@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from runlint.factory import Spec
+from runlint.pretrain.factory import Spec
 
 
 class TinyTransformer(nn.Module):

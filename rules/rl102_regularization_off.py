@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from runlint import curves
-from runlint.rule import Finding, Rule, Severity
+from runlint.analysis import curves
+from runlint.check.rule import Finding, Rule, Severity
 from runlint.run import Run
 
 _DECOUPLED = {"AdamW", "SGDW", "Lion", "LAMB", "Lamb"}

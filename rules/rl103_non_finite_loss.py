@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from runlint.rule import Finding, Rule, Severity
+from runlint.check.rule import Finding, Rule, Severity
 from runlint.run import Run
 
 

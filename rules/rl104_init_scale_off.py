@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from runlint.rule import Finding, Rule, Severity
+from runlint.check.rule import Finding, Rule, Severity
 from runlint.run import Run
 
 _DENSE = {

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runlint.layers import Curves, curves, fmt, missing_curves
-from runlint.rule import Finding, Rule, Severity
+from runlint.analysis.layers import Curves, curves, fmt, missing_curves
+from runlint.check.rule import Finding, Rule, Severity
 from runlint.run import Run
 
 

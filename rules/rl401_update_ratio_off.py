@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from runlint.layers import dense_update_ratios, fmt, lr_mask, names, params_long
-from runlint.rule import Finding, Rule, Severity
+from runlint.analysis.layers import dense_update_ratios, fmt, lr_mask, names, params_long
+from runlint.check.rule import Finding, Rule, Severity
 from runlint.run import Run
 
 

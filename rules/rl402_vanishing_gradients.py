@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runlint.layers import dense_params, fmt, input_output_ratio, param_table, params_long
-from runlint.rule import Finding, Rule, Severity
+from runlint.analysis.layers import dense_params, fmt, input_output_ratio, param_table, params_long
+from runlint.check.rule import Finding, Rule, Severity
 from runlint.run import Run
 
 

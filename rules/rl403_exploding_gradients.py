@@ -8,8 +8,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from runlint.layers import Long, dense_params, fmt, input_output_ratio, param_table, params_long
-from runlint.rule import Finding, Rule, Severity
+from runlint.analysis.layers import (
+    Long,
+    dense_params,
+    fmt,
+    input_output_ratio,
+    param_table,
+    params_long,
+)
+from runlint.check.rule import Finding, Rule, Severity
 from runlint.run import Run
 
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from runlint.layers import fmt, names, param_table, params_long
-from runlint.rule import Finding, Rule, Severity
+from runlint.analysis.layers import fmt, names, param_table, params_long
+from runlint.check.rule import Finding, Rule, Severity
 from runlint.run import Run
 
 

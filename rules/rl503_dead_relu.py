@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runlint.layers import RELU_KINDS, acts_long, finite_rows, fmt, names
-from runlint.rule import Finding, Rule, Severity
+from runlint.analysis.layers import RELU_KINDS, acts_long, finite_rows, fmt, names
+from runlint.check.rule import Finding, Rule, Severity
 from runlint.run import Run
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from runlint.rule import Finding, Rule, Severity
+from runlint.check.rule import Finding, Rule, Severity
 from runlint.run import Run
 
 _ADAM = {"Adam", "AdamW", "NAdam", "RAdam", "Adamax", "SparseAdam", "FusedAdam"}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runlint.rule import Finding, Rule, Severity
+from runlint.check.rule import Finding, Rule, Severity
 from runlint.run import Run
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runlint import curves
-from runlint.rule import Finding, Rule, Severity
+from runlint.analysis import curves
+from runlint.check.rule import Finding, Rule, Severity
 from runlint.run import Run
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from runlint.layers import BIAS, EMBEDDING, NORM, fmt, names, param_table
-from runlint.rule import Finding, Rule, Severity
+from runlint.analysis.layers import BIAS, EMBEDDING, NORM, fmt, names, param_table
+from runlint.check.rule import Finding, Rule, Severity
 from runlint.run import Run
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from runlint.layers import names
-from runlint.rule import Finding, Rule, Severity
+from runlint.analysis.layers import names
+from runlint.check.rule import Finding, Rule, Severity
 from runlint.run import Run
 
 

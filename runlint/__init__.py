@@ -10,8 +10,8 @@ from __future__ import annotations
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+from runlint.check.rule import Finding, Rule, Severity
 from runlint.extras import MissingExtra, requires_extra
-from runlint.rule import Finding, Rule, Severity
 from runlint.run import Run, RunError, find_runs, load_run
 
 if TYPE_CHECKING:

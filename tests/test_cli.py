@@ -14,9 +14,9 @@ import pytest
 from test_loader_synth import write_run
 from typer.testing import CliRunner
 
-from runlint import engine
+from runlint.check import engine
+from runlint.check.rule import Finding, Rule
 from runlint.cli import app
-from runlint.rule import Finding, Rule
 from runlint.run import Run
 
 runner = CliRunner()

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runlint.config import ConfigError, find_config, load_config, parse_config
-from runlint.rule import Severity
+from runlint.check.config import ConfigError, find_config, load_config, parse_config
+from runlint.check.rule import Severity
 
 
 def test_found_by_walking_up_past_unrelated_pyprojects(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from runlint import curves
+from runlint.analysis import curves
 
 
 def test_ema_of_a_constant_is_that_constant_from_the_first_point() -> None:

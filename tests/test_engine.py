@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from test_loader_synth import write_run
 
-from runlint import engine
-from runlint.config import Config, ConfigError
-from runlint.engine import Catalog, Checker, RunResult
-from runlint.rule import Finding, Rule, Severity
+from runlint.check import engine
+from runlint.check.config import Config, ConfigError
+from runlint.check.engine import Catalog, Checker, RunResult
+from runlint.check.rule import Finding, Rule, Severity
 from runlint.run import Run
 
 
@@ -90,7 +90,7 @@ def test_discovery_imports_rule_modules_and_skips_private_ones(
     (pkg / "rl990_sample.py").write_text(
         textwrap.dedent(
             '''
-            from runlint.rule import Rule
+            from runlint.check.rule import Rule
 
             class Base(Rule):
                 """No code: a helper base, not a rule."""

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from runlint.factory import FactoryError, Spec, infer_loss_kind, load_spec, to_spec
+from runlint.pretrain.factory import FactoryError, Spec, infer_loss_kind, load_spec, to_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

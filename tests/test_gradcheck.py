@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from runlint.factory import Spec, load_spec
-from runlint.gradcheck import GradcheckOptions, GradcheckReport, band, run_gradcheck
+from runlint.pretrain.factory import Spec, load_spec
+from runlint.pretrain.gradcheck import GradcheckOptions, GradcheckReport, band, run_gradcheck
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -22,12 +22,11 @@ from tensorboard.compat.proto import event_pb2, tensor_pb2, types_pb2
 from tensorboard.summary.writer.record_writer import RecordWriter
 
 import runlint
-from runlint import importers
-from runlint.importers import lightning_csv
-from runlint.importers.hparams import parse_yaml
-from runlint.importers.names import classify
-from runlint.importers.tfrecord import masked_crc32c, read_scalars
-from runlint.run import RunError, find_runs, load_run
+from runlint.run import RunError, find_runs, importers, load_run
+from runlint.run.importers import lightning_csv
+from runlint.run.importers.hparams import parse_yaml
+from runlint.run.importers.names import classify
+from runlint.run.importers.tfrecord import masked_crc32c, read_scalars
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -179,8 +179,8 @@ def test_hf_callback_takes_gradients_of_the_step_being_taken(hf_run: runlint.Run
 def test_checking_a_callback_run_gives_a_report(
     hf_run: runlint.Run, lightning_run: runlint.Run
 ) -> None:
-    from runlint import engine
-    from runlint.config import Config
+    from runlint.check import engine
+    from runlint.check.config import Config
 
     checker = engine.Checker(engine.configure(engine.discover(), Config(), None, []))
     results = list(checker.check([Path(hf_run.path), Path(lightning_run.path)], 1))

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import runlint
-from runlint.layers import (
+from runlint.analysis.layers import (
     BIAS,
     DENSE,
     EMBEDDING,

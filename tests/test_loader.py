@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from test_loader_synth import record_tiny, write_run
 
 import runlint
-from runlint.run import RunError, _arrow_unique_view, _mean_by, find_runs, load_run
+from runlint.run import RunError, find_runs, load_run
+from runlint.run.views import _arrow_unique_view, _mean_by
 
 VIEWS = ("steps", "groups", "epochs", "params", "activations", "histograms", "weights")
 

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from runlint.format import FORMAT_NAME, FORMAT_VERSION, compact_name, part_name
+from runlint.schema.layout import FORMAT_NAME, FORMAT_VERSION, compact_name, part_name
 
 
 def record_tiny(root: Path, *, lr: float = 0.1, nan_at: int | None = None) -> Path:

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 import runlint
-from runlint import recorder as recorder_module
-from runlint.probes import histogram_edges
+from runlint.recorder import recorder as recorder_module
+from runlint.recorder.kernels import histogram_edges
 
 STEPS = 40
 BATCH = 32

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 import runlint
-from runlint import probes
-from runlint.format import compact_name, parse_compact, parse_part, part_name
+from runlint.recorder import kernels
+from runlint.schema.layout import compact_name, parse_compact, parse_part, part_name
 
 
 def _model() -> nn.Sequential:
@@ -51,7 +51,7 @@ def test_failing_probe_warns_once_and_the_rest_is_recorded(
     def broken(*args: object) -> torch.Tensor:
         raise RuntimeError("probe bug")
 
-    monkeypatch.setattr(probes, "activation_stats", broken)
+    monkeypatch.setattr(kernels, "activation_stats", broken)
     _, messages = _train(tmp_path / "r")
     assert len(messages) == 1 and "activations" in messages[0] and "probe bug" in messages[0]
     run = runlint.load_run(tmp_path / "r")
@@ -66,7 +66,7 @@ def test_failing_norm_probe_keeps_step_counting(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = {"n": 0}
-    real = probes.norms
+    real = kernels.norms
 
     def flaky(tensors: list[torch.Tensor]) -> torch.Tensor:
         calls["n"] += 1
@@ -74,7 +74,7 @@ def test_failing_norm_probe_keeps_step_counting(
             raise ValueError("norm bug")
         return real(tensors)
 
-    monkeypatch.setattr(probes, "norms", flaky)
+    monkeypatch.setattr(kernels, "norms", flaky)
     _, messages = _train(tmp_path / "r")
     assert len(messages) == 1 and "params" in messages[0]
     run = runlint.load_run(tmp_path / "r")

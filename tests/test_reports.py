@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from test_loader_synth import write_run
 
-from runlint.engine import Checker, exit_code
+from runlint.check.engine import Checker, exit_code
+from runlint.check.rule import Finding, Rule, Severity
 from runlint.report import FORMATS, Report, jsonable, make_reporter
 from runlint.report.github import escape_data, escape_property
 from runlint.report.text import sparkline
-from runlint.rule import Finding, Rule, Severity
 from runlint.run import Run
 
 

@@ -28,7 +28,7 @@ from runlint.rules.rl602_momentum_off import MomentumOff
 from runlint.rules.rl603_noisy_final_validation import NoisyFinalValidation
 
 import runlint
-from runlint.rule import Finding, Rule, Severity
+from runlint.check.rule import Finding, Rule, Severity
 from runlint.run import Run
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "corpus"

@@ -26,8 +26,8 @@ from runlint.rules.rl703_first_layer_unchanged import FirstLayerUnchanged
 from torch import nn
 
 import runlint
-from runlint.layers import EMBEDDING, NORM, dense_update_ratios, param_table, params_long
-from runlint.rule import Finding, Rule, Severity
+from runlint.analysis.layers import EMBEDDING, NORM, dense_update_ratios, param_table, params_long
+from runlint.check.rule import Finding, Rule, Severity
 from runlint.run import Run
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "corpus"

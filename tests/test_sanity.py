@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from runlint.factory import Spec, load_spec
-from runlint.sanity import CheckResult, SanityOptions, SanityReport, run_sanity
+from runlint.pretrain.factory import Spec, load_spec
+from runlint.pretrain.sanity import CheckResult, SanityOptions, SanityReport, run_sanity
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from runlint.importers.names import classify
+from runlint.run.importers.names import classify
 
 __all__ = ["DeferredPreHook", "epoch_metrics", "unwrap_optimizer"]
 

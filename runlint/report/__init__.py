@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from runlint.engine import RunResult
-from runlint.rule import Finding, Rule, Severity
+from runlint.check.engine import RunResult
+from runlint.check.rule import Finding, Rule, Severity
 
 __all__ = ["FORMATS", "Report", "Reporter", "jsonable", "make_reporter"]
 

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from runlint.engine import RunResult
+from runlint.check.engine import RunResult
 from runlint.report import Report, location
 from runlint.report import Reporter as _Base
 

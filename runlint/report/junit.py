@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from runlint.engine import RunResult
+from runlint.check.engine import RunResult
+from runlint.check.rule import Finding
 from runlint.report import Report
 from runlint.report import Reporter as _Base
-from runlint.rule import Finding
 
 
 def _finding_text(f: Finding) -> str:

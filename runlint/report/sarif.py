@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from runlint import __version__
-from runlint.engine import rule_doc, rule_summary
+from runlint.check.engine import rule_doc, rule_summary
 from runlint.report import Report, display_path, jsonable, location
 from runlint.report import Reporter as _Base
 

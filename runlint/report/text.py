@@ -8,7 +8,7 @@ from typing import TextIO
 from rich.console import Console
 from rich.text import Text
 
-from runlint.engine import RunResult
+from runlint.check.engine import RunResult
 from runlint.report import Report, display_path
 from runlint.report import Reporter as _Base
 

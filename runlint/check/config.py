@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runlint.rule import Severity
+from runlint.check.rule import Severity
 
 __all__ = ["Config", "ConfigError", "find_config", "load_config", "suggest"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from runlint.importers.names import Signal, classify, sanitize
+from runlint.run.importers.names import Signal, classify, sanitize
 
 __all__ = ["scalar_tables"]
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from runlint.factory import Spec
+from runlint.pretrain.factory import Spec
 
 __all__ = [
     "BANDS",

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from runlint import probes
-from runlint.columns import GroupLog, HostCopy, Stash, Table, resolve
-from runlint.format import FORMAT_NAME, FORMAT_VERSION, META_FILE, PARTS_DIR, parse_compact
-from runlint.writer import PartWriter, write_json
+from runlint.recorder import kernels
+from runlint.recorder.stash import GroupLog, HostCopy, Stash, Table, resolve
+from runlint.recorder.writer import PartWriter, write_json
+from runlint.schema.layout import FORMAT_NAME, FORMAT_VERSION, META_FILE, PARTS_DIR, parse_compact
 
 __all__ = ["Recorder"]
 
@@ -123,7 +123,7 @@ class Recorder:
         self._group_state: list[tuple[int, tuple[str, ...], Callable[..., Any], Any]] = []
         self._group_tensors = False  # a setting is a tensor: record every step
         self._pending_norms: tuple[int, list[torch.Tensor]] | None = None
-        # the parameter values the update is measured on (``probes.update_sample``), their
+        # the parameter values the update is measured on (``kernels.update_sample``), their
         # copies before the step (reused), sqrt(numel / sampled) per parameter
         self._update_key: list[tuple[int, torch.Size]] = []
         self._update_views: list[torch.Tensor] = []
@@ -181,7 +181,7 @@ class Recorder:
             self.model.register_forward_pre_hook(self._forward_pre_hook(), with_kwargs=True)
         )
         for name, module in self.model.named_modules():
-            kind = probes.activation_kind(module)
+            kind = kernels.activation_kind(module)
             if kind is not None:
                 self._activation_modules.append((module, self._activation_hook(name, kind)))
         if self._static_hooks:
@@ -323,13 +323,13 @@ class Recorder:
             out = _first_tensor(output)
             if out is None or not out.is_floating_point() or out.numel() == 0:
                 return
-            sampled = probes.activation_sample(out, self.max_elems)
+            sampled = kernels.activation_sample(out, self.max_elems)
             self._act_samples.append((self.step, name, kind, sampled))
             self._act_pending += sampled.numel()
             if self._collect_hist and "histograms" not in self.off:
                 try:
-                    edges = probes.histogram_edges(kind)
-                    counts = probes.histogram(sampled, self._edge_tensor(kind, out.device))
+                    edges = kernels.histogram_edges(kind)
+                    counts = kernels.histogram(sampled, self._edge_tensor(kind, out.device))
                     self._add_histogram("activation", name, edges, counts)
                 except Exception as exc:
                     self._switch_off("histograms", exc)
@@ -386,7 +386,7 @@ class Recorder:
 
     def _activation_stats(self) -> None:
         """Statistics of the activation samples taken since the last call, batched: samples of
-        one shape, dtype and kind of saturation go through ``probes.activation_stats`` together."""
+        one shape, dtype and kind of saturation go through ``kernels.activation_stats`` together."""
         samples, self._act_samples = self._act_samples, []
         self._act_pending = 0
         if "activations" in self.off:
@@ -394,14 +394,14 @@ class Recorder:
         with self._probe("activations"):
             batches: dict[tuple[Any, ...], list[int]] = {}
             for i, (_, _, kind, x) in enumerate(samples):
-                key = (x.shape, x.device, probes.SATURATING.get(kind))
+                key = (x.shape, x.device, kernels.SATURATING.get(kind))
                 batches.setdefault(key, []).append(i)
             where: list[tuple[int, int, int, int]] = [(0, 0, 0, 0)] * len(samples)
             for indices in batches.values():
                 first = samples[indices[0]][3]
                 for chunk in _chunks(indices, max(1, _CHUNK_VALUES // first.numel())):
                     stacked = torch.stack([samples[i][3] for i in chunk])
-                    stats, units = probes.activation_stats(stacked, samples[chunk[0]][2])
+                    stats, units = kernels.activation_stats(stacked, samples[chunk[0]][2])
                     offset = self._stash.vector(stats)
                     width = stats.shape[1]
                     for j, i in enumerate(chunk):
@@ -492,7 +492,7 @@ class Recorder:
         """Gradient norm per parameter (NaN where there is no gradient), as 0-d tensors."""
         grads = [p.grad for p in self._params]
         present = [g for g in grads if g is not None]
-        norms = probes.norms(present)
+        norms = kernels.norms(present)
         if len(present) == len(grads):
             return norms
         it = iter(norms)
@@ -507,7 +507,7 @@ class Recorder:
         key = [(p.data_ptr(), p.shape) for p in params]
         if key != self._update_key:  # first call, or a parameter was replaced
             self._update_key = key
-            self._update_views = [probes.update_sample(p.detach(), self.max_elems) for p in params]
+            self._update_views = [kernels.update_sample(p.detach(), self.max_elems) for p in params]
             self._before = [torch.empty_like(v) for v in self._update_views]
             self._update_scale = np.array(
                 [
@@ -520,11 +520,11 @@ class Recorder:
     def _param_stats(self, step: int, grad_norms: list[torch.Tensor]) -> None:
         before = self._before
         torch._foreach_sub_(before, self._update_views)  # before - after: the update, negated
-        stacked = torch.stack([*grad_norms, *probes.norms([*self._params, *before])])
+        stacked = torch.stack([*grad_norms, *kernels.norms([*self._params, *before])])
         self._tables["params"].add(step, self._stash.vector(stacked), self._update_scale)
 
     def _gradient_histograms(self) -> None:
-        edges = probes.histogram_edges("gradient")
+        edges = kernels.histogram_edges("gradient")
         grads = [p.grad for p in self._params]
         device = self._params[0].device if self._params else None
         if (
@@ -534,7 +534,7 @@ class Recorder:
         ):
             base, ones = self._grad_hist[device]
             heads = [g.reshape(-1)[: self.max_elems] for g in grads]  # type: ignore[union-attr]
-            counts = probes.gradient_histograms(
+            counts = kernels.gradient_histograms(
                 heads, self._edge_tensor("gradient", device), base, ones
             )
             offset = self._stash.vector(counts)
@@ -545,7 +545,7 @@ class Recorder:
         for name, g in zip(self._names, grads, strict=True):
             if g is not None and g.is_floating_point():
                 edge_t = self._edge_tensor("gradient", g.device)
-                counts = probes.gradient_histogram(g, self.max_elems, edge_t)
+                counts = kernels.gradient_histogram(g, self.max_elems, edge_t)
                 self._add_histogram("gradient", name, edges, counts)
 
     # -- stashing and flushing --------------------------------------------------------------
@@ -614,7 +614,7 @@ class Recorder:
             "optimizer": _optimizer_meta(self.optimizer),
             "params": _params_meta(self.model, self.optimizer),
             "modules": [
-                {"name": n, "type": type(m).__name__, "activation": probes.activation_kind(m)}
+                {"name": n, "type": type(m).__name__, "activation": kernels.activation_kind(m)}
                 for n, m in self.model.named_modules()
                 if n and not list(m.children())
             ],
@@ -667,12 +667,12 @@ class Recorder:
         """Histogram edges and NaN fillers on the parameters' devices, made before training."""
         for device in {p.device for p in self._params} or {torch.device("cpu")}:
             self._nan_on(device)
-            for kind in {*probes.ACTIVATION_KINDS.values(), "gradient"}:
+            for kind in {*kernels.ACTIVATION_KINDS.values(), "gradient"}:
                 self._edge_tensor(kind, device)
         devices = {p.device for p in self._params}
         if len(devices) == 1:  # the batched gradient histograms' value -> bin offsets
             (device,) = devices
-            bins = len(probes.histogram_edges("gradient")) + 1
+            bins = len(kernels.histogram_edges("gradient")) + 1
             lengths = torch.tensor([min(p.numel(), self.max_elems) for p in self._params])
             base = torch.repeat_interleave(torch.arange(len(self._params)) * bins, lengths)
             ones = torch.ones(base.numel(), dtype=torch.float32, device=device)
@@ -682,7 +682,7 @@ class Recorder:
         key = (kind, device)
         edges = self._edges.get(key)
         if edges is None:
-            edges = self._edges[key] = probes.edge_tensor(kind, device)
+            edges = self._edges[key] = kernels.edge_tensor(kind, device)
         return edges
 
     def _nan_on(self, device: torch.device) -> torch.Tensor:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from runlint.importers.build import scalar_tables
-from runlint.importers.hparams import hparams_meta
-from runlint.importers.tensorboard import _with_steps
-from runlint.run import Run, RunError, from_tables
+from runlint.run.importers.build import scalar_tables
+from runlint.run.importers.hparams import hparams_meta
+from runlint.run.importers.tensorboard import _with_steps
+from runlint.run.views import Run, RunError, from_tables
 
 __all__ = ["load", "read_metrics"]
 

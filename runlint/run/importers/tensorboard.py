@@ -8,10 +8,10 @@ from typing import Any
 
 import pandas as pd
 
-from runlint.importers.build import scalar_tables
-from runlint.importers.hparams import hparams_meta
-from runlint.importers.tfrecord import EventScalars, read_scalars
-from runlint.run import Run, RunError, from_tables
+from runlint.run.importers.build import scalar_tables
+from runlint.run.importers.hparams import hparams_meta
+from runlint.run.importers.tfrecord import EventScalars, read_scalars
+from runlint.run.views import Run, RunError, from_tables
 
 __all__ = ["event_files", "load"]
 

@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from runlint.format import PARTS_DIR, compact_name, parse_part, part_name
+from runlint.schema.layout import PARTS_DIR, compact_name, parse_part, part_name
 
 #: Per table, its columns (lists, numpy or Arrow arrays of equal length).
 Columns = Mapping[str, Mapping[str, Any]]

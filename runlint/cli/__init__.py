@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runlint import __version__
-from runlint.config import Config, ConfigError, find_config, load_config
+from runlint.check.config import Config, ConfigError, find_config, load_config
 
 if TYPE_CHECKING:
     import typer
@@ -76,7 +76,7 @@ def _split(values: list[str] | None) -> list[str] | None:
 
 def run_check(args: CheckArgs) -> int:
     """Check the runs under ``args.paths``, print the report, return the exit code."""
-    from runlint import engine
+    from runlint.check import engine
     from runlint.report import Report, make_reporter
 
     try:
@@ -134,7 +134,7 @@ def _config(path: Path | None, paths: list[Path]) -> Config:
 
 
 def _severity(value: str | None, cfg: Config) -> Any:
-    from runlint.rule import Severity
+    from runlint.check.rule import Severity
 
     if value is not None:
         return Severity(value)
@@ -204,7 +204,7 @@ def _build_app() -> "typer.Typer":
 
     import typer
 
-    from runlint import pretrain_cli
+    from runlint.cli import pretrain as pretrain_cli
 
     app = typer.Typer(
         add_completion=False,
@@ -317,7 +317,7 @@ def _build_app() -> "typer.Typer":
         ] = CatalogFormat.text,
     ) -> None:
         """List the rule catalog: code, name, default severity, what it catches."""
-        from runlint import engine
+        from runlint.check import engine
 
         catalog = engine.discover()
         rows = [
@@ -360,14 +360,14 @@ def _build_app() -> "typer.Typer":
         from rich.markdown import Markdown
         from rich.markup import escape as esc
 
-        from runlint import engine
+        from runlint.check import engine
         from runlint.report import display_path
 
         catalog = engine.discover()
         rule = catalog.get(code)
         if rule is None:
             names = [*catalog.codes, *(r.name for r in catalog.rules)]
-            from runlint.config import suggest
+            from runlint.check.config import suggest
 
             raise _fail(f"unknown rule {code!r}{suggest(code, names)}")
         console = Console(highlight=False)
@@ -415,7 +415,7 @@ def _jsonable(value: Any) -> bool:
 
 def _example(rule: Any) -> tuple[str, Any] | None:
     """The rule's first finding on a ``bad`` run of the corpus manifest, when one is at hand."""
-    from runlint import engine
+    from runlint.check import engine
 
     roots = [
         Path.cwd() / "fixtures" / "corpus",

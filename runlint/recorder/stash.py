@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from runlint import probes
+from runlint.recorder import kernels
 
 __all__ = ["GroupLog", "HostCopy", "Stash", "Table", "Values", "resolve"]
 
@@ -289,7 +289,7 @@ def _params(
     table: Table, scalars: np.ndarray, vectors: np.ndarray, names: Sequence[str], rank: int
 ) -> dict[str, Any]:
     """One stacked ``[grad norms, param norms, sampled update norms]`` vector per step, with
-    the update norms' scales (``probes.update_sample``) -> a row per parameter."""
+    the update norms' scales (``kernels.update_sample``) -> a row per parameter."""
     p = len(names)
     offsets = np.asarray(table.fixed["offset"])
     data = vectors[offsets[:, None] + np.arange(3 * p)].astype(np.float64)  # [steps, 3P]
@@ -312,11 +312,11 @@ def _params(
 def _activations(
     table: Table, scalars: np.ndarray, vectors: np.ndarray, names: Sequence[str], rank: int
 ) -> dict[str, Any]:
-    """``probes.activation_stats`` rows -> ``probes.ACTIVATION_COLUMNS``, for all rows at once."""
+    """``kernels.activation_stats`` rows -> ``kernels.ACTIVATION_COLUMNS``, for all rows at once."""
     fixed = table.fixed
     offsets = np.asarray(fixed["offset"])
     index = np.minimum(offsets[:, None] + np.arange(6), len(vectors) - 1)
-    stats = probes.finish_activation_stats(
+    stats = kernels.finish_activation_stats(
         vectors[index],
         np.asarray(fixed["width"]),
         np.asarray(fixed["n"]),

@@ -1,14 +1,12 @@
 """``Run``: what the rules read — pandas views over one recorded (or imported) training run.
 
-Tables are read lazily: ``load_run`` reads ``meta.json`` and checks every Parquet footer, but a
-table's rows are read (and its view built) only when a rule first touches it, so a check that
-needs only the loss never pays for histograms.
+Views are built lazily from the raw tables: a table's rows are read (and its view built) only
+when a rule first touches it, so a check that needs only the loss never pays for histograms.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +14,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from runlint import importers
-from runlint.format import (
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    META_FILE,
-    PARTS_DIR,
-    TABLES,
-    parse_compact,
-    parse_part,
-)
-
-__all__ = ["Run", "RunError", "find_runs", "from_tables", "load_run"]
+__all__ = ["Run", "RunError", "from_tables"]
 
 VIEWS = ("steps", "groups", "epochs", "params", "activations", "histograms", "weights")
 
@@ -195,8 +181,9 @@ def _raw(run: Run, table: str) -> pd.DataFrame:
 
 def _view_of(run: Run, table: str, keys: list[str], *, index: bool) -> pd.DataFrame:
     """``_mean_by`` of a raw table, straight from Arrow when the keys are unique (fast)."""
-    if isinstance(run.raw, _LazyTables):
-        arrow = run.raw.arrow(table)
+    read_arrow = getattr(run.raw, "arrow", None)  # a run directory's tables (runlint.run.read)
+    if read_arrow is not None:
+        arrow = read_arrow(table)
         if arrow is None:
             return pd.DataFrame()
         if table == "activations":
@@ -247,59 +234,6 @@ _BUILDERS: dict[str, Callable[[Run], pd.DataFrame]] = {
 }
 
 
-def find_runs(path: Path) -> Iterator[Path]:
-    """Runs at or below ``path``: runlint run directories and folders an importer recognizes."""
-    if is_run_dir(path) or importers.detect(path) is not None:
-        yield path
-        return
-    if not path.is_dir():
-        return
-    try:
-        children = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    except OSError:
-        return
-    for child in children:
-        yield from find_runs(child)
-
-
-def is_run_dir(path: Path) -> bool:
-    """Whether ``path`` looks like a directory written by ``runlint.record``."""
-    if not path.is_dir():
-        return False
-    if (path / META_FILE).is_file() or (path / PARTS_DIR).is_dir():
-        return True
-    return any(parse_compact(p.name) for p in path.glob("*.parquet"))
-
-
-def load_run(path: str | Path) -> Run:
-    """Read a run directory written by ``runlint.record``; raises ``RunError`` on bad input.
-
-    ``meta.json`` is read and every Parquet file's footer is checked now; rows are read lazily.
-    """
-    root = Path(path)
-    if not root.exists():
-        raise RunError(f"{root}: no such file or directory")
-    run_dir = is_run_dir(root)
-    importer = importers.detect(root) if not run_dir else None
-    if importer is not None:
-        try:
-            return importer(root)
-        except RunError:
-            raise
-        except Exception as exc:
-            raise RunError(f"{root}: cannot import ({_one_line(exc)})") from None
-    if not run_dir:
-        raise RunError(f"{root}: not a runlint run directory (no {META_FILE} or run tables)")
-    doc = _read_meta(root)
-    tables = _LazyTables(root)
-    if not tables.present and not doc:
-        raise RunError(f"{root}: run directory holds no data")
-    meta = doc.get("meta", doc)
-    if not isinstance(meta, dict):
-        raise RunError(f"{root}: {META_FILE} field 'meta' is not a JSON object")
-    return from_tables(root, meta, tables, complete=bool(doc.get("complete", False)))
-
-
 def from_tables(
     path: Path,
     meta: dict[str, Any],
@@ -310,147 +244,6 @@ def from_tables(
 ) -> Run:
     """Build a ``Run`` from raw long tables (also used by the importers); views are lazy."""
     return Run(path=Path(path), meta=meta, raw=raw, source=source, complete=complete)
-
-
-class _LazyTables(Mapping[str, pd.DataFrame]):
-    """The raw tables of a run directory, read from Parquet on first access.
-
-    Construction lists the files and reads their footers, so a truncated file is reported when
-    the run is loaded; a later read failure raises ``RunError`` too (and again on each access).
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._files = {table: _table_files(root, table) for table in TABLES}
-        self._footers: dict[Path, pq.FileMetaData] = {}  # read at load, reused when reading
-        self.present = [t for t, files in self._files.items() if files]
-        for table in self.present:
-            try:
-                self._check_footers(self._files[table])
-            except FileNotFoundError:  # a live run compacted its parts meanwhile: list again
-                self._files[table] = _table_files(root, table)
-                self._check_footers(self._files[table])
-        self._cache: dict[str, pd.DataFrame] = {}
-        self._arrow: dict[str, pa.Table | None] = {}
-        self._failed: dict[str, RunError] = {}
-
-    def _check_footers(self, files: list[Path]) -> None:
-        for file in files:
-            try:
-                self._footers[file] = pq.read_metadata(file)
-            except FileNotFoundError:
-                raise
-            except (OSError, pa.ArrowException, ValueError) as exc:
-                raise self._error(file, exc) from None
-
-    def __getitem__(self, table: str) -> pd.DataFrame:
-        frame = self._cache.get(table)
-        if frame is None:
-            arrow = self.arrow(table)
-            try:
-                frame = _to_pandas(arrow) if arrow is not None else pd.DataFrame()
-            except (pa.ArrowException, ValueError, TypeError) as exc:
-                message = f"{table} cannot be converted ({_one_line(exc)})"
-                raise self._remember(table, message) from None
-            self._cache[table] = frame
-        return frame
-
-    def arrow(self, table: str) -> pa.Table | None:
-        """The table as Arrow (``None`` when the run has none); read once, then cached."""
-        if table not in self._files:
-            raise KeyError(table)
-        if table in self._failed:
-            raise self._failed[table]
-        if table not in self._arrow:
-            try:
-                self._arrow[table] = self._read(table)
-            except RunError as exc:
-                self._failed[table] = exc
-                raise
-        return self._arrow[table]
-
-    def _remember(self, table: str, message: str) -> RunError:
-        self._failed[table] = RunError(f"{self.root}: {message}")
-        return self._failed[table]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._files)
-
-    def __len__(self) -> int:
-        return len(self._files)
-
-    def _read(self, table: str) -> pa.Table | None:
-        files = self._files[table]
-        if not files:
-            return None
-        try:
-            parts = [_read_parquet(f, self._footers.get(f)) for f in files]
-        except FileNotFoundError:  # a live run compacted its parts meanwhile: list again
-            files = self._files[table] = _table_files(self.root, table)
-            parts = [self._read_one(f) for f in files]
-        except (OSError, pa.ArrowException, ValueError) as exc:
-            bad = next((f for f in files if not _readable(f)), files[0])
-            raise self._error(bad, exc) from None
-        try:
-            if not parts:
-                return None
-            return (
-                parts[0]
-                if len(parts) == 1
-                else pa.concat_tables(parts, promote_options="permissive")
-            )
-        except (pa.ArrowException, ValueError, TypeError) as exc:
-            raise RunError(
-                f"{self.root}: {table} parts do not fit together ({_one_line(exc)})"
-            ) from None
-
-    def _read_one(self, file: Path) -> pa.Table:
-        try:
-            return _read_parquet(file)
-        except (OSError, pa.ArrowException, ValueError) as exc:
-            raise self._error(file, exc) from None
-
-    def _error(self, file: Path, exc: BaseException) -> RunError:
-        name = file.relative_to(self.root)
-        return RunError(f"{self.root}: {name} is not a readable Parquet file ({_one_line(exc)})")
-
-
-def _read_parquet(file: Path, footer: pq.FileMetaData | None = None) -> pa.Table:
-    """One file, single-threaded (runs are checked in parallel processes instead), without
-    importing ``pyarrow.dataset`` as ``pq.read_table`` does; ``footer`` spares reading the
-    footer again when it was read at load (if the file was replaced since, it is read afresh)."""
-    if footer is not None:
-        try:
-            with pq.ParquetFile(file, metadata=footer) as handle:
-                return handle.read(use_threads=False)
-        except (OSError, pa.ArrowException, ValueError):
-            pass
-    with pq.ParquetFile(file) as handle:
-        return handle.read(use_threads=False)
-
-
-def _readable(file: Path) -> bool:
-    try:
-        _read_parquet(file)
-    except Exception:
-        return False
-    return True
-
-
-def _table_files(root: Path, table: str) -> list[Path]:
-    """Compacted files per rank, else that rank's flushed parts (a live or killed run)."""
-    files: dict[int, list[Path]] = {}
-    for path in root.glob(f"{table}-r*.parquet"):
-        parsed = parse_compact(path.name)
-        if parsed and parsed[0] == table:
-            files[parsed[1]] = [path]
-    parts_dir = root / PARTS_DIR
-    if parts_dir.is_dir():
-        for path in sorted(parts_dir.glob(f"{table}-r*-*.parquet")):
-            part = parse_part(path.name)
-            if part and part[0] == table and part[1] not in files:
-                files.setdefault(-1 - part[1], []).append(path)
-    return [p for _, paths in sorted(files.items()) for p in paths]
 
 
 def _one_line(exc: BaseException) -> str:
@@ -580,25 +373,3 @@ def _unique_order(frame: pd.DataFrame, keys: list[str]) -> np.ndarray | None:
     if ranked.size > 1 and bool((ranked[1:] == ranked[:-1]).any()):
         return None
     return _IN_ORDER if bool((order == np.arange(order.size)).all()) else order
-
-
-def _read_meta(root: Path) -> dict[str, Any]:
-    path = root / META_FILE
-    if not path.exists():
-        return {}
-    try:
-        doc = json.loads(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise RunError(f"{root}: {META_FILE} is not valid JSON ({_one_line(exc)})") from None
-    if not isinstance(doc, dict):
-        raise RunError(f"{root}: {META_FILE} is not a JSON object")
-    if doc.get("format") == FORMAT_NAME:
-        version = doc.get("version", 0)
-        if not isinstance(version, int | float) or isinstance(version, bool):
-            raise RunError(f"{root}: {META_FILE} has a bad format version {version!r}")
-        if version > FORMAT_VERSION:
-            raise RunError(
-                f"{root}: format version {version} is newer than this runlint reads "
-                f"({FORMAT_VERSION}); upgrade runlint"
-            )
-    return doc

@@ -17,9 +17,9 @@ from typing import Any
 
 import pandas as pd
 
-from runlint.importers.build import scalar_tables
-from runlint.importers.tensorboard import _with_steps
-from runlint.run import Run, RunError, from_tables
+from runlint.run.importers.build import scalar_tables
+from runlint.run.importers.tensorboard import _with_steps
+from runlint.run.views import Run, RunError, from_tables
 
 __all__ = ["checkpoints", "load", "state_file"]
 

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runlint.columns import HostCopy, Stash
+from runlint.recorder.stash import HostCopy, Stash
 
 # each item: a scalar (None) or a vector of that many values
 items = st.lists(st.one_of(st.none(), st.integers(1, 7)), min_size=1, max_size=30)

@@ -19,9 +19,9 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from runlint.factory import Spec
-    from runlint.gradcheck import GradcheckReport
-    from runlint.sanity import SanityReport
+    from runlint.pretrain.factory import Spec
+    from runlint.pretrain.gradcheck import GradcheckReport
+    from runlint.pretrain.sanity import SanityReport
 
 _Report = TypeVar("_Report", "GradcheckReport", "SanityReport")
 
@@ -84,7 +84,7 @@ def _load(ref: str) -> Spec:
             import torch  # noqa: F401
     except MissingExtra as exc:
         raise _error(str(exc)) from None
-    from runlint.factory import FactoryError, load_spec
+    from runlint.pretrain.factory import FactoryError, load_spec
 
     try:
         return load_spec(ref)
@@ -130,7 +130,7 @@ def gradcheck(
     zero within ±h) are reported apart. Exit 1 when any parameter's relative error > 1e-2.
     """
     loaded = _load(spec)
-    from runlint.gradcheck import GradcheckError, GradcheckOptions, run_gradcheck
+    from runlint.pretrain.gradcheck import GradcheckError, GradcheckOptions, run_gradcheck
 
     opts = GradcheckOptions(
         num_inputs=inputs,
@@ -268,7 +268,7 @@ def sanity(
     """Sanity checks before training: initial loss vs ln(C) / C−1, regularization raises the
     loss, ~20 examples can be overfit to near-zero loss. Exit 1 when a check fails."""
     loaded = _load(spec)
-    from runlint.sanity import SanityError, SanityOptions, run_sanity
+    from runlint.pretrain.sanity import SanityError, SanityOptions, run_sanity
 
     opts = SanityOptions(
         tolerance=tolerance,

@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from runlint.factory import Spec, infer_loss_kind
-from runlint.gradcheck import resolve_device, single_thread
+from runlint.pretrain.factory import Spec, infer_loss_kind
+from runlint.pretrain.gradcheck import resolve_device, single_thread
 
 __all__ = ["CheckResult", "SanityError", "SanityOptions", "SanityReport", "run_sanity"]
 

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runlint.format import META_FILE, PARTS_DIR, parse_compact
+from runlint.schema.layout import META_FILE, PARTS_DIR, parse_compact
 
 if TYPE_CHECKING:
-    from runlint.run import Run
+    from runlint.run.views import Run
 
 __all__ = ["Importer", "detect", "kind"]
 
@@ -62,15 +62,15 @@ def detect(path: Path) -> Importer | None:
     """The importer that reads ``path``, or None when no importer recognizes it."""
     found = kind(Path(path))
     if found == "hf":
-        from runlint.importers import hf_trainer
+        from runlint.run.importers import hf_trainer
 
         return hf_trainer.load
     if found == "lightning":
-        from runlint.importers import lightning_csv
+        from runlint.run.importers import lightning_csv
 
         return lightning_csv.load
     if found == "tensorboard":
-        from runlint.importers import tensorboard
+        from runlint.run.importers import tensorboard
 
         return tensorboard.load
     return None

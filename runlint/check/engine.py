@@ -24,10 +24,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from runlint.config import Config, ConfigError, kebab, parse_severity, snake, suggest
-from runlint.format import META_FILE
-from runlint.rule import Finding, Rule, Severity
+from runlint.check.config import Config, ConfigError, kebab, parse_severity, snake, suggest
+from runlint.check.rule import Finding, Rule, Severity
 from runlint.run import Run, RunError, find_runs, load_run
+from runlint.schema.layout import META_FILE
 
 __all__ = [
     "Catalog",

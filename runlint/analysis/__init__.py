@@ -1,0 +1,1 @@
+"""Shared judgement helpers for the rules (torch-free): curves, epochs, layers, expectations."""

@@ -1,0 +1,1 @@
+"""Before training (needs torch): ``gradcheck`` and ``sanity``, and the model factories."""

@@ -1,0 +1,35 @@
+"""Finding runs: runlint run directories and folders an importer recognizes, recursively."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from runlint.run import importers
+from runlint.schema.layout import META_FILE, PARTS_DIR, parse_compact
+
+__all__ = ["find_runs", "is_run_dir"]
+
+
+def find_runs(path: Path) -> Iterator[Path]:
+    """Runs at or below ``path``: runlint run directories and folders an importer recognizes."""
+    if is_run_dir(path) or importers.detect(path) is not None:
+        yield path
+        return
+    if not path.is_dir():
+        return
+    try:
+        children = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return
+    for child in children:
+        yield from find_runs(child)
+
+
+def is_run_dir(path: Path) -> bool:
+    """Whether ``path`` looks like a directory written by ``runlint.record``."""
+    if not path.is_dir():
+        return False
+    if (path / META_FILE).is_file() or (path / PARTS_DIR).is_dir():
+        return True
+    return any(parse_compact(p.name) for p in path.glob("*.parquet"))
