@@ -10,12 +10,9 @@ from typing import Any
 import numpy as np
 
 from runlint.analysis import curves
-from runlint.check.rule import Finding, Rule, Severity
+from runlint.analysis.expected import BINARY, SVM, chance_loss, is_classification, output_layer
+from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
-
-_SOFTMAX = {"cross_entropy", "ce", "nll", "softmax", "categorical_cross_entropy", "log_softmax"}
-_SVM = {"multi_margin", "svm", "hinge", "multiclass_hinge", "multi_margin_sum"}
-_BINARY = {"bce", "binary_cross_entropy", "bce_with_logits", "binary_cross_entropy_with_logits"}
 
 
 class InitialLossOff(Rule):
@@ -69,44 +66,46 @@ class InitialLossOff(Rule):
 
     @dataclass
     class Options(Rule.Options):
-        high_ratio: float = 1.25  # warning when the initial loss exceeds expected × this
-        min_excess: float = 0.25  # ... and by at least this many nats (small C has small ln C)
-        error_ratio: float = 3.0  # error when it exceeds expected × this
-        head_excess: float = 0.05  # nats above expected that suffice when the head is large
-        head_factor: float = 2.0  # "large head": output-layer std above He √(2/fan_in) × this
-        he_tolerance: float = 1.2  # output-layer std at most He × this: a He-scaled head ...
-        he_signal: float = 3.0  # ... on features of mean square up to this explains the excess
-        low_ratio: float = 0.5  # info when the initial loss is below expected × this
-        first_steps: int = 1  # steps averaged for the initial loss (step 0 only by default)
+        high_ratio: float = option(1.25, "warning when the initial loss exceeds expected × this")
+        min_excess: float = option(
+            0.25, "... and by at least this many nats (a small C has a small ln C)"
+        )
+        error_ratio: float = option(3.0, "error when the initial loss exceeds expected × this")
+        head_excess: float = option(
+            0.05, "nats above expected that suffice when the output layer starts large"
+        )
+        head_factor: float = option(
+            2.0, 'a "large" output layer: init std above He √(2/fan_in) × this'
+        )
+        he_tolerance: float = option(
+            1.2, "output-layer init std at most He × this: a He-scaled head, which ..."
+        )
+        he_signal: float = option(
+            3.0, "... on features of mean square up to this explains the excess (info)"
+        )
+        low_ratio: float = option(0.5, "info when the initial loss is below expected × this")
+        first_steps: int = option(1, "steps averaged for the initial loss (step 0 only by default)")
 
     options: Options
 
-    def missing(self, run: Run) -> list[str]:
-        """The declared requirements, plus a classification loss when ``meta.loss`` is set."""
-        out = super().missing(run)
-        loss_name = str(run.meta.get("loss") or "").lower()
-        if loss_name and loss_name not in _SOFTMAX | _SVM | _BINARY:
-            out.append(f"meta.loss is {loss_name!r}, not a classification loss")
-        return out
+    def applies(self, run: Run) -> str | None:
+        if not is_classification(run.setup):
+            return f"meta.loss is {run.setup.loss!r}, not a classification loss"
+        return None
 
     def check(self, run: Run) -> Iterator[Finding]:
         opts = self.options
-        meta = run.meta
-        loss_name = str(meta.get("loss") or "").lower()
-        if loss_name and loss_name not in _SOFTMAX | _SVM | _BINARY:
-            return  # regression or an unknown loss: nothing to compare with
-        try:
-            classes = int(meta["num_classes"])
-        except (TypeError, ValueError):
-            return
-        if classes < 2 and loss_name not in _BINARY:
-            return
+        setup = run.setup
+        chance = chance_loss(setup)
+        if chance is None:
+            return  # fewer than 2 classes of a softmax or SVM: nothing to compare with
+        classes = chance.classes
         column = "data_loss" if run.has("steps.data_loss") else "loss"
         steps, values = curves.series(run.steps, column)
         if values.size == 0:
             return
         first_step = int(steps[0])
-        if meta.get("first_loss_is_average"):
+        if setup.first_loss_is_average:
             yield self.finding(
                 run,
                 f"the first logged {column} ({values[0]:.3g}) is an average over the first "
@@ -120,8 +119,8 @@ class InitialLossOff(Rule):
         if first_step > 0:
             return  # the recording starts mid-run: step 0 is not there to check
         initial = float(np.median(values[: max(1, opts.first_steps)]))
-        expected, what = _expected(loss_name, classes)
-        inferred = str(meta.get("provenance", {}).get("num_classes", "given")) != "given"
+        expected, what = chance.value, chance.formula
+        inferred = not setup.given("num_classes")
         where = f"{column} at step 0"
         evidence: dict[str, Any] = {
             "initial_loss": initial,
@@ -135,12 +134,12 @@ class InitialLossOff(Rule):
             clear
             and not head_large
             and head is not None
-            and loss_name not in _SVM
+            and chance.kind != SVM
             and head[1] <= opts.he_tolerance * head[2]
         )
         if he_head and head is not None:
             sigma = math.sqrt(2.0 * opts.he_signal) * head[1] / head[2]
-            allowed = _gaussian_logit_loss(sigma, classes, binary=loss_name in _BINARY)
+            allowed = _gaussian_logit_loss(sigma, classes, binary=chance.kind == BINARY)
             if initial <= allowed:
                 evidence.update(head=head[0], head_std=head[1], head_he_std=head[2])
                 evidence["he_head_bound"] = allowed
@@ -148,7 +147,7 @@ class InitialLossOff(Rule):
                     run,
                     f"initial {column} {initial:.3g} at step 0 is {initial - expected:.3g} above "
                     f"the expected {what} = {expected:.2f} for a {classes}-class "
-                    f"{_kind(loss_name)}, within what a He-scaled output layer gives (≤ "
+                    f"{chance.kind}, within what a He-scaled output layer gives (≤ "
                     f"{allowed:.3g}: {head[0]} starts with std {head[1]:.3g}, "
                     f"{head[1] / head[2]:.2f}× He √(2/fan_in))",
                     "for the textbook start at ln(C), scale the last layer's weights ×0.1 "
@@ -177,7 +176,7 @@ class InitialLossOff(Rule):
                 run,
                 f"initial {column} {initial:.3g} at step 0 is {initial - expected:.3g} above "
                 f"(×{initial / expected:.3g}) the expected {what} = {expected:.2f} for a "
-                f"{classes}-class {_kind(loss_name)}{note}: {cause}",
+                f"{classes}-class {chance.kind}{note}: {cause}",
                 "scale the last layer's weights ×0.01 and zero its bias (and normalize the "
                 "inputs; average, not sum, the loss)",
                 severity=severity,
@@ -189,7 +188,7 @@ class InitialLossOff(Rule):
             yield self.finding(
                 run,
                 f"initial {column} {initial:.3g} at step 0 is below the expected {what} = "
-                f"{expected:.2f} for a {classes}-class {_kind(loss_name)}: the model did not "
+                f"{expected:.2f} for a {classes}-class {chance.kind}: the model did not "
                 "start from a fresh init (fine-tuning, a resumed run) or the loss is scaled",
                 "if this run should start from scratch, check the loss's reduction and that "
                 "no checkpoint is loaded",
@@ -201,22 +200,12 @@ class InitialLossOff(Rule):
 
 
 def _head(run: Run) -> tuple[str, float, float] | None:
-    """``(name, init std, He std)`` of the output layer: the last 2-D weight in ``meta.params``."""
-    weights = [
-        p
-        for p in run.meta.get("params") or []
-        if isinstance(p, dict)
-        and len(p.get("shape") or []) >= 2
-        and p.get("init_std") is not None
-        and p.get("module_type") not in ("Embedding", "EmbeddingBag")
-    ]
-    if not weights:
+    """``(name, init std, He std)`` of the output layer."""
+    found = output_layer(run.setup)
+    if found is None:
         return None
-    last = weights[-1]
-    fan_in = int(last.get("fan_in") or math.prod(last["shape"][1:]))
-    if fan_in <= 0:
-        return None
-    return str(last.get("name")), float(last["init_std"]), math.sqrt(2.0 / fan_in)
+    param, scales = found
+    return param.name, float(param.init_std or 0.0), scales.he
 
 
 def _gaussian_logit_loss(sigma: float, classes: int, *, binary: bool) -> float:
@@ -233,21 +222,3 @@ def _gaussian_logit_loss(sigma: float, classes: int, *, binary: bool) -> float:
     top = z.max(axis=1)
     lse = top + np.log(np.exp(z - top[:, None]).sum(axis=1))
     return float(np.mean(lse - z[:, 0]))
-
-
-def _expected(loss_name: str, classes: int) -> tuple[float, str]:
-    if loss_name in _SVM:
-        if loss_name in {"multi_margin"}:
-            return (classes - 1) / classes, f"({classes}−1)/{classes}"
-        return float(classes - 1), f"C−1 = {classes}−1"
-    if loss_name in _BINARY:
-        return math.log(2), "ln(2)"
-    return math.log(classes), f"ln({classes})"
-
-
-def _kind(loss_name: str) -> str:
-    if loss_name in _SVM:
-        return "multiclass SVM"
-    if loss_name in _BINARY:
-        return "binary classifier"
-    return "softmax"

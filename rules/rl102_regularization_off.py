@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 
 from runlint.analysis import curves
-from runlint.check.rule import Finding, Rule, Severity
+from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
+from runlint.schema.meta import OptimizerInfo
 
 _DECOUPLED = {"AdamW", "SGDW", "Lion", "LAMB", "Lamb"}
 
@@ -51,9 +52,14 @@ class RegularizationOff(Rule):
 
     @dataclass
     class Options(Rule.Options):
-        max_reg_fraction: float = 1.0  # reg term / data loss at step 0 above this: swamps
-        max_decay_per_step: float = 5e-3  # decoupled decay: lr × weight_decay above this
-        first_steps: int = 5  # steps averaged for the initial values
+        max_reg_fraction: float = option(
+            1.0, "the regularization term over the data loss at step 0 above this: it swamps"
+        )
+        max_decay_per_step: float = option(
+            5e-3,
+            "weight decay's shrink per step (lr × weight_decay, SGD: ÷ (1 − momentum)) above this",
+        )
+        first_steps: int = option(5, "steps averaged for the initial values")
 
     options: Options
 
@@ -109,9 +115,9 @@ class RegularizationOff(Rule):
         wd = groups["weight_decay"].to_numpy(dtype=float, na_value=0.0)
         if not (wd > 0).any():
             return
-        settings = run.meta.get("optimizer") or {}
-        optimizer = str(settings.get("class", ""))
-        decoupled = bool((settings.get("defaults") or {}).get("decoupled_weight_decay"))
+        settings = run.setup.optimizer or OptimizerInfo("", {}, ())
+        optimizer = settings.cls
+        decoupled = bool(settings.defaults.get("decoupled_weight_decay"))
         if optimizer in _DECOUPLED or decoupled:
             lr = groups["lr"].to_numpy(dtype=float, na_value=0.0) if "lr" in groups else wd * 0
             shrink = lr * wd
@@ -153,7 +159,7 @@ class RegularizationOff(Rule):
             )
 
     def _sgd_decay(
-        self, run: Run, groups: pd.DataFrame, settings: dict[str, Any]
+        self, run: Run, groups: pd.DataFrame, settings: OptimizerInfo
     ) -> Iterator[Finding]:
         """SGD's coupled weight decay: the shrink per step, ``lr × wd / (1 − momentum)``.
 
@@ -215,10 +221,10 @@ def _peak_lrs(run: Run, groups: pd.DataFrame) -> np.ndarray:
     return first
 
 
-def _momenta(settings: dict[str, Any], n: int) -> np.ndarray:
+def _momenta(settings: OptimizerInfo, n: int) -> np.ndarray:
     """Per param group, SGD's momentum (0 when not recorded)."""
-    meta_groups = [g for g in settings.get("groups") or [] if isinstance(g, dict)]
-    default = float((settings.get("defaults") or {}).get("momentum") or 0.0)
+    meta_groups = settings.groups
+    default = float(settings.defaults.get("momentum") or 0.0)
     values = [
         float(g["momentum"]) if g.get("momentum") is not None else default for g in meta_groups
     ][:n]
@@ -233,11 +239,11 @@ def _group_table(run: Run) -> pd.DataFrame:
         frame = groups.reset_index() if "step" not in groups.columns else groups
         at_start = frame[frame["step"].to_numpy() == frame["step"].min()]
         return at_start.drop_duplicates("group").set_index("group")
-    meta_groups = (run.meta.get("optimizer") or {}).get("groups") or []
+    optimizer = run.setup.optimizer
+    meta_groups = optimizer.groups if optimizer is not None else ()
     rows = [
         {"group": i, "lr": g.get("lr"), "weight_decay": g.get("weight_decay")}
         for i, g in enumerate(meta_groups)
-        if isinstance(g, dict)
     ]
     if not rows:
         return pd.DataFrame()
@@ -246,8 +252,8 @@ def _group_table(run: Run) -> pd.DataFrame:
 
 def _l2_term(run: Run, groups: pd.DataFrame) -> float | None:
     """½ Σ_groups wd_g Σ_{θ in g} ‖θ‖² at init, from ``meta.params`` or the params table."""
-    infos = run.meta.get("params") or []
-    group_of = {p.get("name"): p.get("group") for p in infos if isinstance(p, dict)}
+    infos = run.setup.params
+    group_of = {p.name: p.group for p in infos}
     wd_of = groups["weight_decay"].to_dict()
     sq: dict[str, float] = {}
     params = run.params
@@ -259,9 +265,9 @@ def _l2_term(run: Run, groups: pd.DataFrame) -> float | None:
         )
     else:
         for p in infos:
-            if isinstance(p, dict) and p.get("init_std") is not None and p.get("numel"):
-                mean = float(p.get("init_mean") or 0.0)
-                sq[p["name"]] = float(p["numel"]) * (float(p["init_std"]) ** 2 + mean**2)
+            if p.init_std is not None and p.numel:
+                mean = p.init_mean or 0.0
+                sq[p.name] = float(p.numel) * (p.init_std**2 + mean**2)
     if not sq:
         return None
     total = 0.0

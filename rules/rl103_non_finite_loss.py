@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from runlint.check.rule import Finding, Rule, Severity
+from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
 
 
@@ -43,8 +43,13 @@ class NonFiniteLoss(Rule):
 
     @dataclass
     class Options(Rule.Options):
-        columns: tuple[str, ...] = ("loss", "data_loss", "reg_loss")
-        epoch_columns: tuple[str, ...] = ("train_loss", "val_loss", "train_acc", "val_acc")
+        columns: tuple[str, ...] = option(
+            ("loss", "data_loss", "reg_loss"), "per-step columns checked for NaN/Inf"
+        )
+        epoch_columns: tuple[str, ...] = option(
+            ("train_loss", "val_loss", "train_acc", "val_acc"),
+            "per-epoch columns checked (when the per-step loss is finite)",
+        )
 
     options: Options
 

@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from runlint.check.rule import Finding, Rule, Severity
+from runlint.analysis.expected import init_scales
+from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
+from runlint.schema.meta import ParamInfo
 
 _DENSE = {
     "Linear",
@@ -66,15 +68,17 @@ class InitScaleOff(Rule):
 
     @dataclass
     class Options(Rule.Options):
-        large_factor: float = 3.0  # std above He √(2/fan_in) × this: too large
-        error_factor: float = 10.0  # ... above × this: error
-        small_factor: float = 0.05  # std below min(default, Xavier) × this: too small
+        large_factor: float = option(3.0, "init std above He √(2/fan_in) × this: too large")
+        error_factor: float = option(10.0, "... above He × this: an error")
+        small_factor: float = option(
+            0.05, "init std below min(PyTorch default, Xavier) × this: too small"
+        )
 
     options: Options
 
     def check(self, run: Run) -> Iterator[Finding]:
         opts = self.options
-        layers = [_layer(p) for p in run.meta.get("params") or [] if isinstance(p, dict)]
+        layers = [_layer(p) for p in run.setup.params]
         dense = [layer for layer in layers if layer is not None]
         if not dense:
             return
@@ -116,31 +120,26 @@ class InitScaleOff(Rule):
             )
 
 
-def _layer(info: dict[str, Any]) -> dict[str, Any] | None:
+def _layer(info: ParamInfo) -> dict[str, Any] | None:
     """Scales of one dense weight from its ``meta.params`` entry, or None if not judged."""
-    shape = info.get("shape") or []
-    std = info.get("init_std")
+    scales = init_scales(info)
+    std = info.init_std
     if (
-        info.get("module_type") not in _DENSE
-        or "weight" not in str(info.get("role", ""))
-        or len(shape) < 2
+        info.module_type not in _DENSE
+        or "weight" not in info.role
+        or scales is None
         or std is None
-        or not info.get("trainable", True)
+        or not info.trainable
+        or not math.isfinite(std)
     ):
         return None
-    fan_in = int(info.get("fan_in") or math.prod(shape[1:]))
-    fan_out = int(shape[0] * math.prod(shape[2:]))
-    if fan_in <= 0 or fan_out <= 0 or not math.isfinite(float(std)):
-        return None
-    he = math.sqrt(2.0 / fan_in)
-    low = min(1.0 / math.sqrt(3.0 * fan_in), math.sqrt(2.0 / (fan_in + fan_out)))
     return {
-        "name": str(info.get("name")),
-        "type": info.get("module_type"),
-        "fan_in": fan_in,
-        "std": float(std),
-        "he": he,
-        "low": low,
+        "name": info.name,
+        "type": info.module_type,
+        "fan_in": scales.fan_in,
+        "std": std,
+        "he": scales.he,
+        "low": scales.smallest_usual,
     }
 
 

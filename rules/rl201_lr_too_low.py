@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from runlint.analysis import curves
-from runlint.check.rule import Finding, Rule, Severity
+from runlint.analysis.curves import MIN_CURVE_POINTS
+from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
 
 # Learning rates below these are far under the usual range of the optimizer (per class name).
@@ -61,17 +62,23 @@ class LrTooLow(Rule):
 
     @dataclass
     class Options(Rule.Options):
-        min_drop: float = 0.03  # the loss must fall by this fraction to judge its shape
-        min_linearity: float = 0.4  # second-half fall / first-half fall at least this
-        min_remaining: float = 0.6  # ... and the loss still ends above this × its start
-        max_update_ratio: float = 1e-4  # "barely moving": median ‖Δθ‖/‖θ‖ of weights below
-        min_steps: int = 50
+        min_drop: float = option(0.03, "the loss must fall by this fraction to judge its shape")
+        min_linearity: float = option(
+            0.4, "linear: the second half's fall is at least this × the first half's"
+        )
+        min_remaining: float = option(
+            0.6, "... and the loss still ends above this × its initial value"
+        )
+        max_update_ratio: float = option(
+            1e-4, '"barely moving": the weights\' median ‖Δθ‖/‖θ‖ per step is below this'
+        )
+        min_steps: int = option(MIN_CURVE_POINTS, "fewer logged loss points are not judged")
 
     options: Options
 
     def check(self, run: Run) -> Iterator[Finding]:
         opts = self.options
-        curve = curves.prepare_falling(run.steps, opts.min_steps)
+        curve = curves.prepare_falling(run, opts.min_steps)
         if curve is None:
             return
         drop = curve.relative_drop()
@@ -106,7 +113,7 @@ class LrTooLow(Rule):
                     },
                 )
             return
-        optimizer = str((run.meta.get("optimizer") or {}).get("class", ""))
+        optimizer = run.setup.optimizer_class
         low = _LOW_LR.get(optimizer)
         ratio = _update_ratio(run)
         if (

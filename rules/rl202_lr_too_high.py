@@ -8,14 +8,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from runlint.analysis import curves
-from runlint.check.rule import Finding, Rule, Severity
+from runlint.analysis.expected import SOFTMAX, chance_loss
+from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
+
+#: The first 5 % of a smoothed curve lie too close to its start to count as its low.
+_HEAD = 0.05
 
 
 class LrTooHigh(Rule):
     """The loss explodes, spikes far above its start, or climbs back up: the step is too large.
 
-    Three signatures, judged on the loss per step:
+    Four signatures, judged on the loss per step:
 
     - **explodes**: the loss becomes NaN/Inf after finite values, or its rolling median (5
       steps, so one odd batch does not count) rises above ``spike_ratio`` × the initial loss.
@@ -66,21 +70,44 @@ class LrTooHigh(Rule):
 
     @dataclass
     class Options(Rule.Options):
-        spike_ratio: float = 2.5  # rolling-median loss above initial × this: explosion
-        spike_window: int = 5  # steps in the rolling median
-        rise_fraction: float = 0.25  # end − min above this × (start − min): climbs back
-        rise_relative: float = 0.05  # ... and above this × min
-        mid_rise_fraction: float = 0.5  # whole run, warm-up included: a rise anywhere above
-        # this × the fall before it (healthy runs stay below 0.15)
-        bounce_scaled: float = 3.0  # noise × √batch above this (healthy runs stay below 2) ...
-        bounce_floor: float = 0.25  # ... and the noise itself above this ...
-        bounce_batch: int = 16  # ... at a batch size of at least this: bounces
-        bounce_noise: float = 0.45  # batch size unknown: noise above this bounces
-        huge_update: float = 1e-2  # first update ratios above this (10× the seed's 1e-3) ...
-        stalled: float = 1e-3  # ... then update/lr below this × the first: the units died
-        max_progress: float = 0.1  # ... while the loss fell less than this fraction
-        min_steps: int = 20  # fewer logged points: each one is judged alone (no median)
-        min_points: int = 4  # fewer than this: not judged at all
+        spike_ratio: float = option(
+            2.5, "explodes: the rolling-median loss rises above its initial value × this"
+        )
+        error_ratio: float = option(
+            25.0, "... above the initial value × this, the explosion is an error"
+        )
+        spike_window: int = option(5, "steps in the rolling median")
+        rise_fraction: float = option(
+            0.25, "climbs back: end − min above this × (start − min) after the warm-up ..."
+        )
+        rise_relative: float = option(0.05, "... and above this × min")
+        mid_rise_fraction: float = option(
+            0.5,
+            "over the whole run, warm-up included: a rise anywhere above this × the fall before "
+            "it (healthy runs stay below 0.15)",
+        )
+        bounce_scaled: float = option(
+            3.0, "bounces: noise × √batch above this (healthy runs stay below 2) ..."
+        )
+        bounce_floor: float = option(0.25, "... and the noise itself above this ...")
+        bounce_batch: int = option(16, "... at a batch size of at least this")
+        bounce_noise: float = option(0.45, "batch size unknown: noise above this bounces")
+        huge_update: float = option(
+            1e-2, "killed: first update ratios above this (10× the seed's 1e-3) ..."
+        )
+        stalled: float = option(
+            1e-3, "... then update ratio per unit of lr below this × the first's ..."
+        )
+        max_progress: float = option(0.1, "... while the loss fell less than this fraction")
+        min_steps: int = option(
+            20, "fewer logged points: each point is judged alone (no rolling median)"
+        )
+        min_points: int = option(4, "fewer logged points than this are not judged at all")
+        first_points: int = option(3, "the initial loss is the median of this many first points")
+        live_lr: float = option(
+            1e-3, "killed: late steps count when the lr is at least this × its peak"
+        )
+        min_ratio_steps: int = option(6, "killed: fewer steps with update ratios are not judged")
 
     options: Options
 
@@ -97,13 +124,16 @@ class LrTooHigh(Rule):
         first = int(np.argmax(finite))
         # each logged point averages `interval` steps (Hugging Face logging_steps) or the run
         # logs few points: one point is evidence on its own, so no median over several
-        averaged = _interval(run) >= opts.spike_window or len(steps) < opts.min_steps
+        averaged = (
+            run.setup.loss_logging_interval >= opts.spike_window or len(steps) < opts.min_steps
+        )
         window = 1 if averaged else opts.spike_window
-        start = loss[first : first + (1 if averaged else 3)]
+        start = loss[first : first + (1 if averaged else opts.first_points)]
         initial = float(np.median(start[np.isfinite(start)]))
         reference = ""
-        chance = _chance_loss(run)
-        if run.meta.get("first_loss_is_average") and chance is not None and chance < initial:
+        expected = chance_loss(run.setup)
+        chance = expected.value if expected is not None and expected.kind == SOFTMAX else None
+        if run.setup.first_loss_is_average and chance is not None and chance < initial:
             # the first point is already an average over the first steps (and may hold the
             # blow-up): judge the spike against the loss every fresh classifier starts at
             initial, reference = (
@@ -143,13 +173,13 @@ class LrTooHigh(Rule):
                     f"the loss spiked to {med[at]:.3g} at step {int(idx[at])}, "
                     f"{ratio:.1f}× its initial {initial:.3g}{reference} ({how}){lr_note}",
                     "lower the learning rate ×0.1 (add a warm-up and clip gradients)",
-                    severity=Severity.ERROR if ratio > 10 * opts.spike_ratio else self.severity,
+                    severity=Severity.ERROR if ratio > opts.error_ratio else self.severity,
                     steps=(int(idx[0]), int(idx[at])),
                     where="loss",
                     evidence={"initial_loss": initial, "spike_loss": float(med[at])},
                 )
                 return
-        curve = curves.prepare(steps)
+        curve = curves.prepare(run)
         if curve is None:
             return
         killed = self._killed(run, curve)
@@ -159,7 +189,7 @@ class LrTooHigh(Rule):
         # climbs back: at the end, after warm-up; or anywhere over the whole run (the loss may
         # fall during the warm-up and climb back once the learning rate peaks too high, even
         # if a decay brings it down later)
-        whole = curves.prepare(steps, skip_warmup=False)
+        whole = curves.prepare(run, skip_warmup=False)
         climb = self._climb(curve, opts.rise_fraction, to_end=True)
         judged = curve
         if climb is None and whole is not None:
@@ -191,7 +221,7 @@ class LrTooHigh(Rule):
             )
             return
         noise = curve.relative_noise()
-        batch = run.meta.get("batch_size")
+        batch = run.setup.batch_size
         if isinstance(batch, int) and batch > 0:
             scaled = noise * float(np.sqrt(batch))
             bounces = (
@@ -202,7 +232,7 @@ class LrTooHigh(Rule):
         else:
             scaled, bounces = None, noise > opts.bounce_noise
         if bounces:
-            a = int(curve.steps[int(0.2 * len(curve.steps))])
+            a = int(curve.steps[curve.judged()])
             at_batch = (
                 f" at batch size {batch} (×√{batch} = {scaled:.2g}; a healthy loss stays "
                 f"below ~2 on that scale)"
@@ -228,7 +258,7 @@ class LrTooHigh(Rule):
         of the low: at the end of the curve (``to_end``) or anywhere after its low so far."""
         opts = self.options
         smooth = curve.smooth
-        head = max(1, int(0.05 * len(smooth)))
+        head = max(1, int(_HEAD * len(smooth)))
         if to_end:
             low_at = head + int(np.argmin(smooth[head:]))
             low = float(smooth[low_at])
@@ -260,20 +290,20 @@ class LrTooHigh(Rule):
             return None
         weights = params[params["param"].astype(str).str.endswith("weight")]
         per_step = weights.groupby("step")["update_ratio"].median()
-        if len(per_step) < 6:
+        if len(per_step) < opts.min_ratio_steps:
             return None
         lr = run.steps["lr"].reindex(per_step.index).to_numpy(dtype=float, na_value=np.nan)
         ratio = per_step.to_numpy(dtype=float, na_value=np.nan)
         steps = per_step.index.to_numpy()
-        first = float(np.nanmax(ratio[:3]))
+        first = float(np.nanmax(ratio[: opts.first_points]))
         if not first > opts.huge_update:
             return None
         peak = float(np.nanmax(lr))
         late = slice(len(ratio) // 2, None)
-        usable = np.isfinite(ratio[late]) & (lr[late] > 1e-3 * peak)
-        if not usable.any() or not np.isfinite(lr[:3]).any():
+        usable = np.isfinite(ratio[late]) & (lr[late] > opts.live_lr * peak)
+        if not usable.any() or not np.isfinite(lr[: opts.first_points]).any():
             return None
-        per_lr_first = first / float(np.nanmax(lr[:3]))
+        per_lr_first = first / float(np.nanmax(lr[: opts.first_points]))
         per_lr_late = float(np.median(ratio[late][usable] / lr[late][usable]))
         if per_lr_late >= opts.stalled * per_lr_first:
             return None
@@ -299,21 +329,6 @@ def _lr_note(run: Run) -> str:
     if not np.isfinite(lr).any():
         return ""
     return f" at lr {float(np.nanmax(lr)):.3g}"
-
-
-def _interval(run: Run) -> int:
-    """Steps each logged loss averages (``meta.loss_logging_interval``; 1 when unknown)."""
-    value = run.meta.get("loss_logging_interval")
-    return int(value) if isinstance(value, int | float) and value >= 1 else 1
-
-
-def _chance_loss(run: Run) -> float | None:
-    """ln(C) for a softmax classifier with ``meta.num_classes`` = C, else None."""
-    classes = run.meta.get("num_classes")
-    loss_name = str(run.meta.get("loss") or "cross_entropy").lower()
-    if not isinstance(classes, int) or classes < 2 or loss_name not in ("cross_entropy", "ce"):
-        return None
-    return float(np.log(classes))
 
 
 def _warmup_len(whole: curves.Curve, after: curves.Curve) -> int:

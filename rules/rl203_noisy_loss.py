@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from runlint.analysis import curves
-from runlint.check.rule import Finding, Rule, Severity
+from runlint.analysis.curves import MIN_CURVE_POINTS
+from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
 
 
@@ -48,26 +49,31 @@ class NoisyLoss(Rule):
 
     @dataclass
     class Options(Rule.Options):
-        max_noise: float = 0.35  # mean |loss − trend| / trend, batch below small_batch/unknown
-        max_noise_large_batch: float = 0.5  # ... at a known batch size of at least small_batch
-        small_batch: int = 16  # below this the fix is to raise the batch size
-        level_floor: float = 0.3  # the trend is floored at this × the initial loss
-        min_steps: int = 50
+        max_noise: float = option(
+            0.35,
+            "mean |loss − trend| / trend above this is noisy (batch below small-batch, or unknown)",
+        )
+        max_noise_large_batch: float = option(
+            0.5, "... the limit at a known batch size of at least small-batch"
+        )
+        small_batch: int = option(16, "below this batch size the fix is to raise the batch size")
+        level_floor: float = option(0.3, "the trend is floored at this × the initial loss")
+        min_steps: int = option(MIN_CURVE_POINTS, "fewer logged loss points are not judged")
 
     options: Options
 
     def check(self, run: Run) -> Iterator[Finding]:
         opts = self.options
-        curve = curves.prepare(run.steps)
+        curve = curves.prepare(run)
         if curve is None or len(curve.values) < opts.min_steps:
             return
         noise = curve.relative_noise(floor=opts.level_floor)
-        batch = run.meta.get("batch_size")
+        batch = run.setup.batch_size
         large = isinstance(batch, int) and batch >= opts.small_batch
         limit = opts.max_noise_large_batch if large else opts.max_noise
         if not noise > limit:
             return
-        a = int(curve.steps[int(0.2 * len(curve.steps))])
+        a = int(curve.steps[curve.judged()])
         b = int(curve.steps[-1])
         if isinstance(batch, int) and batch < opts.small_batch:
             about = f" with batch size {batch}"

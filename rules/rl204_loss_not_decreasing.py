@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from runlint.analysis import curves
-from runlint.check.rule import Finding, Rule, Severity
+from runlint.analysis.curves import MIN_CURVE_POINTS
+from runlint.analysis.expected import SOFTMAX, chance_loss
+from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
 
 
@@ -45,14 +46,19 @@ class LossNotDecreasing(Rule):
 
     @dataclass
     class Options(Rule.Options):
-        min_drop: float = 0.03  # the smoothed loss must fall by this fraction of its start
-        min_steps: int = 50
+        min_drop: float = option(
+            0.03, "the smoothed loss must fall by at least this fraction of its start"
+        )
+        at_chance: float = option(
+            0.05, "a loss within this fraction of ln(C) is said to be at chance level"
+        )
+        min_steps: int = option(MIN_CURVE_POINTS, "fewer logged loss points are not judged")
 
     options: Options
 
     def check(self, run: Run) -> Iterator[Finding]:
         opts = self.options
-        curve = curves.prepare_falling(run.steps, opts.min_steps)
+        curve = curves.prepare_falling(run, opts.min_steps)
         if curve is None:
             return
         low = float(np.min(curve.smooth))
@@ -61,12 +67,13 @@ class LossNotDecreasing(Rule):
         if max(to_end, to_min) >= opts.min_drop:
             return
         chance = ""
-        classes = run.meta.get("num_classes")
-        loss_name = str(run.meta.get("loss") or "cross_entropy").lower()
-        if isinstance(classes, int) and classes > 1 and loss_name in ("cross_entropy", "ce"):
-            ln_c = math.log(classes)
-            if abs(curve.last - ln_c) < 0.05 * ln_c:
-                chance = f", at chance level ln({classes}) = {ln_c:.2f}"
+        expected = chance_loss(run.setup)
+        if (
+            expected is not None
+            and expected.kind == SOFTMAX
+            and abs(curve.last - expected.value) < opts.at_chance * expected.value
+        ):
+            chance = f", at chance level {expected.formula} = {expected.value:.2f}"
         a, b = curve.bounds
         yield self.finding(
             run,

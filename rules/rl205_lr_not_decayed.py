@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from runlint.analysis import curves
-from runlint.check.rule import Finding, Rule, Severity
+from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
 
 # Optimizers whose effective step decays on its own: Adagrad divides by the square root of the
@@ -53,17 +53,23 @@ class LrNotDecayed(Rule):
 
     @dataclass
     class Options(Rule.Options):
-        tolerance: float = 0.05  # within this fraction of the improvement above the best
-        min_plateau_epochs: int = 5
-        min_plateau_fraction: float = 0.4
-        min_improvement: float = 0.05  # val_loss must first improve by this fraction
-        max_rise: float = 0.1  # end above best by more than this × improvement: overfitting
+        tolerance: float = option(
+            0.05, "on the plateau: within this fraction of the total improvement above the best"
+        )
+        min_plateau_epochs: int = option(5, "the plateau lasts at least this many epochs ...")
+        min_plateau_fraction: float = option(0.4, "... and at least this fraction of the run")
+        min_improvement: float = option(
+            0.05, "val_loss must first improve by this fraction of its first value"
+        )
+        max_rise: float = option(
+            0.1, "val_loss ending above its best by more than this × the improvement is overfitting"
+        )
 
     options: Options
 
     def check(self, run: Run) -> Iterator[Finding]:
         opts = self.options
-        optimizer = str((run.meta.get("optimizer") or {}).get("class", ""))
+        optimizer = run.setup.optimizer_class
         if optimizer in _SELF_DECAYING:
             return  # its per-parameter steps shrink monotonically by construction
         lr = run.steps["lr"].to_numpy(dtype=float, na_value=np.nan)

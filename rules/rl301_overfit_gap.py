@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runlint.analysis.layers import Curves, curves, fmt, missing_curves
-from runlint.check.rule import Finding, Rule, Severity
+from runlint.analysis.epochs import TRAIN_AND_VAL, Curves, curves
+from runlint.analysis.wording import fmt
+from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
 
 
@@ -44,20 +45,17 @@ class OverfitGap(Rule):
     code = "RL301"
     name = "overfit-gap"
     severity = Severity.WARNING
-    requires = ()
+    requires = (TRAIN_AND_VAL,)
 
     @dataclass
     class Options(Rule.Options):
-        gap: float = 0.15  # median train − val accuracy over the late epochs above this
-        gap_min: float = 0.05  # a smaller gap counts when the validation loss is rising
-        rise: float = 1.5  # late validation loss / its minimum
-        late: float = 1 / 3  # fraction of the epochs judged
-        min_epochs: int = 3
+        gap: float = option(0.15, "median train − val accuracy over the late epochs above this")
+        gap_min: float = option(0.05, "a smaller gap counts when the validation loss is rising")
+        rise: float = option(1.5, "late validation loss / its minimum")
+        late: float = option(1 / 3, "fraction of the epochs judged")
+        min_epochs: int = option(3, "fewer epochs with both curves are not judged")
 
     options: Options
-
-    def missing(self, run: Run) -> list[str]:
-        return missing_curves(run)
 
     def check(self, run: Run) -> Iterator[Finding]:
         o = self.options

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runlint.analysis.layers import Curves, curves, dense_update_ratios, fmt, missing_curves
-from runlint.check.rule import Finding, Rule, Severity
+from runlint.analysis.epochs import TRAIN_AND_VAL, Curves, curves
+from runlint.analysis.layers import dense_update_ratios
+from runlint.analysis.wording import fmt
+from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
 
 
@@ -57,25 +59,26 @@ class Underfit(Rule):
     code = "RL302"
     name = "underfit"
     severity = Severity.WARNING
-    requires = ()
+    requires = (TRAIN_AND_VAL,)
 
     @dataclass
     class Options(Rule.Options):
-        level: float = 0.6  # accuracy rescaled from chance (0) to perfect (1) below this
-        tight: float = 0.08  # |train − val| accuracy below this
-        plateau: float = 0.1  # |gain| over the previous third below this × the distance to 1
-        learned: float = 0.05  # rescaled accuracy above this: it learned something
-        over_regularized: float = 0.2  # val − train above this × (val − chance) ...
-        over_regularized_min: float = 0.05  # ... and above this: dropout too strong
-        min_update_ratio: float = 5e-4  # weights barely moving: the lr is the suspect (RL401)
-        loss_level: float = 0.5  # regression: late train loss above this × initial (info)
-        late: float = 1 / 3
-        min_epochs: int = 4
+        level: float = option(0.6, "accuracy rescaled from chance (0) to perfect (1) below this")
+        tight: float = option(0.08, "|train − val| accuracy below this")
+        plateau: float = option(
+            0.1, "|gain| over the previous third below this × the distance to 1"
+        )
+        learned: float = option(0.05, "rescaled accuracy above this: it learned something")
+        over_regularized: float = option(0.2, "val − train above this × (val − chance) ...")
+        over_regularized_min: float = option(0.05, "... and above this: dropout too strong")
+        min_update_ratio: float = option(
+            5e-4, "weights barely moving: the lr is the suspect (RL401)"
+        )
+        loss_level: float = option(0.5, "regression: late train loss above this × initial (info)")
+        late: float = option(1 / 3, "fraction of the epochs judged (the last ones)")
+        min_epochs: int = option(4, "fewer epochs with both curves are not judged")
 
     options: Options
-
-    def missing(self, run: Run) -> list[str]:
-        return missing_curves(run)
 
     def check(self, run: Run) -> Iterator[Finding]:
         ratios = dense_update_ratios(run)
@@ -99,8 +102,8 @@ class Underfit(Rule):
             return
         train, val = float(np.median(acc.train[part])), float(np.median(acc.val[part]))
         below = float(np.median(acc.val[part] - acc.train[part]))
-        classes = run.meta.get("num_classes")
-        chance = 1.0 / classes if isinstance(classes, int | float) and classes > 1 else 0.0
+        classes = run.setup.num_classes
+        chance = 1.0 / classes if classes is not None and classes > 1 else 0.0
         if below > o.over_regularized_min and below > o.over_regularized * (val - chance):
             steps = acc.span(part)
             yield self.finding(

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from runlint.analysis.layers import dense_update_ratios, fmt, lr_mask, names, params_long
-from runlint.check.rule import Finding, Rule, Severity
+from runlint.analysis.layers import dense_update_ratios, lr_mask, params_long
+from runlint.analysis.wording import fmt, names
+from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
 
 
@@ -58,14 +59,16 @@ class UpdateRatioOff(Rule):
 
     @dataclass
     class Options(Rule.Options):
-        target: float = 1e-3  # the seed's ~1e-3
-        low: float = 2e-5  # median dense ratio below this: learning rate too low
-        high: float = 5e-2  # median dense ratio above this: learning rate too high
-        high_early: float = 0.2  # Adam-type: median ratio of the first full-lr steps above this
-        early_samples: int = 1  # first full-lr samples judged (Adam: lr / rms(W) exactly)
-        peer_factor: float = 100.0  # one dense layer this many times slower than its peers
-        lr_frac: float = 0.5  # judge steps where lr >= lr_frac × max lr
-        min_samples: int = 3  # recorded steps needed
+        target: float = option(1e-3, "the seed's ~1e-3")
+        low: float = option(2e-5, "median dense ratio below this: learning rate too low")
+        high: float = option(5e-2, "median dense ratio above this: learning rate too high")
+        high_early: float = option(
+            0.2, "Adam-type: median ratio of the first full-lr steps above this"
+        )
+        early_samples: int = option(1, "first full-lr samples judged (Adam: lr / rms(W) exactly)")
+        peer_factor: float = option(100.0, "one dense layer this many times slower than its peers")
+        lr_frac: float = option(0.5, "judge steps where lr >= lr_frac × max lr")
+        min_samples: int = option(3, "recorded steps needed")
 
     options: Options
 
@@ -102,7 +105,7 @@ class UpdateRatioOff(Rule):
             message = (
                 f"update/param ratio {fmt(value)} at the first full-lr steps "
                 f"({first[0]}–{first[1]}, median over {layers}) with "
-                f"{run.meta.get('optimizer', {}).get('class', 'Adam')}, whose per-weight step is "
+                f"{run.setup.optimizer_class or 'Adam'}, whose per-weight step is "
                 f"~lr whatever the gradient: each step rewrites ~{fmt(100 * min(value, 1.0))}% of "
                 f"the weights (median later {fmt(typical)}, after the weights grew)"
             )
@@ -135,7 +138,7 @@ class UpdateRatioOff(Rule):
         """Median dense ratio over the first ``early_samples`` full-lr steps, for Adam-type
         optimizers (bias-corrected: their first steps are ~lr per weight, not inflated)."""
         o = self.options
-        opt = str(run.meta.get("optimizer", {}).get("class", "")).lower()
+        opt = run.setup.optimizer_class.lower()
         if "adam" not in opt:
             return None
         long = params_long(run)

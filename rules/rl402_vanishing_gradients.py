@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runlint.analysis.layers import dense_params, fmt, input_output_ratio, param_table, params_long
-from runlint.check.rule import Finding, Rule, Severity
+from runlint.analysis.layers import dense_params, input_output_ratio, param_table, params_long
+from runlint.analysis.wording import fmt
+from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
 
 
@@ -48,8 +49,8 @@ class VanishingGradients(Rule):
 
     @dataclass
     class Options(Rule.Options):
-        ratio: float = 1e-2  # input-side / output-side gradient-to-weight ratio below this
-        min_layers: int = 3  # dense layers needed to speak of depth
+        ratio: float = option(1e-2, "input-side / output-side gradient-to-weight ratio below this")
+        min_layers: int = option(3, "dense layers needed to speak of depth")
 
     options: Options
 

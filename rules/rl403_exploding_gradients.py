@@ -11,12 +11,12 @@ import pandas as pd
 from runlint.analysis.layers import (
     Long,
     dense_params,
-    fmt,
     input_output_ratio,
     param_table,
     params_long,
 )
-from runlint.check.rule import Finding, Rule, Severity
+from runlint.analysis.wording import fmt
+from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
 
 
@@ -63,10 +63,10 @@ class ExplodingGradients(Rule):
 
     @dataclass
     class Options(Rule.Options):
-        growth: float = 50.0  # late / first recorded global gradient norm
-        weight_ratio: float = 5.0  # median dense ‖∇W‖/‖W‖ above this
-        depth: float = 1e3  # input-side / output-side gradient-to-weight ratio above this
-        end_frac: float = 0.25  # "late": the last fraction of the recorded steps
+        growth: float = option(50.0, "late / first recorded global gradient norm")
+        weight_ratio: float = option(5.0, "median dense ‖∇W‖/‖W‖ above this")
+        depth: float = option(1e3, "input-side / output-side gradient-to-weight ratio above this")
+        end_frac: float = option(0.25, '"late": the last fraction of the recorded steps')
 
     options: Options
 
@@ -124,11 +124,7 @@ class ExplodingGradients(Rule):
         )
 
     def _dense_rel(self, run: Run) -> tuple[np.ndarray, pd.Series] | None:
-        long = params_long(run)
-        if "rl403_dense_rel" not in long.memo:
-            long.memo["rl403_dense_rel"] = self._compute_dense_rel(run)
-        found: tuple[np.ndarray, pd.Series] | None = long.memo["rl403_dense_rel"]
-        return found
+        return run.memo("rl403_dense_rel", lambda: self._compute_dense_rel(run))
 
     def _compute_dense_rel(self, run: Run) -> tuple[np.ndarray, pd.Series] | None:
         long = params_long(run)

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from runlint.analysis.layers import fmt, names, param_table, params_long
-from runlint.check.rule import Finding, Rule, Severity
+from runlint.analysis.expected import init_scales
+from runlint.analysis.layers import param_table, params_long
+from runlint.analysis.wording import fmt, names
+from runlint.check import Finding, Rule, Severity, any_of, option
 from runlint.run import Run
+
+#: Weights with fewer values are not judged for a fresh init: their sample std is too noisy.
+_JUDGED_SIZE = 256
+#: A fresh init is centred: its mean is within this × its std of zero.
+_FRESH_MEAN = 0.1
 
 
 class FrozenParameters(Rule):
@@ -58,21 +66,18 @@ class FrozenParameters(Rule):
     code = "RL404"
     name = "frozen-parameters"
     severity = Severity.WARNING
-    requires = ()
+    requires = (any_of("meta.params", "params.update_norm"),)
 
     @dataclass
     class Options(Rule.Options):
-        backbone_fraction: float = 0.5  # share of parameters a frozen input-side prefix needs
-        backbone_layers: int = 2  # and at least this many layers, to read as a backbone
-        min_samples: int = 3  # recorded steps needed before "never changed" is judged
-        fresh_tolerance: float = 0.03  # init std within this of a fan-in scale: random init
+        backbone_fraction: float = option(
+            0.5, "share of parameters a frozen input-side prefix needs"
+        )
+        backbone_layers: int = option(2, "and at least this many layers, to read as a backbone")
+        min_samples: int = option(3, 'recorded steps needed before "never changed" is judged')
+        fresh_tolerance: float = option(0.03, "init std within this of a fan-in scale: random init")
 
     options: Options
-
-    def missing(self, run: Run) -> list[str]:
-        if run.has("meta.params") or run.has("params.update_norm"):
-            return []
-        return ["no meta.params and no params.update_norm recorded"]
 
     def check(self, run: Run) -> Iterator[Finding]:
         table = param_table(run)
@@ -209,49 +214,34 @@ class FrozenParameters(Rule):
 
 def _declared(run: Run, index: pd.Index) -> pd.Series:
     """Parameters the user declared frozen on purpose via ``meta["frozen"]``."""
-    spec = run.meta.get("frozen")
-    if spec is True:
-        return pd.Series(True, index=index)
-    if isinstance(spec, str):
-        spec = [spec]
-    if not isinstance(spec, list) or not spec:
-        return pd.Series(False, index=index)
-    prefixes = [str(s).rstrip(".") for s in spec]
-    return pd.Series(
-        [any(n == p or n.startswith(p + ".") for p in prefixes) for n in index], index=index
-    )
+    return pd.Series([run.setup.is_frozen(str(n)) for n in index], index=index, dtype=bool)
 
 
 def _fresh_init(run: Run, frozen: list[str], tolerance: float) -> tuple[str, float, str] | None:
     """``(name, std, scale)`` when every frozen weight matrix has a fresh fan-in init's std.
 
-    Weights of at least 256 values are judged (a sample std is then within ~2 % of the
-    distribution's); the scales are PyTorch's default (kaiming_uniform with a=√5), He, LeCun
-    and Xavier. None when a frozen weight matches none of them (pre-trained) or none is judged.
+    Weights of at least ``_JUDGED_SIZE`` values are judged (a sample std is then within ~2 %
+    of the distribution's); the scales are PyTorch's default, He, LeCun and Xavier
+    (``runlint.analysis.expected``). None when a frozen weight matches none of them
+    (pre-trained) or none is judged.
     """
     wanted = set(frozen)
     found: tuple[str, float, str] | None = None
-    for p in run.meta.get("params") or []:
-        if not isinstance(p, dict) or p.get("name") not in wanted:
+    for p in run.setup.params:
+        if p.name not in wanted:
             continue
-        shape = p.get("shape") or []
-        std, mean = p.get("init_std"), p.get("init_mean") or 0.0
-        if len(shape) < 2 or not isinstance(std, int | float) or std <= 0:
+        scales = init_scales(p)
+        std, mean = p.init_std, p.init_mean or 0.0
+        if scales is None or std is None or std <= 0:
             continue
-        if int(np.prod(shape)) < 256:
+        if math.prod(p.shape or ()) < _JUDGED_SIZE:
             continue
-        fan_in = int(np.prod(shape[1:]))
-        fan_out = int(shape[0] * np.prod(shape[2:]))
-        scales = {
-            "PyTorch default 1/√(3·fan_in)": 1.0 / np.sqrt(3.0 * fan_in),
-            "He scale √(2/fan_in)": np.sqrt(2.0 / fan_in),
-            "LeCun scale √(1/fan_in)": np.sqrt(1.0 / fan_in),
-            "Xavier scale √(2/(fan_in+fan_out))": np.sqrt(2.0 / (fan_in + fan_out)),
-        }
-        match = next((k for k, v in scales.items() if abs(float(std) / v - 1.0) <= tolerance), None)
-        if match is None or abs(float(mean)) > 0.1 * float(std):
+        match = next(
+            (k for k, v in scales.named().items() if abs(std / v - 1.0) <= tolerance), None
+        )
+        if match is None or abs(mean) > _FRESH_MEAN * std:
             return None
-        found = found or (str(p["name"]), float(std), match)
+        found = found or (p.name, std, match)
     return found
 
 

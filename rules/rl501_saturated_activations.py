@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runlint.analysis.layers import SQUASHING_KINDS, acts_long, finite_rows, fmt, names
-from runlint.check.rule import Finding, Rule, Severity
+from runlint.analysis.layers import SQUASHING_KINDS, acts_long
+from runlint.analysis.wording import fmt, names
+from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
 
 
@@ -46,15 +47,12 @@ class SaturatedActivations(Rule):
 
     @dataclass
     class Options(Rule.Options):
-        fraction: float = 0.25  # median saturated fraction above this flags a module
-        ignore_modules: tuple[str, ...] = ()
+        fraction: float = option(0.25, "median saturated fraction above this flags a module")
+        ignore_modules: tuple[str, ...] = option(
+            (), "module names never judged (e.g. a gate that saturates by design)"
+        )
 
     options: Options
-
-    def missing(self, run: Run) -> list[str]:
-        if not run.has("activations.saturated"):
-            return ["no tanh/sigmoid/hardtanh/softsign activation module recorded"]
-        return []
 
     def check(self, run: Run) -> Iterator[Finding]:
         o = self.options
@@ -64,7 +62,7 @@ class SaturatedActivations(Rule):
         if "kind" not in long.frame.columns:
             return
         squashing = np.isin(long.first("kind").to_numpy(), SQUASHING_KINDS)[long.codes]
-        mask = finite_rows(long, "mean", "std") & squashing
+        mask = long.finite("mean", "std") & squashing
         if not mask.any():
             return
         sat = long.median(long.col("saturated"), mask).dropna()

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runlint.analysis.layers import RELU_KINDS, acts_long, finite_rows, fmt, module_table, names
-from runlint.check.rule import Finding, Rule, Severity
+from runlint.analysis.layers import RELU_KINDS, acts_long, module_table
+from runlint.analysis.wording import fmt, names
+from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
 
 
@@ -47,9 +48,9 @@ class CollapsedActivations(Rule):
 
     @dataclass
     class Options(Rule.Options):
-        std: float = 1e-2  # median output std below this: collapsed
-        shrink: float = 10.0  # and this many times below the first activation module's std
-        dead_units: float = 0.5  # ReLU modules with more dead units than this are RL503's
+        std: float = option(1e-2, "median output std below this: collapsed")
+        shrink: float = option(10.0, "and this many times below the first activation module's std")
+        dead_units: float = option(0.5, "ReLU modules with more dead units than this are RL503's")
 
     options: Options
 
@@ -58,7 +59,7 @@ class CollapsedActivations(Rule):
         long = acts_long(run)
         if long.empty:
             return
-        mask = finite_rows(long, "mean", "std")
+        mask = long.finite("mean", "std")
         if not mask.any():
             return
         std = long.median(long.col("std"), mask).dropna()

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runlint.analysis.layers import RELU_KINDS, acts_long, finite_rows, fmt, names
-from runlint.check.rule import Finding, Rule, Severity
+from runlint.analysis.layers import RELU_KINDS, acts_long
+from runlint.analysis.wording import fmt, names
+from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
 
 
@@ -50,9 +51,9 @@ class DeadRelu(Rule):
 
     @dataclass
     class Options(Rule.Options):
-        units: float = 0.5  # median fraction of never-positive units above this
-        outputs: float = 0.75  # and median fraction of outputs <= 0 above this
-        window_start: float = 0.5  # judge the run from this fraction of its steps on
+        units: float = option(0.5, "median fraction of never-positive units above this")
+        outputs: float = option(0.75, "and median fraction of outputs <= 0 above this")
+        window_start: float = option(0.5, "judge the run from this fraction of its steps on")
 
     options: Options
 
@@ -62,7 +63,7 @@ class DeadRelu(Rule):
         if long.empty or "kind" not in long.frame.columns:
             return
         relu = np.isin(long.first("kind").to_numpy(), RELU_KINDS)[long.codes]
-        mask = finite_rows(long, "mean", "std") & relu & long.window(o.window_start, 1.0)
+        mask = long.finite("mean", "std") & relu & long.window(o.window_start, 1.0)
         if not mask.any():
             return
         units = long.median(long.col("dead_units"), mask).dropna()

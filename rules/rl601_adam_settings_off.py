@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from runlint.check.rule import Finding, Rule, Severity
+from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
+from runlint.schema.meta import as_number
 
 _ADAM = {"Adam", "AdamW", "NAdam", "RAdam", "Adamax", "SparseAdam", "FusedAdam"}
 
@@ -44,29 +45,31 @@ class AdamSettingsOff(Rule):
 
     @dataclass
     class Options(Rule.Options):
-        max_eps: float = 1e-4
-        min_beta1: float = 0.5
-        max_beta1: float = 0.99
-        min_beta2: float = 0.9
+        max_eps: float = option(1e-4, "Adam's eps above this: it swamps the second-moment estimate")
+        min_beta1: float = option(0.5, "beta1 below this: too little momentum")
+        max_beta1: float = option(
+            0.99, "beta1 above this: the momentum barely follows the gradient"
+        )
+        min_beta2: float = option(0.9, "beta2 below this: a noisy second-moment estimate")
 
     options: Options
 
     def check(self, run: Run) -> Iterator[Finding]:
         opts = self.options
-        optimizer = run.meta.get("optimizer") or {}
-        name = str(optimizer.get("class", ""))
-        if name not in _ADAM:
+        optimizer = run.setup.optimizer
+        if optimizer is None or optimizer.cls not in _ADAM:
             return
+        name = optimizer.cls
         problems: list[str] = []
         evidence: dict[str, Any] = {}
-        for i, group in enumerate(optimizer.get("groups") or [optimizer.get("defaults") or {}]):
-            if not isinstance(group, dict):
-                continue
-            eps = _number(group.get("eps"))
-            betas = group.get("betas") or (group.get("beta1"), group.get("beta2"))
-            beta1 = _number(betas[0]) if len(betas) > 0 else None
-            beta2 = _number(betas[1]) if len(betas) > 1 else None
-            where = f"group {i}: " if len(optimizer.get("groups") or []) > 1 else ""
+        for i, group in enumerate(optimizer.settings):
+            eps = as_number(group.get("eps"))
+            betas = group.get("betas")
+            if not isinstance(betas, list | tuple):
+                betas = (group.get("beta1"), group.get("beta2"))
+            beta1 = as_number(betas[0]) if len(betas) > 0 else None
+            beta2 = as_number(betas[1]) if len(betas) > 1 else None
+            where = f"group {i}: " if len(optimizer.groups) > 1 else ""
             if eps is not None and eps > opts.max_eps:
                 problems.append(f"{where}eps {eps:g} (expected ~1e-8; above {opts.max_eps:g})")
             if beta1 is not None and not opts.min_beta1 <= beta1 <= opts.max_beta1:
@@ -85,10 +88,3 @@ class AdamSettingsOff(Rule):
                 where="optimizer",
                 evidence=evidence,
             )
-
-
-def _number(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None

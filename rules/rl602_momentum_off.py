@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runlint.check.rule import Finding, Rule, Severity
+from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
+from runlint.schema.meta import as_number
 
 
 class MomentumOff(Rule):
@@ -43,22 +44,18 @@ class MomentumOff(Rule):
 
     @dataclass
     class Options(Rule.Options):
-        min_momentum: float = 0.5
-        max_momentum: float = 0.99
-        long_run: int = 2000  # steps from which plain SGD without momentum is reported
+        min_momentum: float = option(0.5, "SGD momentum below this (but above 0): too little")
+        max_momentum: float = option(0.99, "SGD momentum above this: the velocity never forgets")
+        long_run: int = option(2000, "steps from which plain SGD without momentum is reported")
 
     options: Options
 
     def check(self, run: Run) -> Iterator[Finding]:
         opts = self.options
-        optimizer = run.meta.get("optimizer") or {}
-        if optimizer.get("class") != "SGD":
+        optimizer = run.setup.optimizer
+        if optimizer is None or optimizer.cls != "SGD":
             return
-        values = [
-            float(g.get("momentum") or 0.0)
-            for g in optimizer.get("groups") or [optimizer.get("defaults") or {}]
-            if isinstance(g, dict)
-        ]
+        values = [as_number(g.get("momentum")) or 0.0 for g in optimizer.settings]
         if "momentum" in run.steps.columns:  # a scheduler may change it (OneCycle)
             recorded = run.steps["momentum"].to_numpy(dtype=float, na_value=np.nan)
             if np.isfinite(recorded).any():

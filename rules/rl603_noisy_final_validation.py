@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from runlint.analysis import curves
-from runlint.check.rule import Finding, Rule, Severity
+from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
 
 
@@ -46,10 +46,10 @@ class NoisyFinalValidation(Rule):
 
     @dataclass
     class Options(Rule.Options):
-        min_epochs: int = 5
-        last_fraction: float = 0.3
-        min_noise: float = 0.05  # residual std / (first val_loss − best val_loss)
-        min_level: float = 0.02  # residual std / mean val_loss of the window
+        min_epochs: int = option(5, "fewer epochs are not judged")
+        last_fraction: float = option(0.3, "fraction of the epochs judged (the last ones)")
+        min_noise: float = option(0.05, "residual std / (first val_loss − best val_loss)")
+        min_level: float = option(0.02, "residual std / mean val_loss of the window")
 
     options: Options
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from runlint.analysis.layers import BIAS, EMBEDDING, NORM, fmt, names, param_table
-from runlint.check.rule import Finding, Rule, Severity
+from runlint.analysis.layers import BIAS, EMBEDDING, NORM, param_table
+from runlint.analysis.wording import fmt, names
+from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
+from runlint.schema.meta import as_number
 
 
 class DecayOnBiasNorm(Rule):
@@ -43,17 +45,15 @@ class DecayOnBiasNorm(Rule):
 
     @dataclass
     class Options(Rule.Options):
-        min_decay: float = 0.0  # weight decay above this counts
+        min_decay: float = option(0.0, "weight decay above this counts")
 
     options: Options
 
     def check(self, run: Run) -> Iterator[Finding]:
-        groups = run.meta.get("optimizer", {}).get("groups") or []
-        decay = {
-            i: float(g.get("weight_decay") or 0.0)
-            for i, g in enumerate(groups)
-            if isinstance(g, dict) and isinstance(g.get("weight_decay"), int | float)
-        }
+        optimizer = run.setup.optimizer
+        groups = optimizer.groups if optimizer is not None else ()
+        settings = {i: as_number(g.get("weight_decay")) for i, g in enumerate(groups)}
+        decay = {i: value for i, value in settings.items() if value is not None}
         table = param_table(run)
         if table.empty or not decay:
             return

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from runlint.analysis.layers import names
-from runlint.check.rule import Finding, Rule, Severity
+from runlint.analysis.wording import names
+from runlint.check import Finding, Rule, Severity
 from runlint.run import Run
 
 
@@ -48,16 +48,16 @@ class BatchNormAfterActivation(Rule):
     options: Options
 
     def check(self, run: Run) -> Iterator[Finding]:
-        mods = [m for m in run.meta.get("modules") or [] if isinstance(m, dict)]
+        mods = run.setup.modules
         hits: list[str] = []
         for before, act, norm in zip(mods, mods[1:], mods[2:], strict=False):
-            kind = str(before.get("type", ""))
+            kind = before.type
             if (
                 (kind.endswith("Linear") or kind.startswith("Conv"))
-                and act.get("activation")
-                and str(norm.get("type", "")).startswith("BatchNorm")
+                and act.activation
+                and norm.type.startswith("BatchNorm")
             ):
-                hits.append(str(norm.get("name")))
+                hits.append(norm.name)
         if not hits:
             return
         yield self.finding(

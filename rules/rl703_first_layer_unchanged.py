@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runlint.analysis.layers import EMBEDDING, fmt, param_table
-from runlint.check.rule import Finding, Rule, Severity
+from runlint.analysis.layers import EMBEDDING, param_table
+from runlint.analysis.wording import fmt
+from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
 
 
@@ -48,8 +49,8 @@ class FirstLayerUnchanged(Rule):
 
     @dataclass
     class Options(Rule.Options):
-        change: float = 0.01  # relative change of the first layer's weights below this
-        min_steps: int = 100  # steps between the first and last snapshot needed
+        change: float = option(0.01, "relative change of the first layer's weights below this")
+        min_steps: int = option(100, "steps between the first and last snapshot needed")
 
     options: Options
 
@@ -69,10 +70,7 @@ class FirstLayerUnchanged(Rule):
             row = table.loc[name]
             if row["kind"] == EMBEDDING or not row["trainable"] or not row["in_optimizer"]:
                 return
-        frozen = run.meta.get("frozen")
-        if frozen is True or (
-            isinstance(frozen, list) and any(name.startswith(str(p)) for p in frozen)
-        ):
+        if run.setup.is_frozen(name):
             return
         start = np.asarray(snaps["values"].iloc[first], dtype=float).ravel()
         end = np.asarray(snaps["values"].iloc[last], dtype=float).ravel()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers_rules import SECTIONS
 from test_loader_synth import write_run
 from typer.testing import CliRunner
 
@@ -129,7 +130,7 @@ def test_crashing_rule_is_reported_and_exits_2(
     corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     class Boom(Rule):
-        """Crashes."""
+        __doc__ = "Crashes." + SECTIONS
 
         code = "RL999"
         name = "boom"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from runlint.analysis import curves
+from runlint.run import Run
 
 
 def test_ema_of_a_constant_is_that_constant_from_the_first_point() -> None:
@@ -61,6 +64,10 @@ def test_warmup_end_and_decays_follow_the_schedule() -> None:
     assert not curves.decays(np.full(100, 0.01))
 
 
+def _run(loss: np.ndarray, lr: np.ndarray) -> Run:
+    return Run(Path("run"), steps=_frame(loss, lr))
+
+
 def _frame(loss: np.ndarray, lr: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"loss": loss, "lr": lr}, index=pd.RangeIndex(len(loss), name="step"))
 
@@ -68,7 +75,7 @@ def _frame(loss: np.ndarray, lr: np.ndarray) -> pd.DataFrame:
 def test_prepare_skips_warm_up_keeps_the_initial_loss_and_caches() -> None:
     loss = np.linspace(3.0, 1.0, 300)
     lr = np.r_[np.linspace(0.01, 0.1, 50), np.full(250, 0.1)]
-    frame = _frame(loss, lr)
+    frame = _run(loss, lr)
     curve = curves.prepare(frame)
     assert curve is not None
     assert curve.steps[0] >= 45
@@ -80,15 +87,15 @@ def test_prepare_skips_warm_up_keeps_the_initial_loss_and_caches() -> None:
 
 def test_prepare_drops_non_finite_values_and_refuses_short_curves() -> None:
     loss = np.r_[np.linspace(2.0, 1.0, 40), np.full(5, np.nan)]
-    curve = curves.prepare(_frame(loss, np.full(45, 0.1)))
+    curve = curves.prepare(_run(loss, np.full(45, 0.1)))
     assert curve is not None and len(curve.values) == 40
-    assert curves.prepare(_frame(np.ones(5), np.ones(5))) is None
+    assert curves.prepare(_run(np.ones(5), np.ones(5))) is None
 
 
 def test_curve_level_is_the_median_of_its_window() -> None:
     loss = np.r_[np.full(100, 2.0), np.full(100, 1.0)]
     loss[3] = 50.0
-    curve = curves.prepare(_frame(loss, np.full(200, 0.1)))
+    curve = curves.prepare(_run(loss, np.full(200, 0.1)))
     assert curve is not None
     assert curve.level(0.0) == 2.0
     assert curve.level(1.0) == 1.0

@@ -10,17 +10,18 @@ from typing import Literal
 
 import numpy as np
 import pytest
+from helpers_rules import SECTIONS
 from test_loader_synth import write_run
 
 from runlint.check import engine
 from runlint.check.config import Config, ConfigError
 from runlint.check.engine import Catalog, Checker, RunResult
-from runlint.check.rule import Finding, Rule, Severity
+from runlint.check.rule import Finding, Rule, Severity, option
 from runlint.run import Run
 
 
 class LossHigh(Rule):
-    """Fires when the last loss is above a threshold."""
+    __doc__ = "Fires when the last loss is above a threshold." + SECTIONS
 
     code = "RL901"
     name = "loss-high"
@@ -29,10 +30,10 @@ class LossHigh(Rule):
 
     @dataclass
     class Options:
-        limit: float = 1.0
-        columns: tuple[str, ...] = ("loss",)
-        mode: Literal["last", "mean"] = "last"
-        window: int = 5
+        limit: float = option(1.0, "threshold")
+        columns: tuple[str, ...] = option(("loss",), "columns")
+        mode: Literal["last", "mean"] = option("last", "which value")
+        window: int = option(5, "window")
 
     def check(self, run: Run) -> Iterator[Finding]:
         last = float(run.steps["loss"].iloc[-1])
@@ -41,7 +42,7 @@ class LossHigh(Rule):
 
 
 class Crashes(Rule):
-    """Always raises."""
+    __doc__ = "Always raises." + SECTIONS
 
     code = "RL902"
     name = "crashes"
@@ -53,11 +54,11 @@ class Crashes(Rule):
 
 
 class NeedsMeta(Rule):
-    """Needs metadata the runs lack."""
+    __doc__ = "Needs metadata the runs lack." + SECTIONS
 
     code = "RL450"
     name = "needs-meta"
-    requires = ("meta.num_classes", "meta.secret", "steps.loss")
+    requires = ("meta.num_classes", "meta.label_smoothing", "steps.loss")
 
     def check(self, run: Run) -> Iterator[Finding]:
         yield self.finding(
@@ -92,13 +93,29 @@ def test_discovery_imports_rule_modules_and_skips_private_ones(
             '''
             from runlint.check.rule import Rule
 
-            class Base(Rule):
+            class Base(Rule, abstract=True):
                 """No code: a helper base, not a rule."""
 
             class Sample(Base):
-                """A sample."""
+                """A sample.
+
+                ## Why it matters
+                x
+
+                ## Known problems
+                x
+
+                ## Fix
+                x
+
+                ## Seed
+                x
+                """
                 code = "RL990"
                 name = "sample"
+
+                def check(self, run):
+                    yield from ()
             '''
         )
     )
@@ -179,7 +196,7 @@ def test_one_pass_reports_findings_skips_and_crashes(runs: list[Path]) -> None:
     for result in results:
         assert result.status == "ok"
         assert [s.code for s in result.skipped][:1] == ["RL450"]
-    assert "meta.secret not recorded" in high.skipped[0].reasons
+    assert "meta.label_smoothing not recorded" in high.skipped[0].reasons
     crash = high.rule_errors[0]
     assert crash.code == "RL902" and "ZeroDivisionError: boom" in crash.error
     assert "test_engine.py" in crash.error
@@ -193,7 +210,7 @@ def test_meta_overrides_fill_missing_metadata_only(tmp_path: Path) -> None:
     bare = write_run(tmp_path / "bare", steps=10, write_meta=False)
     given = write_run(tmp_path / "given", steps=10, meta={"num_classes": 7})
     rules = [NeedsMeta()]
-    checker = Checker(rules, meta={"num_classes": 4, "secret": "x"})
+    checker = Checker(rules, meta={"num_classes": 4, "label_smoothing": 0.1})
     out = {r.name: r for r in checker.check([bare, given])}
     assert out["bare"].findings[0].message == "num_classes=4"
     assert len(out["bare"].notes) == 1 and "no meta.json" in out["bare"].notes[0]

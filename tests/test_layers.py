@@ -11,16 +11,15 @@ import torch
 from torch import nn
 
 import runlint
+from runlint.analysis.epochs import TRAIN_AND_VAL, curves
 from runlint.analysis.layers import (
     BIAS,
     DENSE,
     EMBEDDING,
     NORM,
     OTHER,
-    curves,
     input_output_ratio,
     lr_mask,
-    missing_curves,
     param_table,
     params_long,
 )
@@ -144,5 +143,5 @@ def test_curves_use_accuracy_or_fall_back_to_loss() -> None:
     assert curves(regression, "acc") is None
     loss = curves(regression, "loss")
     assert loss is not None and len(loss.train) == len(regression.epochs)
-    assert missing_curves(regression) == []
-    assert missing_curves(Run(regression.path, meta={})) != []
+    assert regression.has(TRAIN_AND_VAL)
+    assert not Run(regression.path, meta={}).has(TRAIN_AND_VAL)

@@ -17,6 +17,7 @@ from test_loader_synth import record_tiny, write_run
 import runlint
 from runlint.run import RunError, find_runs, load_run
 from runlint.run.views import _arrow_unique_view, _mean_by
+from runlint.schema import SchemaError
 
 VIEWS = ("steps", "groups", "epochs", "params", "activations", "histograms", "weights")
 
@@ -34,7 +35,10 @@ def test_recorded_run_has_every_view(recorded: Path) -> None:
     assert run.epochs.index.name == "epoch" and len(run.epochs) == 3
     assert {"step", "param", "grad_norm", "update_ratio"} <= set(run.params.columns)
     assert run.has("steps.loss") and run.has("meta.num_classes") and run.has("params")
-    assert not run.has("steps.nothing") and not run.has("meta.nothing") and not run.has("bogus")
+    assert not run.has("steps.grad_norm") and not run.has("meta.label_smoothing")
+    for typo in ("steps.nothing", "meta.nothing", "bogus"):  # a name the schema lacks
+        with pytest.raises(SchemaError, match=r"no column|unknown"):
+            run.has(typo)
 
 
 def test_tables_are_read_only_when_touched(recorded: Path, tmp_path: Path) -> None:
@@ -182,7 +186,7 @@ def test_damaged_files_load_or_raise_run_error(
         try:
             frame = getattr(run, view)
             assert isinstance(frame, pd.DataFrame)
-            run.has(f"{view}.loss")
+            run.has(view)
         except RunError as exc:
             assert "\n" not in str(exc)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers_rules import SECTIONS
 from test_loader_synth import write_run
 
 from runlint.check.engine import Checker, exit_code
@@ -22,7 +23,7 @@ from runlint.run import Run
 
 
 class Spiky(Rule):
-    """Reports the loss with odd characters and non-finite evidence."""
+    __doc__ = "Reports the loss with odd characters and non-finite evidence." + SECTIONS
 
     code = "RL905"
     name = "spiky"
@@ -46,7 +47,7 @@ class Spiky(Rule):
 
 
 class Broken(Rule):
-    """Crashes."""
+    __doc__ = "Crashes." + SECTIONS
 
     code = "RL906"
     name = "broken"
@@ -56,11 +57,11 @@ class Broken(Rule):
 
 
 class Skips(Rule):
-    """Needs a table nobody has."""
+    __doc__ = "Needs a table nobody has." + SECTIONS
 
     code = "RL907"
     name = "skips"
-    requires = ("meta.nothing",)
+    requires = ("meta.label_smoothing",)
 
     def check(self, run: Run) -> Iterator[Finding]:
         yield from ()
@@ -111,7 +112,7 @@ def test_text_reads_like_a_compiler_error(report: Report) -> None:
     assert re.search(r"loss [▁▂▃▄▅▆▇█]{20,}", text)
     assert re.search(r"error: .*run-b: steps-r0.parquet is not a readable Parquet file", text)
     assert "rule RL906 broken crashed on run-a: KeyError" in text
-    assert "skipped RL907 skips: meta.nothing not recorded" in text
+    assert "skipped RL907 skips: meta.label_smoothing not recorded" in text
     assert text.rstrip().endswith(
         "2 findings (0 errors, 1 warning, 1 info) in 2 runs; 1 skipped rule; "
         "1 unreadable run; 1 rule error"

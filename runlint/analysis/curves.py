@@ -6,11 +6,12 @@ Functions take 1-D arrays and ignore non-finite values where stated.
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from runlint.run import Run
 
 __all__ = [
     "Curve",
@@ -189,6 +190,14 @@ def decays(lr: np.ndarray, rel: float = 0.05) -> bool:
     return bool(peak > 0 and after.min() < (1.0 - rel) * peak)
 
 
+#: Fewer logged points than this say too little about a curve's shape or noise to judge it.
+MIN_CURVE_POINTS = 50
+
+#: The first 20 % of a curve (after warm-up) is its fast initial fall: how much the loss bounces
+#: around its trend is judged from there on.
+JUDGED_FROM = 0.2
+
+
 @dataclass(frozen=True)
 class Curve:
     """A loss curve prepared for judging: finite values after warm-up, with its smooth trend.
@@ -237,46 +246,42 @@ class Curve:
         start, end = self.level(0.0), self.level(1.0)
         return (start - end) / start if start > 0 else float("nan")
 
-    def relative_noise(self, start: float = 0.2, floor: float = 0.1) -> float:
+    def judged(self) -> int:
+        """Index of the first point noise is judged from (``JUDGED_FROM`` of the curve)."""
+        return int(JUDGED_FROM * len(self.values))
+
+    def relative_noise(self, start: float | None = None, floor: float = 0.1) -> float:
         """Mean absolute deviation of the loss from its trend, relative to the trend.
 
-        Measured from fraction ``start`` of the curve on. The mean (not a median) keeps the
-        heavy tail of small-batch losses (most batches near zero, a few large) in the measure.
-        The trend is floored at ``floor`` × the run's initial loss so that a loss near zero
-        does not make tiny absolute wiggles look large.
+        Measured from fraction ``start`` of the curve on (default ``JUDGED_FROM``). The mean
+        (not a median) keeps the heavy tail of small-batch losses (most batches near zero, a
+        few large) in the measure. The trend is floored at ``floor`` × the run's initial loss
+        so that a loss near zero does not make tiny absolute wiggles look large.
         """
-        a = int(start * len(self.values))
+        a = self.judged() if start is None else int(start * len(self.values))
         level = np.maximum(self.smooth[a:], floor * max(self.initial, self.first, 1e-12))
         return float(np.mean(np.abs(self.residual[a:]) / level))
 
 
-_CACHE: dict[tuple[int, str, bool, float], tuple[weakref.ref[pd.DataFrame], Curve | None]] = {}
-
-
 def prepare(
-    frame: pd.DataFrame, column: str = "loss", *, skip_warmup: bool = True, points: float = 20
+    run: Run, column: str = "loss", *, skip_warmup: bool = True, points: float = 20
 ) -> Curve | None:
-    """The finite part of ``frame[column]`` after any lr warm-up, smoothed over 1/``points``.
+    """The finite part of ``run.steps[column]`` after any lr warm-up, smoothed over 1/``points``.
 
-    Several rules judge the same curve: the result is cached for as long as ``frame`` lives.
+    Several rules judge the same curve: it is built once per run (``Run.memo``).
     """
-    key = (id(frame), column, skip_warmup, points)
-    hit = _CACHE.get(key)
-    if hit is not None and hit[0]() is frame:
-        return hit[1]
-    curve = _prepare(frame, column, skip_warmup=skip_warmup, points=points)
-    if len(_CACHE) > 64:
-        _CACHE.clear()
-    _CACHE[key] = (weakref.ref(frame), curve)
-    return curve
+    return run.memo(
+        ("curve", column, skip_warmup, points),
+        lambda: _prepare(run.steps, column, skip_warmup=skip_warmup, points=points),
+    )
 
 
-def prepare_falling(frame: pd.DataFrame, min_points: int) -> Curve | None:
-    """``prepare(frame)`` when it has ``min_points`` points or more and starts above zero.
+def prepare_falling(run: Run, min_points: int) -> Curve | None:
+    """``prepare(run)`` when it has ``min_points`` points or more and starts above zero.
 
     A fall is then measurable as a fraction of the start; otherwise None.
     """
-    curve = prepare(frame)
+    curve = prepare(run)
     if curve is None or len(curve.values) < min_points or curve.first <= 0:
         return None
     return curve
@@ -297,5 +302,5 @@ def _prepare(frame: pd.DataFrame, column: str, *, skip_warmup: bool, points: flo
     span = max(5.0, values.size / points)
     smooth, residual = noise(values, span)
     for array in (steps, values, smooth, residual):
-        array.flags.writeable = False  # shared between rules through the cache
+        array.flags.writeable = False  # shared between rules through Run.memo
     return Curve(steps, values, smooth, residual, span, initial)

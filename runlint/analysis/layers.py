@@ -7,9 +7,7 @@ weights with dense weights, never an embedding or a LayerNorm gain with a Linear
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,19 +23,13 @@ __all__ = [
     "OTHER",
     "RELU_KINDS",
     "SQUASHING_KINDS",
-    "Curves",
     "Long",
     "acts_long",
-    "curves",
     "dense_params",
     "dense_update_ratios",
-    "finite_rows",
-    "fmt",
     "input_output_ratio",
     "lr_mask",
-    "missing_curves",
     "module_table",
-    "names",
     "param_table",
     "params_long",
 ]
@@ -55,7 +47,6 @@ SQUASHING_KINDS = ("tanh", "sigmoid", "hardtanh", "softsign")
 RELU_KINDS = ("relu", "relu6")
 
 _NORM_HINTS = ("norm", "bn", "ln", "gn")
-_PARAM_TABLES: weakref.WeakKeyDictionary[Run, pd.DataFrame] = weakref.WeakKeyDictionary()
 
 
 def _kind(module_type: str, role: str, name: str, ndim: int | None) -> str:
@@ -92,27 +83,24 @@ def param_table(run: Run) -> pd.DataFrame:
     ``group``, ``fan_in``, ``numel``, ``ndim``. Built from ``meta["params"]`` when recorded, else
     from the parameter names in the ``params`` table (imported runs; kinds are guessed).
     """
-    cached = _PARAM_TABLES.get(run)
-    if cached is not None:
-        return cached
+    return run.memo("param_table", lambda: _param_table(run))
+
+
+def _param_table(run: Run) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
-    meta_params = run.meta.get("params") or []
-    if meta_params:
-        for p in meta_params:
-            name = str(p.get("name", ""))
-            shape = p.get("shape")
-            ndim = len(shape) if isinstance(shape, list) else None
+    if run.setup.params:
+        for p in run.setup.params:
             rows.append(
                 {
-                    "param": name,
-                    "module_type": str(p.get("module_type") or ""),
-                    "role": str(p.get("role") or name.rsplit(".", 1)[-1]),
-                    "trainable": p.get("trainable", True) is not False,
-                    "in_optimizer": p.get("in_optimizer", True) is not False,
-                    "group": p.get("group"),
-                    "fan_in": p.get("fan_in"),
-                    "numel": p.get("numel"),
-                    "ndim": ndim,
+                    "param": p.name,
+                    "module_type": p.module_type,
+                    "role": p.role,
+                    "trainable": p.trainable,
+                    "in_optimizer": p.in_optimizer,
+                    "group": p.group,
+                    "fan_in": p.fan_in,
+                    "numel": p.numel,
+                    "ndim": len(p.shape) if p.shape is not None else None,
                 }
             )
     elif not run.params.empty:
@@ -150,7 +138,6 @@ def param_table(run: Run) -> pd.DataFrame:
         {k: np.asarray(v, dtype=object) if isinstance(v, list) else v for k, v in data.items()},
         index=index,
     )
-    _PARAM_TABLES[run] = table
     return table
 
 
@@ -159,8 +146,8 @@ class Long:
 
     Reductions per key are numpy (a row sort of a keys × samples grid, or ``bincount``), so a
     rule costs well under a millisecond per summary even on 10,000-step runs. Get one with
-    ``params_long(run)`` or ``acts_long(run)``: built once per run and shared by every rule,
-    which can also share results through ``memo``.
+    ``params_long(run)`` or ``acts_long(run)``: built once per run (``Run.memo``) and shared
+    by every rule; what it derives from its own columns it keeps.
     """
 
     def __init__(self, frame: pd.DataFrame, key: str) -> None:
@@ -170,40 +157,40 @@ class Long:
         self.keys = pd.Index(np.asarray(uniques, dtype=object).astype(str), name=key)
         self.step = frame["step"].to_numpy(dtype=np.int64)
         self.order = np.argsort(self.codes, kind="stable")  # rows grouped by key
-        self.memo: dict[Any, Any] = {}
+        self._derived: dict[Any, Any] = {}  # steps, first rows, finite masks
         self._cols: dict[str, np.ndarray] = {}
 
     def steps(self) -> tuple[np.ndarray, np.ndarray]:
         """The distinct steps, and for every row the index of its step among them."""
-        if "_steps" not in self.memo:
+        if "_steps" not in self._derived:
             step = self.step
             if len(step) and bool((step[1:] >= step[:-1]).all()):  # sorted: no sort needed
                 new = np.concatenate(([True], step[1:] != step[:-1]))
-                self.memo["_steps"] = (step[new], np.cumsum(new) - 1)
+                self._derived["_steps"] = (step[new], np.cumsum(new) - 1)
             else:
-                self.memo["_steps"] = np.unique(step, return_inverse=True)
-        found: tuple[np.ndarray, np.ndarray] = self.memo["_steps"]
+                self._derived["_steps"] = np.unique(step, return_inverse=True)
+        found: tuple[np.ndarray, np.ndarray] = self._derived["_steps"]
         return found
 
     def first(self, column: str) -> pd.Series:
         """The value of a (non-numeric) column at each key's first row, e.g. ``kind``."""
-        if ("_first", column) not in self.memo:
+        if ("_first", column) not in self._derived:
             idx = self.first_rows()
             values = self.frame[column].take(idx).to_numpy(dtype=object)
-            self.memo[("_first", column)] = pd.Series(
+            self._derived[("_first", column)] = pd.Series(
                 np.asarray(values, dtype=object).astype(str), index=self.keys[: len(idx)]
             )
-        found: pd.Series = self.memo[("_first", column)]
+        found: pd.Series = self._derived[("_first", column)]
         return found
 
     def first_rows(self) -> np.ndarray:
         """Each distinct code's first row, in code order (``np.unique``'s ``return_index``)."""
-        if "_first_rows" not in self.memo:
+        if "_first_rows" not in self._derived:
             grouped = self.codes[self.order]
             new = np.ones(len(grouped), dtype=bool)
             new[1:] = grouped[1:] != grouped[:-1]
-            self.memo["_first_rows"] = self.order[new]
-        found: np.ndarray = self.memo["_first_rows"]
+            self._derived["_first_rows"] = self.order[new]
+        found: np.ndarray = self._derived["_first_rows"]
         return found
 
     def rows_of(self, keys: Iterable[str]) -> np.ndarray:
@@ -228,6 +215,17 @@ class Long:
             else:
                 self._cols[name] = np.full(len(self.codes), np.nan)
         return self._cols[name]
+
+    def finite(self, *columns: str) -> np.ndarray:
+        """Rows where every named column is finite (a NaN forward pass says nothing); a copy."""
+        key = ("_finite", columns)
+        if key not in self._derived:
+            mask = np.ones(len(self), dtype=bool)
+            for c in columns:
+                mask &= np.isfinite(self.col(c))
+            self._derived[key] = mask
+        found: np.ndarray = self._derived[key]
+        return found.copy()
 
     def window(self, start: float, stop: float) -> np.ndarray:
         """Mask of rows whose step lies in the ``[start, stop]`` fraction of the step range."""
@@ -293,17 +291,14 @@ class Long:
         return pd.Series(out, index=self.keys)
 
 
-_LONGS: weakref.WeakKeyDictionary[Run, dict[str, Long]] = weakref.WeakKeyDictionary()
-
-
 def _long(run: Run, table: str, key: str) -> Long:
-    cache = _LONGS.setdefault(run, {})
-    if table not in cache:
+    def build() -> Long:
         frame = getattr(run, table)
         if frame.empty or key not in frame.columns:
             frame = pd.DataFrame({key: pd.Series([], dtype=object), "step": []})
-        cache[table] = Long(frame, key)
-    return cache[table]
+        return Long(frame, key)
+
+    return run.memo(("long", table), build)
 
 
 def params_long(run: Run) -> Long:
@@ -316,33 +311,20 @@ def acts_long(run: Run) -> Long:
     return _long(run, "activations", "module")
 
 
-_MODULE_TABLES: weakref.WeakKeyDictionary[Run, pd.DataFrame] = weakref.WeakKeyDictionary()
-
-
 def module_table(run: Run) -> pd.DataFrame:
     """Leaf modules in definition order (index: name) with ``type``, ``activation`` and ``depth``.
 
     From ``meta["modules"]``; for runs without it, the modules seen in ``activations`` in order
     of first appearance. Built once per run (do not modify the frame returned).
     """
-    cached = _MODULE_TABLES.get(run)
-    if cached is None:
-        cached = _MODULE_TABLES[run] = _module_table(run)
-    return cached
+    return run.memo("module_table", lambda: _module_table(run))
 
 
 def _module_table(run: Run) -> pd.DataFrame:
-    mods = run.meta.get("modules") or []
+    mods = run.setup.modules
     if mods:
         frame = pd.DataFrame(
-            [
-                {
-                    "module": str(m.get("name", "")),
-                    "type": str(m.get("type") or ""),
-                    "activation": m.get("activation"),
-                }
-                for m in mods
-            ]
+            [{"module": m.name, "type": m.type, "activation": m.activation} for m in mods]
         )
     elif not run.activations.empty:
         long = acts_long(run)
@@ -373,10 +355,10 @@ def lr_mask(run: Run, long: Long, frac: float = 0.5) -> np.ndarray:
     Skips warm-up and the tail of a decay schedule, where update ratios are small by design.
     Without a recorded learning rate, or when that leaves fewer than 3 sampled steps, every row.
     """
-    key = ("lr_mask", frac)
-    if key in long.memo:
-        found: np.ndarray = long.memo[key]
-        return found
+    return run.memo(("lr_mask", long.keys.name, frac), lambda: _lr_mask(run, long, frac))
+
+
+def _lr_mask(run: Run, long: Long, frac: float) -> np.ndarray:
     mask = np.ones(len(long), dtype=bool)
     steps = run.steps
     if not long.empty and "lr" in steps.columns:
@@ -388,54 +370,37 @@ def lr_mask(run: Run, long: Long, frac: float = 0.5) -> np.ndarray:
             good = (index[at] == uniq) & (lr[at] >= frac * np.nanmax(lr))
             if good.sum() >= 3:
                 mask = good[inv]
-    long.memo[key] = mask
     return mask
 
 
 def dense_params(run: Run) -> pd.Index:
     """Names of the trainable dense weights that the optimizer updates, in depth order."""
-    long = params_long(run)
-    if "_dense" not in long.memo:
+
+    def build() -> pd.Index:
         table = param_table(run)
         keep = (
             (table["kind"].to_numpy() == DENSE)
             & table["trainable"].to_numpy(dtype=bool)
             & table["in_optimizer"].to_numpy(dtype=bool)
         )
-        long.memo["_dense"] = table.index[keep]
-    found: pd.Index = long.memo["_dense"]
-    return found
+        return table.index[keep]
+
+    return run.memo("dense_params", build)
 
 
 def dense_update_ratios(run: Run, lr_frac: float = 0.5) -> pd.Series:
     """Median update/param ratio per trainable dense weight over the ``lr_mask`` steps."""
+    return run.memo(("dense_update_ratios", lr_frac), lambda: _dense_update_ratios(run, lr_frac))
+
+
+def _dense_update_ratios(run: Run, lr_frac: float) -> pd.Series:
     long = params_long(run)
-    key = ("dense_update_ratios", lr_frac)
-    if key not in long.memo:
-        long.memo[key] = _dense_update_ratios(run, long, lr_frac)
-    found: pd.Series = long.memo[key]
-    return found
-
-
-def _dense_update_ratios(run: Run, long: Long, lr_frac: float) -> pd.Series:
     if long.empty or "update_ratio" not in long.frame.columns:
         return pd.Series(dtype=float)
     dense = dense_params(run)
     ratio = long.col("update_ratio")
     med = long.median(ratio, lr_mask(run, long, lr_frac) & long.rows_of(dense) & (ratio > 0))
     return med[dense.intersection(med.dropna().index)]
-
-
-def finite_rows(long: Long, *columns: str) -> np.ndarray:
-    """Rows where every named column is finite (a NaN forward pass says nothing)."""
-    key = ("_finite", columns)
-    if key not in long.memo:
-        mask = np.ones(len(long), dtype=bool)
-        for c in columns:
-            mask &= np.isfinite(long.col(c))
-        long.memo[key] = mask
-    found: np.ndarray = long.memo[key]
-    return found.copy()
 
 
 def input_output_ratio(values: pd.Series, depth: pd.Series) -> tuple[float, str, str] | None:
@@ -484,101 +449,3 @@ def _input_output_ratio(values: pd.Series, depth: pd.Series) -> tuple[float, str
         str(labels[picked[0]]),
         str(labels[picked[half + int(np.argmax(tail_part))]]),
     )
-
-
-def fmt(value: float) -> str:
-    """A number for a message: 3 significant digits, scientific outside [1e-3, 1e4)."""
-    if not np.isfinite(value):
-        return str(value)
-    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e4):
-        return f"{value:.1e}"
-    return f"{value:.3g}"
-
-
-def names(items: Iterable[str], limit: int = 3) -> str:
-    """``a, b, c and 4 more``."""
-    items = list(items)
-    shown = ", ".join(items[:limit])
-    return shown if len(items) <= limit else f"{shown} and {len(items) - limit} more"
-
-
-# -- epoch curves (RL301 overfit-gap, RL302 underfit) ---------------------------------------
-_TRAIN_ACC = ("train_acc", "train_accuracy", "acc", "accuracy")
-_VAL_ACC = ("val_acc", "val_accuracy", "valid_acc", "eval_acc", "eval_accuracy", "test_acc")
-_TRAIN_LOSS = ("train_loss",)
-_VAL_LOSS = ("val_loss", "valid_loss", "eval_loss", "test_loss")
-
-
-@dataclass
-class Curves:
-    """Train/validation curves over epochs (finite rows only), with the step each epoch closed."""
-
-    metric: str  # "acc" or "loss"
-    train_col: str
-    val_col: str
-    train: np.ndarray
-    val: np.ndarray
-    steps: np.ndarray
-
-    def late(self, frac: float) -> slice:
-        """The last ``frac`` of the epochs (at least one)."""
-        n = len(self.train)
-        return slice(n - max(1, int(np.ceil(frac * n))), n)
-
-    def span(self, part: slice) -> tuple[int, int]:
-        steps = self.steps[part]
-        return int(steps[0]), int(steps[-1])
-
-
-def _pick(columns: list[str], names: tuple[str, ...]) -> str | None:
-    return next((c for c in names if c in columns), None)
-
-
-_CURVES: weakref.WeakKeyDictionary[Run, tuple[pd.DataFrame, dict[str, Curves | None]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def curves(run: Run, metric: str) -> Curves | None:
-    """The ``acc`` or ``loss`` train/val curves of a run, or ``None`` when not both recorded.
-
-    Built once per run and epochs table (shared by the rules: do not modify the arrays).
-    """
-    epochs = run.epochs
-    cached = _CURVES.get(run)
-    if cached is None or cached[0] is not epochs:
-        cached = _CURVES[run] = (epochs, {})
-    if metric not in cached[1]:
-        cached[1][metric] = _curves(epochs, metric)
-    return cached[1][metric]
-
-
-def _curves(epochs: pd.DataFrame, metric: str) -> Curves | None:
-    if epochs.empty:
-        return None
-    cols = list(epochs.columns)
-    names = (_TRAIN_ACC, _VAL_ACC) if metric == "acc" else (_TRAIN_LOSS, _VAL_LOSS)
-    train_col, val_col = _pick(cols, names[0]), _pick(cols, names[1])
-    if train_col is None or val_col is None:
-        return None
-    train = epochs[train_col].to_numpy(dtype=float, na_value=np.nan)
-    val = epochs[val_col].to_numpy(dtype=float, na_value=np.nan)
-    ok = np.isfinite(train) & np.isfinite(val)
-    if not ok.any():
-        return None
-    if "step" in epochs.columns:
-        steps = epochs["step"].to_numpy(dtype=float, na_value=np.nan)
-        steps = np.where(np.isfinite(steps), steps, 0).astype(np.int64)
-    else:
-        steps = epochs.index.to_numpy(dtype=np.int64)
-    return Curves(metric, train_col, val_col, train[ok], val[ok], steps[ok])
-
-
-def missing_curves(run: Run) -> list[str]:
-    """Empty when the run has train and validation accuracy or loss per epoch."""
-    if curves(run, "acc") is not None or curves(run, "loss") is not None:
-        return []
-    return [
-        "no train and validation accuracy or loss per epoch (epochs.train_acc + val_acc or "
-        "epochs.train_loss + val_loss)"
-    ]

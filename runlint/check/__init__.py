@@ -1,5 +1,9 @@
-"""Checking runs: what a rule is, the catalog, configuration, and the engine."""
+"""Checking runs: what a rule is, the catalog, configuration, and the engine.
 
-from runlint.check.rule import Finding, Rule, Severity
+A rule file needs ``from runlint.check import Finding, Rule, Severity, option`` (and
+``any_of`` for alternatives in ``requires``).
+"""
 
-__all__ = ["Finding", "Rule", "Severity"]
+from runlint.check.rule import Finding, Rule, RuleDefinitionError, Severity, any_of, option
+
+__all__ = ["Finding", "Rule", "RuleDefinitionError", "Severity", "any_of", "option"]

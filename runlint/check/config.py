@@ -19,7 +19,6 @@ hint; rule tables are checked against the rule catalog by ``runlint.engine``.
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -27,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from runlint.check.rule import Severity
+from runlint.hints import suggest
 
-__all__ = ["Config", "ConfigError", "find_config", "load_config", "suggest"]
+__all__ = ["Config", "ConfigError", "find_config", "load_config"]
 
 CODE_RE = re.compile(r"^RL\d{3}$")
 
@@ -61,14 +61,6 @@ class Config:
     @property
     def where(self) -> str:
         return f"[tool.runlint] in {self.path}" if self.path else "[tool.runlint]"
-
-
-def suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
-    """`` (did you mean 'x'?)`` for the closest choice, or an empty string."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    if not close:
-        close = difflib.get_close_matches(word.upper(), list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def snake(key: str) -> str:

@@ -24,9 +24,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from runlint.check.config import Config, ConfigError, kebab, parse_severity, snake, suggest
-from runlint.check.rule import Finding, Rule, Severity
+from runlint.check.config import Config, ConfigError, kebab, parse_severity, snake
+from runlint.check.rule import Finding, Rule, RuleDefinitionError, Severity
+from runlint.hints import suggest
 from runlint.run import Run, RunError, find_runs, load_run
+from runlint.schema import META, AnyOf, Need
 from runlint.schema.layout import META_FILE
 
 __all__ = [
@@ -123,6 +125,9 @@ def discover(package: str = RULES_PACKAGE) -> Catalog:
         module_name = f"{package}.{info.name}"
         try:
             module = importlib.import_module(module_name)
+        except RuleDefinitionError as exc:
+            errors.append(str(exc))
+            continue
         except Exception as exc:
             errors.append(f"{module_name}: cannot import ({_exc_line(exc)}{_frame(exc)})")
             continue
@@ -145,8 +150,7 @@ def _rule_classes(module: types.ModuleType) -> Iterator[type[Rule]]:
             and issubclass(obj, Rule)
             and obj is not Rule
             and obj.__module__ == module.__name__
-            and isinstance(getattr(obj, "code", None), str)
-            and not inspect.isabstract(obj)
+            and not obj.abstract
         ):
             yield obj
 
@@ -203,8 +207,18 @@ def select_rules(
 # -- options -----------------------------------------------------------------------------------
 
 
-def option_fields(rule: type[Rule]) -> list[tuple[str, Any, Any]]:
-    """``(name, type, default)`` of each field of a rule's ``Options`` dataclass."""
+@dataclass(frozen=True)
+class OptionField:
+    """One option of a rule: its name (snake_case), type annotation, default and help."""
+
+    name: str
+    type: Any
+    default: Any
+    help: str
+
+
+def option_fields(rule: type[Rule]) -> list[OptionField]:
+    """The fields of a rule's ``Options`` dataclass."""
     options = rule.Options
     if not dataclasses.is_dataclass(options):
         return []
@@ -220,9 +234,8 @@ def option_fields(rule: type[Rule]) -> list[tuple[str, Any, Any]]:
             default = f.default_factory()
         else:
             default = None
-        out.append(
-            (f.name, hints.get(f.name, type(default) if default is not None else Any), default)
-        )
+        kind = hints.get(f.name, type(default) if default is not None else Any)
+        out.append(OptionField(f.name, kind, default, str(f.metadata.get("help", ""))))
     return out
 
 
@@ -235,7 +248,7 @@ def type_name(tp: Any) -> str:
 
 def build_options(rule: type[Rule], table: dict[str, Any], where: str) -> Any:
     """The rule's ``Options`` with the table's values, each checked against its field type."""
-    fields = {name: (tp, default) for name, tp, default in option_fields(rule)}
+    fields = {f.name: (f.type, f.default) for f in option_fields(rule)}
     values = {}
     for key, value in table.items():
         name = snake(key)
@@ -415,23 +428,22 @@ class Checker:
 
     def _apply_meta(self, run: Run) -> None:
         """Fill metadata the run lacks, or only inferred, from config / command line."""
-        provenance = run.meta.setdefault("provenance", {})
-        if not isinstance(provenance, dict):
-            provenance = run.meta["provenance"] = {}
         for key, value in self.meta.items():
-            inferred = str(provenance.get(key, "")).startswith("inferred")
-            if run.meta.get(key) is None or inferred:
-                run.meta[key] = value
-                provenance[key] = "configured"
+            if run.meta.get(key) is None or not run.setup.given(key):
+                run.set_meta(key, value, "configured")
 
     def _run_rule(self, rule: Rule, run: Run, result: RunResult) -> None:
         if result.status == "error":
             return
         try:
-            missing = rule.missing(run)
+            missing = [n for n in rule.needs if not run.has(n)]
             if missing:
                 reasons = [describe_missing(run, m) for m in missing]
                 result.skipped.append(Skipped(rule.code, rule.name, reasons))
+                return
+            elsewhere = rule.applies(run)
+            if elsewhere is not None:
+                result.skipped.append(Skipped(rule.code, rule.name, [elsewhere]))
                 return
             found = list(rule.check(run))
             for item in found:
@@ -462,28 +474,32 @@ def _check_in_worker(path: Path) -> RunResult:
     return _WORKER.check_path(path)
 
 
-def describe_missing(run: Run, requirement: str) -> str:
-    """Why a requirement is missing: absent, all NaN, or metadata not recorded."""
-    if " " in requirement:  # a rule's own reason (Rule.missing overridden), already a sentence
-        return requirement
-    table, _, column = requirement.partition(".")
-    if table == "meta":
-        hint = f" (set {kebab(column)} in [tool.runlint] or pass --{kebab(column)})"
-        known = column in ("num_classes", "batch_size", "loss")
-        return f"meta.{column} not recorded" + (hint if known else "")
-    try:
-        frame = getattr(run, table, None)
-    except RunError:
-        raise
-    except Exception:
-        frame = None
+def describe_missing(run: Run, need: Need) -> str:
+    """Why a requirement is missing: absent, all NaN, or metadata not recorded (or unreadable)."""
+    if isinstance(need, AnyOf):
+        return (
+            "none of "
+            + " or ".join(" + ".join(map(str, option)) for option in need.options)
+            + " recorded"
+        )
+    if need.table == "meta":
+        problem = next((p for p in run.setup.problems if p.startswith(f"meta.{need.column} ")), "")
+        if problem:
+            return problem
+        flag = META[need.column].flag
+        hint = f" (set {kebab(need.column)} in [tool.runlint] or pass --{kebab(need.column)})"
+        return f"{need} not recorded" + (hint if flag else "")
+    spec = need.spec
+    if spec is not None and spec.absent:
+        return spec.absent
+    frame = getattr(run, need.table)
     if frame is None or not hasattr(frame, "columns"):
-        return f"no {table} table"
+        return f"no {need.table} table"
     if frame.empty:
-        return f"{table} table is empty"
-    if column and column in frame.columns:
-        return f"{requirement} is NaN at every row"
-    return f"no {requirement}"
+        return f"{need.table} table is empty"
+    if need.column and run.column(need.table, need.column) is not None:
+        return f"{need} is NaN at every row"
+    return f"no {need}"
 
 
 def loss_curve(

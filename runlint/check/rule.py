@@ -1,16 +1,39 @@
-"""What a rule is: a class with a code, a name, the data it requires and typed options."""
+"""What a rule is: a class with a code, a name, the data it requires and typed options.
+
+A rule is checked when its class is defined: a mistake (no name, a code out of format, a
+docstring without its sections, an unknown column in ``requires``, an option without help) is
+one ``RuleDefinitionError`` naming the rule's file, raised at import.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import inspect
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from runlint.run import Run
+from runlint.schema import AnyOf, Need, SchemaError, any_of, requirement
 
-__all__ = ["Finding", "Rule", "Severity"]
+__all__ = [
+    "DOC_SECTIONS",
+    "Finding",
+    "Rule",
+    "RuleDefinitionError",
+    "Severity",
+    "any_of",
+    "doc_section",
+    "option",
+]
+
+CODE_RE = re.compile(r"^RL\d{3}$")
+NAME_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+#: The sections every rule's docstring has, in this order (its documentation page).
+DOC_SECTIONS = ("Why it matters", "Known problems", "Fix", "Seed")
 
 
 class Severity(str, enum.Enum):  # noqa: UP042  (str() stays "Severity.X", as rules expect)
@@ -44,23 +67,54 @@ class Finding:
         return out
 
 
+class RuleDefinitionError(TypeError):
+    """A rule class that breaks the contract; the message names its file and what is wrong."""
+
+
+def option(default: Any, help: str) -> Any:
+    """A rule option: its default and the sentence ``runlint rule`` shows for it."""
+    return field(default=default, metadata={"help": help})
+
+
+def doc_section(doc: str, title: str) -> str:
+    """The text of section ``## title`` of a docstring (empty when it has none)."""
+    match = re.search(rf"^## {re.escape(title)}\s*\n(.*?)(?=^## |\Z)", doc, re.M | re.S)
+    return match.group(1).strip() if match else ""
+
+
 class Rule:
     """Base class of every rule in ``rules/``.
 
     Subclasses set ``code`` (``RL`` + three digits), ``name`` (kebab-case), ``severity``,
-    ``requires`` (``Run.has`` names; a run lacking any of them skips the rule with a reason) and
-    ``Options`` (a dataclass of thresholds, overridable from ``[tool.runlint.RLxxx]``), and
-    implement ``check(run)``. The class docstring is the rule's documentation.
+    ``requires`` (schema names such as ``"steps.loss"`` or ``any_of(...)``; a run lacking one
+    skips the rule with the reason) and ``Options`` (a dataclass whose fields are ``option``\\ s,
+    overridable from ``[tool.runlint.RLxxx]``), and implement ``check(run)``. The class
+    docstring is the rule's documentation: a summary line, then the ``DOC_SECTIONS``; its
+    ``## Fix`` is the fix of a finding that names none of its own.
     """
 
     code: ClassVar[str]
     name: ClassVar[str]
     severity: ClassVar[Severity] = Severity.WARNING
-    requires: ClassVar[tuple[str, ...]] = ()
+    requires: ClassVar[tuple[str | AnyOf, ...]] = ()
+    #: ``requires`` checked against the schema (set when the class is defined)
+    needs: ClassVar[tuple[Need, ...]] = ()
+    #: the ``## Fix`` section, as one line
+    default_fix: ClassVar[str] = ""
+    #: a helper base class, not a rule (``class Base(Rule, abstract=True)``)
+    abstract: ClassVar[bool] = True
 
     @dataclass
     class Options:
         pass
+
+    def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
+        """Check the new rule class (``class Base(Rule, abstract=True)``: a helper base that
+        is not a rule itself, not checked and not in the catalog)."""
+        super().__init_subclass__(**kwargs)
+        cls.abstract = abstract
+        if not abstract:
+            _validate(cls)
 
     def __init__(self, options: Options | None = None, severity: Severity | None = None) -> None:
         self.options = options if options is not None else self.Options()
@@ -68,13 +122,88 @@ class Rule:
             self.severity = severity  # type: ignore[misc]
 
     def missing(self, run: Run) -> list[str]:
-        """Requirements this run lacks (empty when the rule can run)."""
-        return [r for r in self.requires if not run.has(r)]
+        """The requirements this run lacks (empty when the rule can run)."""
+        return [str(need) for need in self.needs if not run.has(need)]
+
+    def applies(self, run: Run) -> str | None:
+        """Why the rule does not apply to this run (its data is there but means something else,
+        e.g. a regression loss for a classifier's rule), or ``None`` when it applies."""
+        return None
 
     def check(self, run: Run) -> Iterator[Finding]:
         raise NotImplementedError
 
-    def finding(self, run: Run, message: str, fix: str, **kwargs: Any) -> Finding:
-        """A finding of this rule, at its configured severity unless ``severity`` is given."""
+    def finding(self, run: Run, message: str, fix: str | None = None, **kwargs: Any) -> Finding:
+        """A finding of this rule, at its configured severity unless ``severity`` is given, with
+        the rule's documented fix unless ``fix`` is given."""
         kwargs.setdefault("severity", self.severity)
-        return Finding(self.code, self.name, message=message, fix=fix, run=str(run.path), **kwargs)
+        return Finding(
+            self.code,
+            self.name,
+            message=message,
+            fix=self.default_fix if fix is None else fix,
+            run=str(run.path),
+            **kwargs,
+        )
+
+
+def _validate(cls: type[Rule]) -> None:
+    """Check a rule class against the contract; set ``needs`` and ``default_fix``."""
+    where = _where(cls)
+
+    def fail(problem: str) -> RuleDefinitionError:
+        return RuleDefinitionError(f"{where}: {problem}")
+
+    code, name = getattr(cls, "code", None), getattr(cls, "name", None)
+    if not isinstance(code, str) or not CODE_RE.match(code):
+        raise fail(f"code must be 'RL' and three digits (like 'RL401'), got {code!r}")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise fail(f"name must be kebab-case words (like 'dead-relu'), got {name!r}")
+    if not isinstance(cls.severity, Severity):
+        raise fail(f"severity must be a Severity, got {cls.severity!r}")
+    if cls.check is Rule.check:
+        raise fail("it does not implement check(run)")
+    doc = inspect.getdoc(cls) or ""
+    if cls.__doc__ is None or not doc.strip():
+        raise fail("it has no docstring (a summary line, then its documentation sections)")
+    missing = [s for s in DOC_SECTIONS if not doc_section(doc, s)]
+    if missing:
+        raise fail("its docstring lacks " + ", ".join(f"'## {s}'" for s in missing))
+    titles = re.findall(r"^## (.+?)\s*$", doc, re.M)
+    order = [t for t in titles if t in DOC_SECTIONS]
+    if order != list(DOC_SECTIONS):
+        raise fail(f"its docstring sections must come in the order {', '.join(DOC_SECTIONS)}")
+    if not isinstance(cls.requires, tuple):
+        raise fail(f"requires must be a tuple, got {type(cls.requires).__name__}")
+    needs: list[Need] = []
+    for need in cls.requires:
+        if isinstance(need, AnyOf):
+            needs.append(need)
+        elif isinstance(need, str):
+            try:
+                needs.append(requirement(need))
+            except SchemaError as exc:
+                raise fail(f"requires {exc}") from None
+        else:
+            raise fail(f"requires holds {need!r}: use schema names or any_of(...)")
+    cls.needs = tuple(needs)
+    options = cls.Options
+    if not (isinstance(options, type) and dataclasses.is_dataclass(options)):
+        raise fail("Options must be a @dataclass class")
+    for f in dataclasses.fields(options):
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise fail(f"option {f.name!r} has no default")
+        if not f.metadata.get("help"):
+            raise fail(f"option {f.name!r} has no help: declare it with option(default, help)")
+    cls.default_fix = " ".join(doc_section(doc, "Fix").split())
+
+
+def _where(cls: type) -> str:
+    """``rules/rl401_update_ratio_off.py: UpdateRatioOff`` (the file that defines ``cls``)."""
+    try:
+        file = inspect.getsourcefile(cls) or cls.__module__
+    except TypeError:
+        file = cls.__module__
+    path = Path(file)
+    shown = f"{path.parent.name}/{path.name}" if path.suffix == ".py" else file
+    return f"{shown}: {cls.__name__}"

@@ -321,7 +321,7 @@ def _build_app() -> "typer.Typer":
 
         catalog = engine.discover()
         rows = [
-            (r.code, r.name, r.severity.value, engine.rule_summary(r), ", ".join(r.requires))
+            (r.code, r.name, r.severity.value, engine.rule_summary(r), ", ".join(map(str, r.needs)))
             for r in catalog.rules
         ]
         if fmt is CatalogFormat.json:
@@ -379,15 +379,15 @@ def _build_app() -> "typer.Typer":
         if body.strip():
             console.print(Markdown(body.strip()))
         console.print()
-        console.print("[bold]Needs:[/bold] " + esc(", ".join(rule.requires) or "nothing"))
+        console.print("[bold]Needs:[/bold] " + esc(", ".join(map(str, rule.needs)) or "nothing"))
         fields = engine.option_fields(rule)
         if fields:
             console.print(f"[bold]Options[/bold] (\\[tool.runlint.{rule.code}] in pyproject.toml):")
-            for name, tp, default in fields:
-                shown = json.dumps(default) if _jsonable(default) else repr(default)
+            for f in fields:
+                shown = json.dumps(f.default) if _jsonable(f.default) else repr(f.default)
                 console.print(
-                    f"  {esc(name.replace('_', '-'))} = {esc(shown)}"
-                    f"    [dim]{esc(engine.type_name(tp))}[/dim]"
+                    f"  {esc(f.name.replace('_', '-'))} = {esc(shown)}"
+                    f"    [dim]{esc(engine.type_name(f.type))}: {esc(f.help)}[/dim]"
                 )
             console.print(
                 f'  severity = "{rule.severity.value}"    [dim]info | warning | error[/dim]'

@@ -6,26 +6,45 @@ when a rule first touches it, so a check that needs only the loss never pays for
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from runlint.schema import TABLES, AnyOf, Need, Setup, parse_setup, requirement
+from runlint.schema.tables import view_columns
+
 __all__ = ["Run", "RunError", "from_tables"]
 
-VIEWS = ("steps", "groups", "epochs", "params", "activations", "histograms", "weights")
+VIEWS = tuple(TABLES)
+T = TypeVar("T")
 
 
 class RunError(Exception):
     """A run that cannot be read; the message names the run and what is wrong, in one line."""
 
 
+class _View:
+    """A table view of a ``Run``: built from ``raw`` on first access, replaceable by assignment
+    (which drops whatever the rules derived from the run so far)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, run: Run, owner: type | None = None) -> pd.DataFrame:
+        return run._view(self.name)
+
+    def __set__(self, run: Run, frame: pd.DataFrame) -> None:
+        run._views = {**run._views, self.name: frame}
+        run._memo = {}  # a fresh dict: a copy of the run keeps its own
+
+
 class Run:
-    """One training run, as tables.
+    """One training run, as tables (their columns: ``runlint.schema.tables``).
 
     ``steps``       one row per optimizer step (index ``step``): ``loss`` and every scalar given
                     to ``rec.log``, ``lr``/``momentum``/``weight_decay`` of param group 0, ``time``.
@@ -36,44 +55,52 @@ class Run:
     ``activations`` long: ``step, module, kind, mean, std, saturated, dead, dead_units``.
     ``histograms``  long: ``step, source, name, edges, counts``.
     ``weights``     long: ``step, param, shape, values`` (first-layer snapshots).
-    ``meta``        dict: ``num_classes``, ``batch_size``, ``loss``, ``optimizer``, ``params``,
-                    ``provenance`` (``given``/``inferred``/... per key), ...
+    ``meta``        dict as in ``meta.json`` (``runlint.schema.meta``); ``setup`` is its typed
+                    reading, which rules use.
     ``raw``         every table as read, with ``rank`` (and ``micro``) columns kept.
 
-    Views not passed to the constructor are built from ``raw`` on first access and cached.
+    What rules derive from a run (curves, layer tables) is kept in ``memo`` for the run's life.
     """
+
+    steps = _View()
+    groups = _View()
+    epochs = _View()
+    params = _View()
+    activations = _View()
+    histograms = _View()
+    weights = _View()
 
     def __init__(
         self,
         path: Path,
         meta: dict[str, Any] | None = None,
-        steps: pd.DataFrame | None = None,
-        groups: pd.DataFrame | None = None,
-        epochs: pd.DataFrame | None = None,
-        params: pd.DataFrame | None = None,
-        activations: pd.DataFrame | None = None,
-        histograms: pd.DataFrame | None = None,
-        weights: pd.DataFrame | None = None,
         raw: Mapping[str, pd.DataFrame] | None = None,
         source: str = "runlint",
         complete: bool = True,
+        **views: pd.DataFrame,
     ) -> None:
         self.path = Path(path)
-        self.meta: dict[str, Any] = meta if meta is not None else {}
+        self._meta: dict[str, Any] = meta if meta is not None else {}
         self.raw: Mapping[str, pd.DataFrame] = raw if raw is not None else {}
         self.source = source
         self.complete = complete
-        given = {
-            "steps": steps,
-            "groups": groups,
-            "epochs": epochs,
-            "params": params,
-            "activations": activations,
-            "histograms": histograms,
-            "weights": weights,
-        }
-        self._views: dict[str, pd.DataFrame] = {k: v for k, v in given.items() if v is not None}
-        self._has: dict[str, tuple[pd.DataFrame, bool]] = {}  # column checks, per view frame
+        unknown = set(views) - set(VIEWS)
+        if unknown:
+            raise TypeError(f"Run() got unknown views {sorted(unknown)}")
+        self._views: dict[str, pd.DataFrame] = dict(views)
+        self._memo: dict[Hashable, Any] = {}
+        self._setup: Setup | None = None
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The metadata as in ``meta.json``; assigning a new dict drops what was derived."""
+        return self._meta
+
+    @meta.setter
+    def meta(self, meta: dict[str, Any]) -> None:
+        self._meta = meta
+        self._setup = None
+        self._memo = {}
 
     def _view(self, name: str) -> pd.DataFrame:
         frame = self._views.get(name)
@@ -90,88 +117,69 @@ class Run:
         return frame
 
     @property
-    def steps(self) -> pd.DataFrame:
-        return self._view("steps")
-
-    @steps.setter
-    def steps(self, frame: pd.DataFrame) -> None:
-        self._views["steps"] = frame
-
-    @property
-    def groups(self) -> pd.DataFrame:
-        return self._view("groups")
-
-    @groups.setter
-    def groups(self, frame: pd.DataFrame) -> None:
-        self._views["groups"] = frame
-
-    @property
-    def epochs(self) -> pd.DataFrame:
-        return self._view("epochs")
-
-    @epochs.setter
-    def epochs(self, frame: pd.DataFrame) -> None:
-        self._views["epochs"] = frame
-
-    @property
-    def params(self) -> pd.DataFrame:
-        return self._view("params")
-
-    @params.setter
-    def params(self, frame: pd.DataFrame) -> None:
-        self._views["params"] = frame
-
-    @property
-    def activations(self) -> pd.DataFrame:
-        return self._view("activations")
-
-    @activations.setter
-    def activations(self, frame: pd.DataFrame) -> None:
-        self._views["activations"] = frame
-
-    @property
-    def histograms(self) -> pd.DataFrame:
-        return self._view("histograms")
-
-    @histograms.setter
-    def histograms(self, frame: pd.DataFrame) -> None:
-        self._views["histograms"] = frame
-
-    @property
-    def weights(self) -> pd.DataFrame:
-        return self._view("weights")
-
-    @weights.setter
-    def weights(self, frame: pd.DataFrame) -> None:
-        self._views["weights"] = frame
-
-    @property
     def name(self) -> str:
         return self.path.name
+
+    @property
+    def setup(self) -> Setup:
+        """The metadata, typed (``runlint.schema.meta.Setup``)."""
+        if self._setup is None:
+            self._setup = parse_setup(self.meta)
+        return self._setup
+
+    def set_meta(self, key: str, value: Any, provenance: str) -> None:
+        """Set ``meta[key]`` (e.g. from the command line) and record where it came from."""
+        self.meta[key] = value
+        how = self.meta.get("provenance")
+        if not isinstance(how, dict):
+            how = self.meta["provenance"] = {}
+        how[key] = provenance
+        self._setup = None
+        self._memo = {}
+
+    def memo(self, key: Hashable, build: Callable[[], T]) -> T:
+        """``build()``, computed once per run and ``key`` (rules share what they derive)."""
+        try:
+            found: T = self._memo[key]
+        except KeyError:
+            found = self._memo[key] = build()
+        return found
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, source={self.source!r}, complete={self.complete})"
 
-    def has(self, requirement: str) -> bool:
-        """Whether data named like ``"steps.loss"``, ``"params"``, ``"meta.num_classes"`` exists."""
-        table, _, column = requirement.partition(".")
-        if table == "meta":
-            return self.meta.get(column) is not None
-        if table not in VIEWS:
-            return False
+    def column(self, table: str, name: str) -> str | None:
+        """The column of view ``table`` that holds signal ``name``: ``name`` itself, else the
+        first of its schema aliases present (``val_accuracy`` for ``val_acc``); else None."""
         frame = self._view(table)
+        if name in frame.columns:
+            return name
+        spec = view_columns(TABLES[table]).get(name)
+        for alias in spec.aliases if spec is not None else ():
+            if alias in frame.columns:
+                return alias
+        return None
+
+    def has(self, need: str | Need) -> bool:
+        """Whether the data a requirement names exists (a column: a value in some row)."""
+        if isinstance(need, str):
+            need = requirement(need)
+        if isinstance(need, AnyOf):
+            return any(all(self.has(r) for r in option) for option in need.options)
+        if need.table == "meta":
+            prefix = f"meta.{need.column} "
+            return self.meta.get(need.column) is not None and not any(
+                p.startswith(prefix) for p in self.setup.problems
+            )
+        frame = self._view(need.table)
         if not isinstance(frame, pd.DataFrame) or frame.empty:
             return False
-        if not column:
+        if not need.column:
             return True
-        if column not in frame.columns:
+        column = self.column(need.table, need.column)
+        if column is None:
             return False
-        known = self._has.get(requirement)
-        if known is not None and known[0] is frame:  # same view: rules ask again and again
-            return known[1]
-        found = bool(frame[column].notna().any())
-        self._has[requirement] = (frame, found)
-        return found
+        return self.memo(("has", need), lambda: bool(frame[column].notna().any()))
 
 
 def _raw(run: Run, table: str) -> pd.DataFrame:

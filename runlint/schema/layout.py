@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import re
 
+from runlint.schema.tables import TABLES as _TABLE_SPECS
+
 FORMAT_NAME = "runlint-run"
 FORMAT_VERSION = 1
 
 META_FILE = "meta.json"
 PARTS_DIR = "parts"
 
-#: Tables a recorder writes; each is a long (tidy) table keyed by ``step`` and ``rank``.
-TABLES = ("steps", "groups", "params", "activations", "histograms", "weights", "epochs")
+#: Tables a recorder writes, in order (their columns: ``runlint.schema.tables``).
+TABLES = tuple(_TABLE_SPECS)
 
 _PART_RE = re.compile(r"^(?P<table>[a-z]+)-r(?P<rank>\d+)-(?P<seq>\d+)\.parquet$")
 _COMPACT_RE = re.compile(r"^(?P<table>[a-z]+)-r(?P<rank>\d+)\.parquet$")
