@@ -38,8 +38,9 @@ class LrNotDecayed(Rule):
       (the seed warns that Adagrad's decay is, if anything, too aggressive).
 
     ## Fix
-    Halve the learning rate when the validation loss stops improving
-    (``ReduceLROnPlateau(factor=0.5)``), or use step decay (×0.5 every few epochs) or cosine.
+    Halve the learning rate when val_loss stops improving
+    (``torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5)``), or use step decay (×0.5
+    every few epochs) or cosine.
 
     ## Seed
     "实践中,先用固定学习率训练,看验证集 loss,当损失不降时,将学习率减半。选择较慢的衰减,训练时间
@@ -99,8 +100,6 @@ class LrNotDecayed(Rule):
             f"val_loss has stayed within {opts.tolerance:.0%} of its best {best:.3g} since epoch "
             f"{int(epochs[start])} ({length} of {val.size} epochs) while the learning rate never "
             f"decayed (lr {lr_now:.3g})",
-            "halve the learning rate when val_loss stops improving "
-            "(torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5)), or use step decay",
             steps=span,
             where="val_loss",
             evidence={

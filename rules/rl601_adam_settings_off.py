@@ -32,7 +32,7 @@ class AdamSettingsOff(Rule):
     - Only the settings at the start of the run are read (``meta.optimizer``).
 
     ## Fix
-    Use eps = 1e-8, beta1 = 0.9, beta2 = 0.999 unless a recipe says otherwise.
+    Use eps=1e-8 and betas=(0.9, 0.999), torch's defaults, unless a recipe says otherwise.
 
     ## Seed
     "Adam:引入动量(摩擦力),对原始梯度平滑处理。eps = 1e-8, beta1 = 0.9, beta2 = 0.999"
@@ -84,7 +84,6 @@ class AdamSettingsOff(Rule):
             yield self.finding(
                 run,
                 f"{name} runs with " + "; ".join(problems),
-                "use eps=1e-8 and betas=(0.9, 0.999) (torch's defaults)",
                 where="optimizer",
                 evidence=evidence,
             )

@@ -30,9 +30,9 @@ class NoisyFinalValidation(Rule):
     - A learning rate that is too high also makes the end noisy; RL202 reports that.
 
     ## Fix
-    Keep an exponential moving average of the weights
-    (``torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.999))``)
-    and evaluate it, or decay the learning rate further at the end.
+    Evaluate an exponential moving average of the weights
+    (``torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.999))``),
+    or decay the learning rate further at the end.
 
     ## Seed
     "Running average of parameters during training. 一种低成本提升1-2个点性能的方式:把网络权重copy
@@ -74,8 +74,6 @@ class NoisyFinalValidation(Rule):
             run,
             f"val_loss fluctuates by ±{noise:.3g} (±{noise / level:.0%} of its level "
             f"{level:.3g}) over the last {k} epochs ({a}–{b}) around its trend",
-            "evaluate an exponential moving average of the weights (AveragedModel with "
-            "get_ema_multi_avg_fn(0.999)) or decay the learning rate further at the end",
             where="val_loss",
             evidence={"noise": noise, "level": level, "improvement": improvement, "epochs": k},
         )

@@ -31,7 +31,8 @@ class DecayOnBiasNorm(Rule):
     finding is advice. Embeddings are not counted either way.
 
     ## Fix
-    Build two param groups: ``{"params": weights, "weight_decay": wd}`` and
+    Put biases and norm parameters in a param group with weight_decay=0.0:
+    ``{"params": weights, "weight_decay": wd}`` and
     ``{"params": biases_and_norms, "weight_decay": 0.0}``.
 
     ## Seed
@@ -73,7 +74,6 @@ class DecayOnBiasNorm(Rule):
             run,
             f"weight decay {', '.join(fmt(v) for v in values)} applies to {len(hit)} bias and "
             f"normalization parameters ({names(hit.index)})",
-            "put biases and norm parameters in a param group with weight_decay=0.0",
             where=str(hit.index[0]),
             evidence={"params": list(hit.index), "weight_decay": values},
         )

@@ -29,7 +29,7 @@ class BatchNormAfterActivation(Rule):
     misread. Pre-activation residual blocks (BN → ReLU → Conv) are not matched.
 
     ## Fix
-    Reorder to ``Linear → BatchNorm1d → ReLU`` (``Conv2d → BatchNorm2d → ReLU``), and drop the
+    Reorder to Linear → BatchNorm → activation (``Conv2d → BatchNorm2d → ReLU``) and drop the
     linear layer's bias (BatchNorm's shift replaces it).
 
     ## Seed
@@ -64,8 +64,6 @@ class BatchNormAfterActivation(Rule):
             run,
             f"{len(hits)} BatchNorm layer{'s' if len(hits) > 1 else ''} ({names(hits)}) "
             "follow the nonlinearity: Linear/Conv → activation → BatchNorm",
-            "reorder to Linear → BatchNorm → activation (Conv2d → BatchNorm2d → ReLU) and drop "
-            "the linear layer's bias",
             where=hits[0],
             evidence={"modules": hits},
         )

@@ -34,8 +34,8 @@ class FirstLayerUnchanged(Rule):
     Spatial smoothness of small (3×3) filters is not judged: it says little at that size.
 
     ## Fix
-    Raise the learning rate (check RL401's update ratio), fix vanishing gradients (RL402: ReLU
-    and He init, BatchNorm), or unfreeze the layer.
+    Raise the learning rate (see RL401), fix vanishing gradients toward the input (ReLU and He
+    init, BatchNorm; see RL402), or unfreeze the layer.
 
     ## Seed
     "First-layer Visualizations — 处理图像时,绘制第一层特征。左:特征为噪声,可能网络没收敛,
@@ -87,8 +87,6 @@ class FirstLayerUnchanged(Rule):
             run,
             f"first-layer weights {name} changed by {fmt(100 * change)}% (‖ΔW‖/‖W‖) between "
             f"steps {span[0]} and {span[1]}: its features are still the random initialization",
-            "raise the learning rate (see RL401), fix vanishing gradients toward the input "
-            "(ReLU + He init, BatchNorm; see RL402), or unfreeze the layer",
             steps=span,
             where=name,
             evidence={"relative_change": change},

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import runlint
+from runlint.check import Rule, engine
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "fixtures" / "corpus"
@@ -26,8 +27,8 @@ LOUD = {"warning", "error"}
 
 
 @pytest.fixture(scope="module")
-def findings() -> dict[str, dict[str, str]]:
-    """Code → loudest severity per run name, from one ``runlint check`` of the corpus."""
+def report() -> dict[str, Any]:
+    """The JSON report of one ``runlint check`` of the whole corpus."""
     paths = [str(CORPUS / r["path"]) for r in RUNS]
     proc = subprocess.run(
         [
@@ -48,11 +49,21 @@ def findings() -> dict[str, dict[str, str]]:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    doc = json.loads(proc.stdout)
+    doc: dict[str, Any] = json.loads(proc.stdout)
     assert all(run["status"] == "ok" for run in doc["runs"]), doc["runs"]
+    return doc
+
+
+def _name(path: str) -> str:
+    return {(CORPUS / r["path"]).resolve(): r["name"] for r in RUNS}[Path(path).resolve()]
+
+
+@pytest.fixture(scope="module")
+def findings(report: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Code → loudest severity per run name."""
     by_path = {(CORPUS / r["path"]).resolve(): r["name"] for r in RUNS}
     out: dict[str, dict[str, str]] = defaultdict(dict)
-    for finding in doc["findings"]:
+    for finding in report["findings"]:
         codes = out[by_path[Path(finding["run"]).resolve()]]
         if codes.get(finding["code"]) not in LOUD:
             codes[finding["code"]] = finding["severity"]
@@ -75,13 +86,43 @@ def test_manifest_lists_every_run_directory_and_a_healthy_set() -> None:
     assert all(
         (r["expect"] or r.get("expect_info")) and r["family"] for r in RUNS if not r["healthy"]
     )
-    covered = {code for r in RUNS for code in r["expect"]}
-    table = {
-        f"RL{f}{n:02d}"
-        for f, k in ((1, 4), (2, 5), (3, 2), (4, 4), (5, 3))
-        for n in range(1, k + 1)
-    }
-    assert table <= covered
+
+
+CATALOG = engine.discover()
+
+
+def _examples(code: str) -> list[str]:
+    """The runs that document a rule: the faults it must catch, and its declared examples."""
+    keys = ("expect", "expect_info", "example_of")
+    return [r["name"] for r in RUNS if any(code in r.get(k, []) for k in keys)]
+
+
+def test_the_catalog_loads_without_errors() -> None:
+    assert CATALOG.errors == () and len(CATALOG.rules) >= 20
+
+
+@pytest.mark.parametrize("rule", CATALOG.rules, ids=lambda r: r.code)
+def test_every_rule_has_a_bad_fixture_it_fires_on(
+    rule: type[Rule], findings: dict[str, dict[str, str]]
+) -> None:
+    bad = _examples(rule.code)
+    assert bad, f"{rule.code} has no bad fixture in fixtures/corpus/manifest.json"
+    assert all(rule.code in findings[name] for name in bad), (rule.code, bad)
+
+
+@pytest.mark.parametrize("rule", CATALOG.rules, ids=lambda r: r.code)
+def test_every_rule_has_a_good_fixture_it_runs_on_and_stays_silent(
+    rule: type[Rule], report: dict[str, Any], findings: dict[str, dict[str, str]]
+) -> None:
+    skipped = {(_name(s["run"]), s["code"]) for s in report["summary"]["skipped"]}
+    good = [
+        r["name"]
+        for r in RUNS
+        if r["healthy"]
+        and (r["name"], rule.code) not in skipped
+        and rule.code not in findings[r["name"]]
+    ]
+    assert good, f"{rule.code}: no healthy run on which it runs and reports nothing"
 
 
 @pytest.mark.parametrize("run", [r for r in RUNS if not r["healthy"]], ids=lambda r: r["name"])

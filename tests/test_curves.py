@@ -38,20 +38,9 @@ def test_noise_residual_of_a_smooth_curve_is_small_and_of_noise_is_not() -> None
     noisy = smooth * (1 + 0.3 * rng.standard_normal(x.size))
     _, noisy_residual = curves.noise(noisy, span=25)
     assert (np.abs(residual) / smooth).max() < 0.05  # edges included
-    assert curves.robust_std(noisy_residual / smooth) == pytest.approx(0.3, rel=0.25)
-
-
-def test_robust_std_ignores_a_few_outliers() -> None:
-    rng = np.random.default_rng(1)
-    values = rng.standard_normal(1000)
-    values[:5] = 1e6
-    assert curves.robust_std(values) == pytest.approx(1.0, rel=0.15)
-
-
-def test_trend_linearity_tells_a_line_from_an_exponential() -> None:
-    x = np.arange(200, dtype=float)
-    assert curves.trend(x, 2.0 - 0.001 * x).linearity == pytest.approx(1.0, rel=0.05)
-    assert curves.trend(x, 2.0 * np.exp(-x / 20)).linearity < 0.1
+    relative = noisy_residual / smooth
+    robust_std = 1.4826 * np.median(np.abs(relative - np.median(relative)))
+    assert robust_std == pytest.approx(0.3, rel=0.25)
 
 
 def test_warmup_end_and_decays_follow_the_schedule() -> None:

@@ -15,8 +15,6 @@ from runlint.run import Run
 
 __all__ = [
     "Curve",
-    "Trend",
-    "column",
     "decays",
     "ema",
     "finite",
@@ -24,12 +22,9 @@ __all__ = [
     "noise",
     "prepare",
     "prepare_falling",
-    "robust_std",
     "rolling_median",
     "series",
-    "trend",
     "warmup_end",
-    "window",
 ]
 
 
@@ -48,13 +43,6 @@ def _floats(column: pd.Series) -> np.ndarray:
     if column.dtype == np.float64:
         return column.to_numpy()
     return column.to_numpy(dtype=float, na_value=np.nan)
-
-
-def column(frame: pd.DataFrame, name: str) -> np.ndarray:
-    """``frame[name]`` as a float array (NaN where missing); empty when there is no column."""
-    if name not in frame.columns:
-        return np.empty(0)
-    return _floats(frame[name])
 
 
 def finite(values: np.ndarray) -> np.ndarray:
@@ -98,14 +86,6 @@ def rolling_median(values: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
-def window(values: np.ndarray, start: float, stop: float) -> np.ndarray:
-    """The slice of ``values`` between fractions ``start`` and ``stop`` of its length."""
-    n = len(values)
-    a = int(np.floor(start * n))
-    b = max(a + 1, int(np.ceil(stop * n)))
-    return values[a:b]
-
-
 def noise(values: np.ndarray, span: float) -> tuple[np.ndarray, np.ndarray]:
     """``(trend, residual)``: a centered smooth trend and the values' deviation from it.
 
@@ -116,52 +96,6 @@ def noise(values: np.ndarray, span: float) -> tuple[np.ndarray, np.ndarray]:
     bwd = ema(np.ascontiguousarray(values[::-1]), span)[::-1]
     smooth = 0.5 * (fwd + bwd)
     return smooth, values - smooth
-
-
-def robust_std(values: np.ndarray) -> float:
-    """1.4826 × median absolute deviation (the std of a normal sample, robust to spikes)."""
-    values = finite(values)
-    if values.size == 0:
-        return float("nan")
-    return float(1.4826 * np.median(np.abs(values - np.median(values))))
-
-
-@dataclass(frozen=True)
-class Trend:
-    """A straight-line fit of a curve: slope per step, intercept, r² and the drops by half."""
-
-    slope: float
-    intercept: float
-    r2: float
-    first_half_drop: float
-    second_half_drop: float
-
-    @property
-    def linearity(self) -> float:
-        """Second-half drop over first-half drop: ≈1 for a straight line, ≪1 for exponential."""
-        if self.first_half_drop <= 0:
-            return float("inf") if self.second_half_drop > 0 else float("nan")
-        return self.second_half_drop / self.first_half_drop
-
-
-def trend(x: np.ndarray, y: np.ndarray) -> Trend:
-    """Least-squares line through ``(x, y)`` and the drop of ``y`` over each half of ``x``."""
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    if x.size < 3:
-        return Trend(float("nan"), float("nan"), float("nan"), float("nan"), float("nan"))
-    slope, intercept = np.polyfit(x, y, 1)
-    fitted = slope * x + intercept
-    total = float(np.sum((y - y.mean()) ** 2))
-    r2 = 1.0 - float(np.sum((y - fitted) ** 2)) / total if total > 0 else 0.0
-    mid = len(y) // 2
-    return Trend(
-        float(slope),
-        float(intercept),
-        r2,
-        float(y[0] - y[mid]),
-        float(y[mid] - y[-1]),
-    )
 
 
 def warmup_end(lr: np.ndarray, tol: float = 0.02) -> int:

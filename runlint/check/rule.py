@@ -195,7 +195,7 @@ def _validate(cls: type[Rule]) -> None:
             raise fail(f"option {f.name!r} has no default")
         if not f.metadata.get("help"):
             raise fail(f"option {f.name!r} has no help: declare it with option(default, help)")
-    cls.default_fix = " ".join(doc_section(doc, "Fix").split())
+    cls.default_fix = " ".join(doc_section(doc, "Fix").replace("``", "").split())
 
 
 def _where(cls: type) -> str:

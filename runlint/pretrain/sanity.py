@@ -21,8 +21,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from runlint.analysis.expected import SVM, chance_loss
 from runlint.pretrain.factory import Spec, infer_loss_kind
 from runlint.pretrain.gradcheck import resolve_device, single_thread
+from runlint.schema.meta import Setup
 
 __all__ = ["CheckResult", "SanityError", "SanityOptions", "SanityReport", "run_sanity"]
 
@@ -123,15 +125,18 @@ def _output_layer(wrapped: _Model) -> str | None:
 def _expected_loss(spec: Spec, kind: str | None, classes: int) -> tuple[float, str] | None:
     if spec.expected_initial_loss is not None:
         return float(spec.expected_initial_loss), "given by the factory"
-    if kind == "softmax":
-        return math.log(classes), f"ln({classes}) for a {classes}-class softmax"
-    if kind == "svm":
-        if isinstance(spec.loss_fn, nn.MultiMarginLoss):
-            margin = float(spec.loss_fn.margin)
-            value = margin * (classes - 1) / classes
-            return value, f"margin·(C−1)/C for nn.MultiMarginLoss, C = {classes}"
-        return float(classes - 1), f"C−1 for a {classes}-class SVM with margin 1"
-    return None
+    loss = {"softmax": "cross_entropy", "svm": "svm"}.get(kind or "")
+    if kind == "svm" and isinstance(spec.loss_fn, nn.MultiMarginLoss):
+        loss = "multi_margin"  # PyTorch divides the hinge sum by C
+    chance = chance_loss(Setup(num_classes=classes, loss=loss)) if loss else None
+    if chance is None:
+        return None
+    if loss == "multi_margin":
+        margin = float(getattr(spec.loss_fn, "margin", 1.0))
+        return margin * chance.value, f"margin·(C−1)/C for nn.MultiMarginLoss, C = {classes}"
+    if chance.kind == SVM:
+        return chance.value, f"C−1 for a {classes}-class SVM with margin 1"
+    return chance.value, f"{chance.formula} for a {classes}-class {chance.kind}"
 
 
 def check_initial_loss(wrapped: _Model, tolerance: float) -> CheckResult:

@@ -145,13 +145,19 @@ def _optional(kind: type, value: Any) -> Any:
     raise TypeError(kind)
 
 
-def _params(value: Any) -> tuple[ParamInfo, ...]:
+def _objects(value: Any) -> list[dict[str, Any]]:
+    """A list of JSON objects, or ``MetaValueError`` naming the first item that is not one."""
     if not isinstance(value, list):
         raise MetaValueError(f"expected a list of objects, got {_shape(value)}")
-    out = []
     for i, item in enumerate(value):
         if not isinstance(item, dict):
             raise MetaValueError(f"item {i} is {_shape(item)}, not an object")
+    return value
+
+
+def _params(value: Any) -> tuple[ParamInfo, ...]:
+    out = []
+    for i, item in enumerate(_objects(value)):
         try:
             shape = item.get("shape")
             if shape is not None and not (
@@ -181,12 +187,8 @@ def _params(value: Any) -> tuple[ParamInfo, ...]:
 
 
 def _modules(value: Any) -> tuple[ModuleInfo, ...]:
-    if not isinstance(value, list):
-        raise MetaValueError(f"expected a list of objects, got {_shape(value)}")
     out = []
-    for i, item in enumerate(value):
-        if not isinstance(item, dict):
-            raise MetaValueError(f"item {i} is {_shape(item)}, not an object")
+    for item in _objects(value):
         activation = item.get("activation")
         out.append(
             ModuleInfo(
