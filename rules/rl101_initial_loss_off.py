@@ -28,6 +28,9 @@ class InitialLossOff(Rule):
     A classifier that starts confidently wrong spends its first epochs undoing the init, and a
     wrong initial loss is often the first visible sign of a bug in the loss or the data.
 
+    A wrong start is a ``warning``, never an ``error``: the run may still recover and train well
+    (its results are not untrustworthy by themselves), only slower.
+
     ## Known problems
     - Label smoothing raises the floor of the loss, not its start: the initial loss is still
       ln(C), so it is judged the same way.
@@ -61,7 +64,7 @@ class InitialLossOff(Rule):
 
     code = "RL101"
     name = "initial-loss-off"
-    severity = Severity.ERROR
+    severity = Severity.WARNING
     requires = ("steps.loss", "meta.num_classes")
 
     @dataclass
@@ -70,7 +73,6 @@ class InitialLossOff(Rule):
         min_excess: float = option(
             0.25, "... and by at least this many nats (a small C has a small ln C)"
         )
-        error_ratio: float = option(3.0, "error when the initial loss exceeds expected × this")
         head_excess: float = option(
             0.05, "nats above expected that suffice when the output layer starts large"
         )
@@ -159,9 +161,7 @@ class InitialLossOff(Rule):
                 )
                 return
         if clear or (head_large and initial - expected > opts.head_excess):
-            severity = Severity.ERROR if initial > expected * opts.error_ratio else Severity.WARNING
-            if severity == Severity.ERROR and self.severity != Severity.ERROR:
-                severity = self.severity
+            severity = self.severity
             if inferred:
                 severity = Severity.INFO
             note = " (num_classes inferred from the last layer)" if inferred else ""

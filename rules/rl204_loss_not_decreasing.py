@@ -26,6 +26,9 @@ class LossNotDecreasing(Rule):
     optimizer holds other parameters than the model, the gradients are zero, or the learning
     rate is far too small. The seed's coarse search stage exists to catch exactly this.
 
+    A loss pinned at chance level (ln C, ``at_chance``) is an ``error``: the model has learnt
+    nothing, and its results mean nothing.
+
     ## Known problems
     - A fine-tuning run that starts at a good loss and holds it is flagged.
     - Very short runs (fewer than ``min_steps`` steps) are not judged.
@@ -81,6 +84,7 @@ class LossNotDecreasing(Rule):
             f"{curve.last:.3g} at step {b} ({-to_end:+.1%} over {b - a} steps){chance}",
             "overfit ~20 examples to check the pipeline (labels match inputs, optimizer built "
             "over model.parameters(), zero_grad/step called), then raise the learning rate ×10",
+            severity=Severity.ERROR if chance else self.severity,
             steps=(a, b),
             where="loss",
             evidence={"start": curve.first, "end": curve.last, "relative_drop": to_end},
