@@ -39,9 +39,9 @@ class LrTooHigh(Rule):
     - **bounces**: after warm-up the loss jumps around its trend by more than the batch
       explains although the batch is not small (≥ ``bounce_batch``): the mean deviation from
       the trend, relative to it, times √batch (a batch mean's spread falls as 1/√B) is above
-      ``bounce_scaled`` and the deviation itself above ``bounce_floor``; with the batch size
-      unknown, the deviation above ``bounce_noise`` — "parameters jump around and cannot
-      settle in the optimum".
+      ``bounce_scaled`` and the deviation itself above ``bounce_floor`` — "parameters jump
+      around and cannot settle in the optimum". With the batch size unknown the deviation
+      above ``bounce_noise`` is only an ``info``: a small batch's noise looks the same.
 
     ## Why it matters
     With too high a learning rate the loss "drops faster but gets stuck at a worse value" or
@@ -113,19 +113,111 @@ class LrTooHigh(Rule):
 
     def check(self, run: Run) -> Iterator[Finding]:
         opts = self.options
-        steps = run.steps
-        if "loss" not in steps.columns or len(steps) < opts.min_points:
+        if "loss" not in run.steps.columns:
             return
-        loss = steps["loss"].to_numpy(dtype=float, na_value=np.nan)
-        index = steps.index.to_numpy()
+        for column in ("loss", "data_loss"):  # the data term alone may blow up
+            exploded = self._exploded(run, column)
+            if exploded is not None:
+                yield exploded
+                return
+        curve = curves.prepare(run)
+        # the whole run, warm-up included: a run that warms up to its end has no curve after
+        # its warm-up, and the loss may fall in the warm-up and climb back at the peak lr
+        whole = curves.prepare(run, skip_warmup=False)
+        if curve is None and whole is None:
+            return
+        killed = self._killed(run, curve) if curve is not None else None
+        if killed is not None:
+            yield killed
+            return
+        # climbs back: at the end, after warm-up; or anywhere over the whole run (even if a
+        # decay brings it down later)
+        climb = self._climb(curve, opts.rise_fraction, to_end=True) if curve else None
+        judged = curve
+        if climb is None and whole is not None:
+            climb = self._climb(whole, opts.mid_rise_fraction, to_end=False)
+            judged = whole
+        if climb is not None:
+            low_at, low, rise, top_at = climb
+            assert judged is not None
+            during = (
+                " (during the warm-up)"
+                if whole is not None and judged is whole and low_at < _warmup_len(whole, curve)
+                else ""
+            )
+            yield self.finding(
+                run,
+                f"the smoothed loss fell from {judged.first:.3g} to {low:.3g} by step "
+                f"{int(judged.steps[low_at])}{during}, then climbed back to "
+                f"{judged.smooth[top_at]:.3g} (+{rise / low:.0%}) by step "
+                f"{int(judged.steps[top_at])}"
+                f"{_lr_note(run, int(judged.steps[low_at]), int(judged.steps[top_at]))}",
+                "lower the learning rate ×0.3, or decay it (step decay ×0.5) once the loss "
+                "stops falling",
+                steps=(int(judged.steps[low_at]), int(judged.steps[top_at])),
+                where="loss",
+                evidence={
+                    "start": judged.first,
+                    "min": low,
+                    "climbed_to": float(judged.smooth[top_at]),
+                    "end": judged.last,
+                },
+            )
+            return
+        if curve is None:
+            return
+        noise = curve.relative_noise()
+        batch = run.setup.batch_size
+        if isinstance(batch, int) and batch > 0:
+            scaled = noise * float(np.sqrt(batch))
+            bounces = (
+                batch >= opts.bounce_batch
+                and noise > opts.bounce_floor
+                and scaled > opts.bounce_scaled
+            )
+        else:  # the batch is unknown: its noise cannot be told from a too large step (info)
+            scaled, bounces = None, noise > opts.bounce_noise
+        if bounces:
+            a = int(curve.steps[curve.judged()])
+            at_batch = (
+                f" at batch size {batch} (×√{batch} = {scaled:.2g}; a healthy loss stays "
+                f"below ~2 on that scale)"
+                if scaled is not None
+                else ""
+            )
+            yield self.finding(
+                run,
+                f"the loss bounces by ±{noise:.0%} around its trend (mean deviation, steps "
+                f"{a}–{int(curve.steps[-1])}){at_batch}"
+                f"{_lr_note(run, a, int(curve.steps[-1]))}: the steps are too large "
+                "for the parameters to settle",
+                "lower the learning rate ×0.3 (and decay it once the loss stops falling)",
+                severity=self.severity if scaled is not None else Severity.INFO,
+                steps=(a, int(curve.steps[-1])),
+                where="loss",
+                evidence={"relative_noise": noise, "batch_size": batch, "scaled_noise": scaled},
+            )
+
+    def _exploded(self, run: Run, column: str) -> Finding | None:
+        """The loss ``column`` became non-finite after finite values, or its rolling median
+        rose above ``spike_ratio`` × its initial value."""
+        opts = self.options
+        steps = run.steps
+        if column not in steps.columns:
+            return None
+        logged = run.logged("steps", column)  # rows where nothing was logged are not NaN
+        if int(logged.sum()) < opts.min_points:
+            return None
+        loss = steps[column].to_numpy(dtype=float, na_value=np.nan)[logged]
+        index = steps.index.to_numpy()[logged]
         finite = np.isfinite(loss)
         if not finite.any():
-            return
+            return None
         first = int(np.argmax(finite))
         # each logged point averages `interval` steps (Hugging Face logging_steps) or the run
         # logs few points: one point is evidence on its own, so no median over several
         averaged = (
-            run.setup.loss_logging_interval >= opts.spike_window or len(steps) < opts.min_steps
+            run.setup.loss_logging_interval >= opts.spike_window or len(loss) < opts.min_steps
         )
         window = 1 if averaged else opts.spike_window
         start = loss[first : first + (1 if averaged else opts.first_points)]
@@ -140,24 +232,23 @@ class LrTooHigh(Rule):
                 chance,
                 " (the expected initial loss: the first point is an average)",
             )
-        lr_note = _lr_note(run)
         # explosion: non-finite after finite values
         after = ~finite[first:]
         if after.any():
             at = first + int(np.argmax(after))
             peak = float(np.nanmax(np.abs(loss[first:at]))) if at > first else initial
-            yield self.finding(
+            return self.finding(
                 run,
-                f"the loss exploded: from {initial:.3g} at step {int(index[first])} it rose to "
-                f"{peak:.3g} and became {loss[at]} at step {int(index[at])}{lr_note}",
+                f"the {column} exploded: from {initial:.3g} at step {int(index[first])} it rose to "
+                f"{peak:.3g} and became {loss[at]} at step {int(index[at])}"
+                f"{_lr_note(run, int(index[first]), int(index[at]))}",
                 "lower the learning rate ×0.1 and clip gradients "
                 "(torch.nn.utils.clip_grad_norm_(params, 1.0))",
                 severity=Severity.ERROR,
                 steps=(int(index[first]), int(index[at])),
-                where="loss",
+                where=column,
                 evidence={"initial_loss": initial, "peak_loss": peak, "step": int(index[at])},
             )
-            return
         values = loss[finite]
         idx = index[finite]
         if initial > 0:
@@ -168,87 +259,18 @@ class LrTooHigh(Rule):
             ratio = float(med[at] / initial)
             if ratio > opts.spike_ratio:
                 how = f"median of {window} steps" if window > 1 else "one logged point"
-                yield self.finding(
+                return self.finding(
                     run,
-                    f"the loss spiked to {med[at]:.3g} at step {int(idx[at])}, "
-                    f"{ratio:.1f}× its initial {initial:.3g}{reference} ({how}){lr_note}",
+                    f"the {column} spiked to {med[at]:.3g} at step {int(idx[at])}, "
+                    f"{ratio:.1f}× its initial {initial:.3g}{reference} ({how})"
+                    f"{_lr_note(run, int(idx[0]), int(idx[at]))}",
                     "lower the learning rate ×0.1 (add a warm-up and clip gradients)",
                     severity=Severity.ERROR if ratio > opts.error_ratio else self.severity,
                     steps=(int(idx[0]), int(idx[at])),
-                    where="loss",
+                    where=column,
                     evidence={"initial_loss": initial, "spike_loss": float(med[at])},
                 )
-                return
-        curve = curves.prepare(run)
-        if curve is None:
-            return
-        killed = self._killed(run, curve)
-        if killed is not None:
-            yield killed
-            return
-        # climbs back: at the end, after warm-up; or anywhere over the whole run (the loss may
-        # fall during the warm-up and climb back once the learning rate peaks too high, even
-        # if a decay brings it down later)
-        whole = curves.prepare(run, skip_warmup=False)
-        climb = self._climb(curve, opts.rise_fraction, to_end=True)
-        judged = curve
-        if climb is None and whole is not None:
-            climb = self._climb(whole, opts.mid_rise_fraction, to_end=False)
-            judged = whole
-        if climb is not None:
-            low_at, low, rise, top_at = climb
-            during = (
-                " (during the warm-up)"
-                if judged is whole and low_at < _warmup_len(whole, curve)
-                else ""
-            )
-            yield self.finding(
-                run,
-                f"the smoothed loss fell from {judged.first:.3g} to {low:.3g} by step "
-                f"{int(judged.steps[low_at])}{during}, then climbed back to "
-                f"{judged.smooth[top_at]:.3g} (+{rise / low:.0%}) by step "
-                f"{int(judged.steps[top_at])}{lr_note}",
-                "lower the learning rate ×0.3, or decay it (step decay ×0.5) once the loss "
-                "stops falling",
-                steps=(int(judged.steps[low_at]), int(judged.steps[top_at])),
-                where="loss",
-                evidence={
-                    "start": judged.first,
-                    "min": low,
-                    "climbed_to": float(judged.smooth[top_at]),
-                    "end": judged.last,
-                },
-            )
-            return
-        noise = curve.relative_noise()
-        batch = run.setup.batch_size
-        if isinstance(batch, int) and batch > 0:
-            scaled = noise * float(np.sqrt(batch))
-            bounces = (
-                batch >= opts.bounce_batch
-                and noise > opts.bounce_floor
-                and scaled > opts.bounce_scaled
-            )
-        else:
-            scaled, bounces = None, noise > opts.bounce_noise
-        if bounces:
-            a = int(curve.steps[curve.judged()])
-            at_batch = (
-                f" at batch size {batch} (×√{batch} = {scaled:.2g}; a healthy loss stays "
-                f"below ~2 on that scale)"
-                if scaled is not None
-                else ""
-            )
-            yield self.finding(
-                run,
-                f"the loss bounces by ±{noise:.0%} around its trend (mean deviation, steps "
-                f"{a}–{int(curve.steps[-1])}){at_batch}{lr_note}: the steps are too large "
-                "for the parameters to settle",
-                "lower the learning rate ×0.3 (and decay it once the loss stops falling)",
-                steps=(a, int(curve.steps[-1])),
-                where="loss",
-                evidence={"relative_noise": noise, "batch_size": batch, "scaled_noise": scaled},
-            )
+        return None
 
     def _climb(
         self, curve: curves.Curve, fraction: float, *, to_end: bool
@@ -314,7 +336,8 @@ class LrTooHigh(Rule):
             f"the first updates moved the weights by {first:.2g} of their norm (update ratio; "
             f"~1e-3 is healthy), then the weights stopped moving (median {late_ratio:.2g} from "
             f"step {int(steps[len(ratio) // 2])}) and the loss stayed at {curve.last:.3g} "
-            f"(step 0: {loss[0]:.3g}){_lr_note(run)}: the first steps killed the units",
+            f"(step 0: {loss[0]:.3g}){_lr_note(run, int(steps[0]), int(steps[-1]))}: the first "
+            "steps killed the units",
             "lower the learning rate ×0.1 and add a warm-up",
             steps=(int(steps[0]), int(steps[-1])),
             where="update_ratio",
@@ -322,15 +345,20 @@ class LrTooHigh(Rule):
         )
 
 
-def _lr_note(run: Run) -> str:
+def _lr_note(run: Run, first: int, last: int) -> str:
+    """`` at lr X`` (or `` at lr X–Y`` when it changed): the learning rate over the flagged
+    steps ``first``–``last``, as logged there."""
     if "lr" not in run.steps.columns:
         return ""
-    lr = run.steps["lr"].to_numpy(dtype=float, na_value=np.nan)
-    if not np.isfinite(lr).any():
+    lr = run.steps["lr"]
+    inside = lr[(lr.index >= first) & (lr.index <= last)].to_numpy(dtype=float, na_value=np.nan)
+    inside = inside[np.isfinite(inside)]
+    if inside.size == 0:
         return ""
-    return f" at lr {float(np.nanmax(lr)):.3g}"
+    low, high = float(inside.min()), float(inside.max())
+    return f" at lr {high:.3g}" if high <= 1.05 * low else f" at lr {low:.3g}–{high:.3g}"
 
 
-def _warmup_len(whole: curves.Curve, after: curves.Curve) -> int:
-    """Points of ``whole`` that lie before ``after`` starts (the warm-up)."""
-    return int(np.searchsorted(whole.steps, after.steps[0]))
+def _warmup_len(whole: curves.Curve, after: curves.Curve | None) -> int:
+    """Points of ``whole`` that lie before ``after`` starts (the warm-up; all without one)."""
+    return len(whole.steps) if after is None else int(np.searchsorted(whole.steps, after.steps[0]))

@@ -10,7 +10,7 @@ import numpy as np
 from runlint.analysis import curves
 from runlint.analysis.curves import MIN_CURVE_POINTS
 from runlint.analysis.expected import SOFTMAX, chance_loss
-from runlint.check import Finding, Rule, Severity, option
+from runlint.check import Finding, NotJudged, Rule, Severity, any_of, option
 from runlint.run import Run
 
 
@@ -18,8 +18,11 @@ class LossNotDecreasing(Rule):
     """The training loss makes no progress at all over the run.
 
     The smoothed loss (a centered EMA, after any warm-up) must fall by at least
-    ``min_drop`` of its starting value, both to its end and to its minimum. When the task is
-    a classification the message says whether the loss sits at chance, ln(C).
+    ``min_drop`` of its starting value, both to its end and to its minimum. A log of fewer than
+    ``min_steps`` points is judged by robust medians (its first quarter against its last
+    third, a fall larger than the points' scatter explains); when the training loss is logged
+    too rarely for that, the validation loss per evaluation is judged the same way. When the
+    task is a classification the message says whether the loss sits at chance, ln(C).
 
     ## Why it matters
     A loss that never moves means nothing is learned: the labels do not match the inputs, the
@@ -45,47 +48,100 @@ class LossNotDecreasing(Rule):
     code = "RL204"
     name = "loss-not-decreasing"
     severity = Severity.WARNING
-    requires = ("steps.loss",)
+    requires = (any_of("steps.loss", "epochs.val_loss"),)
 
     @dataclass
     class Options(Rule.Options):
         min_drop: float = option(
             0.03, "the smoothed loss must fall by at least this fraction of its start"
         )
+        epoch_drop: float = option(
+            0.1, "the per-epoch train or validation loss falling by this fraction means it learns"
+        )
         at_chance: float = option(
             0.05, "a loss within this fraction of ln(C) is said to be at chance level"
         )
-        min_steps: int = option(MIN_CURVE_POINTS, "fewer logged loss points are not judged")
+        min_steps: int = option(
+            MIN_CURVE_POINTS,
+            "fewer logged loss points are judged by robust medians (and fewer than 8 not at all)",
+        )
 
     options: Options
 
     def check(self, run: Run) -> Iterator[Finding]:
         opts = self.options
         curve = curves.prepare_falling(run, opts.min_steps)
-        if curve is None:
+        what, where = "loss", "loss"
+        if curve is not None:
+            low = float(np.min(curve.smooth))
+            fall = max(curve.relative_drop(), (curve.first - low) / curve.first)
+            start, end, (a, b) = curve.first, curve.last, curve.bounds
+            how = "smoothed"
+        else:  # few points: robust medians instead of a smooth trend
+            short = curves.levels(run.steps)
+            val = run.column("epochs", "val_loss") if short is None else None
+            if val is not None:
+                short, what, where = curves.levels(run.epochs, val), "validation loss", val
+            if short is None:
+                raise NotJudged(
+                    f"too few finite logged loss points ({_points(run)}); a curve needs "
+                    f"{curves.MIN_FEW_POINTS} to be judged"
+                )
+            if short.start <= 0 or short.falls(opts.min_drop):
+                return
+            fall, start, end = short.fall(), short.start, short.end
+            (a, b), how = short.steps, f"median of {short.points} logged points,"
+            if what != "loss":
+                a, b = _steps_of(run, a), _steps_of(run, b)
+                how = f"median of {short.points} evaluations,"
+        if curve is not None and fall >= opts.min_drop:
             return
-        low = float(np.min(curve.smooth))
-        to_end = curve.relative_drop()
-        to_min = (curve.first - low) / curve.first
-        if max(to_end, to_min) >= opts.min_drop:
-            return
+        if _fell_per_epoch(run, opts.epoch_drop):
+            return  # the per-step log shows only the tail of a loss that fell epoch by epoch
         chance = ""
         expected = chance_loss(run.setup)
         if (
             expected is not None
             and expected.kind == SOFTMAX
-            and abs(curve.last - expected.value) < opts.at_chance * expected.value
+            and abs(end - expected.value) < opts.at_chance * expected.value
         ):
             chance = f", at chance level {expected.formula} = {expected.value:.2f}"
-        a, b = curve.bounds
         yield self.finding(
             run,
-            f"the loss does not decrease: smoothed {curve.first:.3g} at step {a} and "
-            f"{curve.last:.3g} at step {b} ({-to_end:+.1%} over {b - a} steps){chance}",
+            f"the {what} does not decrease: {how} {start:.3g} at the start (step {a}) and "
+            f"{end:.3g} at the end (step {b}; {(end - start) / start:+.1%}){chance}",
             "overfit ~20 examples to check the pipeline (labels match inputs, optimizer built "
             "over model.parameters(), zero_grad/step called), then raise the learning rate ×10",
             severity=Severity.ERROR if chance else self.severity,
             steps=(a, b),
-            where="loss",
-            evidence={"start": curve.first, "end": curve.last, "relative_drop": to_end},
+            where=where,
+            evidence={"start": start, "end": end, "fall": fall},
         )
+
+
+def _fell_per_epoch(run: Run, drop: float) -> bool:
+    """Whether the per-epoch training (or else validation) loss fell by ``drop`` of its first
+    value to its best."""
+    for name in ("train_loss", "val_loss"):
+        column = run.column("epochs", name) if not run.epochs.empty else None
+        if column is None:
+            continue
+        _, values = curves.series(run.epochs, column)
+        if values.size >= 3 and values[0] > 0:
+            return bool(values.min() <= (1 - drop) * values[0])
+    return False
+
+
+def _points(run: Run) -> str:
+    """How many finite loss values the run has, per step and per evaluation."""
+    _, train = curves.series(run.steps, "loss")
+    val = run.column("epochs", "val_loss") if not run.epochs.empty else None
+    evals = curves.series(run.epochs, val)[1].size if val is not None else 0
+    return f"{train.size} per step, {evals} validation"
+
+
+def _steps_of(run: Run, epoch: int) -> int:
+    """The optimizer step an evaluation (a row of ``epochs``) was logged at."""
+    if "step" not in run.epochs.columns:
+        return epoch
+    return int(run.epochs["step"].get(epoch, epoch))

@@ -324,7 +324,7 @@ def test_logging_first_step_makes_the_first_loss_a_real_one(tmp_path: Path) -> N
     assert run.meta["first_loss_is_average"] is False and run.complete
     assert list(run.steps["loss"]) == [1.1, 0.9] and run.steps.index[0] == 0
     assert run.epochs["val_loss"].tolist() == [0.8] and run.epochs["val_acc"].tolist() == [0.6]
-    assert run.meta["hf_summary"]["train_loss"] == 0.95
+    assert run.meta["summary"]["train_loss"] == 0.95
 
 
 @pytest.mark.parametrize(

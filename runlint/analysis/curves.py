@@ -14,10 +14,14 @@ import pandas as pd
 from runlint.run import Run
 
 __all__ = [
+    "MIN_CURVE_POINTS",
+    "MIN_FEW_POINTS",
     "Curve",
+    "Levels",
     "decays",
     "ema",
     "finite",
+    "levels",
     "lr_after_warmup",
     "noise",
     "prepare",
@@ -126,6 +130,9 @@ def decays(lr: np.ndarray, rel: float = 0.05) -> bool:
 
 #: Fewer logged points than this say too little about a curve's shape or noise to judge it.
 MIN_CURVE_POINTS = 50
+
+#: Fewer points than this are too few for any judgement of a curve's trend.
+MIN_FEW_POINTS = 8
 
 #: The first 20 % of a curve (after warm-up) is its fast initial fall: how much the loss bounces
 #: around its trend is judged from there on.
@@ -238,3 +245,49 @@ def _prepare(frame: pd.DataFrame, column: str, *, skip_warmup: bool, points: flo
     for array in (steps, values, smooth, residual):
         array.flags.writeable = False  # shared between rules through Run.memo
     return Curve(steps, values, smooth, residual, span, initial)
+
+
+@dataclass(frozen=True)
+class Levels:
+    """Where a short curve starts and ends, robust to single odd points: the medians of its
+    first quarter and of its last third, and how much single points scatter (for curves of
+    ``MIN_FEW_POINTS`` to ``MIN_CURVE_POINTS`` points, too few for an EMA trend)."""
+
+    start: float
+    end: float
+    scatter: float  # robust std of one point's noise (from its steps to the next point)
+    head: int  # points in the start's median
+    tail: int  # points in the end's median
+    steps: tuple[int, int]
+    points: int
+
+    def fall(self) -> float:
+        """The fall from the start to the end, as a fraction of the start."""
+        return (self.start - self.end) / self.start if self.start > 0 else float("nan")
+
+    def falls(self, min_drop: float) -> bool:
+        """Whether the curve fell by at least ``min_drop`` of its start, by more than the
+        scatter of its points explains (twice the standard error of the two medians)."""
+        error = 1.253 * self.scatter * float(np.sqrt(1 / self.head + 1 / self.tail))
+        return self.fall() >= min_drop and self.start - self.end > 2 * error
+
+
+def levels(frame: pd.DataFrame, column: str = "loss") -> Levels | None:
+    """The ``Levels`` of ``frame[column]``'s finite values (``steps`` are the frame's index), or
+    None below MIN_FEW_POINTS."""
+    steps, values = series(frame, column)
+    n = values.size
+    if n < MIN_FEW_POINTS:
+        return None
+    head, tail = max(2, n // 4), max(2, n // 3)
+    jumps = np.diff(values)  # independent noise: the jumps scatter √2 times as much
+    scatter = float(1.4826 * np.median(np.abs(jumps - np.median(jumps))) / np.sqrt(2))
+    return Levels(
+        float(np.median(values[:head])),
+        float(np.median(values[-tail:])),
+        scatter,
+        head,
+        tail,
+        (int(steps[0]), int(steps[-1])),
+        n,
+    )

@@ -4,6 +4,14 @@ A rule file needs ``from runlint.check import Finding, Rule, Severity, option`` 
 ``any_of`` for alternatives in ``requires``).
 """
 
-from runlint.check.rule import Finding, Rule, RuleDefinitionError, Severity, any_of, option
+from runlint.check.rule import (
+    Finding,
+    NotJudged,
+    Rule,
+    RuleDefinitionError,
+    Severity,
+    any_of,
+    option,
+)
 
-__all__ = ["Finding", "Rule", "RuleDefinitionError", "Severity", "any_of", "option"]
+__all__ = ["Finding", "NotJudged", "Rule", "RuleDefinitionError", "Severity", "any_of", "option"]

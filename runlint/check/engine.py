@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from runlint.check.config import Config, ConfigError, kebab, parse_severity, snake
-from runlint.check.rule import Finding, Rule, RuleDefinitionError, Severity
+from runlint.check.rule import Finding, NotJudged, Rule, RuleDefinitionError, Severity
 from runlint.hints import suggest
-from runlint.run import Run, RunError, find_runs, load_run
+from runlint.run import NothingLogged, Run, RunError, find_runs, load_run
 from runlint.schema import META, AnyOf, Need
 from runlint.schema.layout import META_FILE
 
@@ -384,6 +384,10 @@ class Checker:
         result = RunResult(path=str(path))
         try:
             run = load_run(path)
+        except NothingLogged as exc:  # readable, just empty so far: no rule has anything to judge
+            result.status = "incomplete"
+            result.notes.append(_line(str(exc)))
+            return result
         except RunError as exc:
             result.status, result.error = "error", _line(str(exc))
             return result
@@ -449,6 +453,9 @@ class Checker:
             for item in found:
                 if not isinstance(item, Finding):
                     raise TypeError(f"check() yielded {type(item).__name__}, not a Finding")
+        except NotJudged as exc:
+            result.skipped.append(Skipped(rule.code, rule.name, [_line(str(exc))]))
+            return
         except RunError as exc:
             result.status, result.error = "error", _line(str(exc))
             return

@@ -22,6 +22,7 @@ from runlint.schema import AnyOf, Need, SchemaError, any_of, requirement
 __all__ = [
     "DOC_SECTIONS",
     "Finding",
+    "NotJudged",
     "Rule",
     "RuleDefinitionError",
     "Severity",
@@ -65,6 +66,11 @@ class Finding:
         out["severity"] = self.severity.value
         out["steps"] = list(self.steps) if self.steps is not None else None
         return out
+
+
+class NotJudged(Exception):
+    """Raised by ``check`` when the run's data is there but too little to judge (5 loss points
+    where a curve needs 8): the rule is reported as skipped with this reason (``-v``)."""
 
 
 class RuleDefinitionError(TypeError):

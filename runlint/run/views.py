@@ -6,7 +6,7 @@ when a rule first touches it, so a check that needs only the loss never pays for
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from runlint.schema import TABLES, AnyOf, Need, Setup, parse_setup, requirement
 from runlint.schema.tables import view_columns
 
-__all__ = ["Run", "RunError", "from_tables"]
+__all__ = ["NothingLogged", "Run", "RunError", "from_tables"]
 
 VIEWS = tuple(TABLES)
 T = TypeVar("T")
@@ -26,6 +26,11 @@ T = TypeVar("T")
 
 class RunError(Exception):
     """A run that cannot be read; the message names the run and what is wrong, in one line."""
+
+
+class NothingLogged(RunError):
+    """A readable log that holds no metric yet (a run just started, or one that never logged):
+    not damaged input, so it is reported as incomplete rather than unreadable."""
 
 
 class _View:
@@ -40,6 +45,7 @@ class _View:
 
     def __set__(self, run: Run, frame: pd.DataFrame) -> None:
         run._views = {**run._views, self.name: frame}
+        run._given = run._given | {self.name}
         run._memo = {}  # a fresh dict: a copy of the run keeps its own
 
 
@@ -88,6 +94,7 @@ class Run:
         if unknown:
             raise TypeError(f"Run() got unknown views {sorted(unknown)}")
         self._views: dict[str, pd.DataFrame] = dict(views)
+        self._given = frozenset(views)  # views passed as frames, not built from ``raw``
         self._memo: dict[Hashable, Any] = {}
         self._setup: Setup | None = None
 
@@ -160,6 +167,15 @@ class Run:
                 return alias
         return None
 
+    def logged(self, table: str, column: str) -> np.ndarray:
+        """Per row of view ``table``: whether ``column`` was logged there (a value, NaN and Inf
+        included) rather than missing (the row exists because something else was logged then:
+        another scalar, the optimizer's settings). Only a logged NaN is a non-finite value.
+
+        Known from the raw tables' nulls; a view passed in as a frame counts every row logged.
+        """
+        return self.memo(("logged", table, column), lambda: _logged(self, table, column))
+
     def has(self, need: str | Need) -> bool:
         """Whether the data a requirement names exists (a column: a value in some row)."""
         if isinstance(need, str):
@@ -180,6 +196,50 @@ class Run:
         if column is None:
             return False
         return self.memo(("has", need), lambda: bool(frame[column].notna().any()))
+
+
+def _logged(run: Run, table: str, column: str) -> np.ndarray:
+    frame = run._view(table)
+    if column not in frame.columns:
+        return np.zeros(len(frame), dtype=bool)
+    spec = TABLES.get(table)
+    read_arrow = getattr(run.raw, "arrow", None)
+    everything = np.ones(len(frame), dtype=bool)
+    if read_arrow is None or spec is None or not spec.index or table in run._given:
+        return everything
+    for source in (table, *spec.joins):
+        arrow = read_arrow(source)
+        if arrow is None or column not in arrow.column_names:
+            continue
+        valid = pc.is_valid(arrow.column(column))
+        if "group" in arrow.column_names and source != table:  # the view shows group 0
+            valid = pc.and_(valid, pc.equal(arrow.column("group"), 0))
+        keys = arrow.column(spec.keys[0]).filter(valid).to_numpy()
+        return np.isin(frame.index.to_numpy(), keys)
+    return everything
+
+
+class ArrowTables(Mapping[str, pd.DataFrame]):
+    """Raw tables held as Arrow (an importer's), whose nulls say what was not logged; each is
+    converted to pandas on first access."""
+
+    def __init__(self, tables: Mapping[str, pa.Table]) -> None:
+        self._arrow = dict(tables)
+        self._frames: dict[str, pd.DataFrame] = {}
+
+    def arrow(self, table: str) -> pa.Table | None:
+        return self._arrow.get(table)
+
+    def __getitem__(self, table: str) -> pd.DataFrame:
+        if table not in self._frames:
+            self._frames[table] = _to_pandas(self._arrow[table])
+        return self._frames[table]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._arrow)
+
+    def __len__(self) -> int:
+        return len(self._arrow)
 
 
 def _raw(run: Run, table: str) -> pd.DataFrame:
@@ -245,12 +305,17 @@ _BUILDERS: dict[str, Callable[[Run], pd.DataFrame]] = {
 def from_tables(
     path: Path,
     meta: dict[str, Any],
-    raw: Mapping[str, pd.DataFrame],
+    raw: Mapping[str, pd.DataFrame] | Mapping[str, pa.Table],
     *,
     source: str = "runlint",
     complete: bool = True,
 ) -> Run:
-    """Build a ``Run`` from raw long tables (also used by the importers); views are lazy."""
+    """Build a ``Run`` from raw long tables (also used by the importers); views are lazy.
+
+    Arrow tables keep their nulls (what was not logged) for ``Run.logged``.
+    """
+    if raw and all(isinstance(t, pa.Table) for t in raw.values()):
+        raw = ArrowTables(raw)
     return Run(path=Path(path), meta=meta, raw=raw, source=source, complete=complete)
 
 

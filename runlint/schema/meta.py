@@ -310,6 +310,12 @@ META: dict[str, MetaKey] = {
         MetaKey("probes_off", "object", "probe → the error that switched it off"),
         MetaKey("bytes_written", "int", "bytes of part files written"),
         MetaKey(
+            "summary",
+            "object",
+            "imported logs: test metrics and end-of-run summaries (name → value), kept apart "
+            "from the curves",
+        ),
+        MetaKey(
             "frozen",
             "true or list",
             "parameters frozen on purpose: `true` (all) or name prefixes; RL404/RL703 skip them",

@@ -224,6 +224,12 @@ EPOCHS = TableSpec(
         _col("epoch", "int64", "epoch number, from 0"),
         STEP,
         RANK,
+        _col(
+            "elapsed_epochs",
+            F64,
+            "epochs of training done when the row was logged: fractional for an evaluation in "
+            "mid-epoch (imported logs); for `rec.log_epoch` rows the epoch number + 1",
+        ),
         _col("train_loss", F64, "training loss of the epoch"),
         _col("train_acc", F64, "training accuracy", "train_accuracy", "acc", "accuracy"),
         _col("val_loss", F64, "validation loss", "valid_loss", "eval_loss", "test_loss"),

@@ -17,9 +17,8 @@ from typing import Any
 
 import pandas as pd
 
-from runlint.run.importers.build import scalar_tables
-from runlint.run.importers.tensorboard import _with_steps
-from runlint.run.views import Run, RunError, from_tables
+from runlint.run.importers.build import scalar_tables, with_counts
+from runlint.run.views import NothingLogged, Run, RunError, from_tables
 
 __all__ = ["checkpoints", "load", "state_file"]
 
@@ -75,11 +74,12 @@ def load(path: Path) -> Run:
         raise RunError(f"{path}: {_rel(path, file)} has no log_history list")
     rows, summary = _history_rows(history)
     if not rows:
-        raise RunError(
+        raise NothingLogged(
             f"{path}: {_rel(path, file)} has no logged metrics yet (log_history is empty)"
         )
-    long = pd.DataFrame(rows, columns=["name", "step", "value"])
-    raw, mapping = scalar_tables(long)
+    long = pd.DataFrame(rows, columns=["name", "step", "value", "progress"])
+    scalars = scalar_tables(long)
+    raw = scalars.raw
     meta, provenance = _state_meta(state, history, _rel(path, file))
     config_meta, config_prov = _config_meta(path, file.parent)
     for key, value in config_meta.items():
@@ -89,8 +89,8 @@ def load(path: Path) -> Run:
         {
             "provenance": provenance,
             "imported_from": "hf",
-            "imported_names": mapping,
-            "hf_summary": summary,
+            "imported_names": scalars.mapping,
+            "summary": {**scalars.summary, **summary},
             "import": {"state_file": _rel(path, file), "log_entries": len(history)},
         }
     )
@@ -98,7 +98,7 @@ def load(path: Path) -> Run:
     complete = bool(summary) or (
         isinstance(global_step, int) and isinstance(max_steps, int) and 0 < max_steps <= global_step
     )
-    return from_tables(path, _with_steps(meta, raw), raw, source="hf", complete=complete)
+    return from_tables(path, with_counts(meta, raw), raw, source="hf", complete=complete)
 
 
 def _read_json(path: Path, file: Path) -> dict[str, Any]:
@@ -126,9 +126,12 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def _history_rows(history: list[Any]) -> tuple[list[tuple[str, int, float]], dict[str, Any]]:
-    """Long rows of the log history; the end-of-training summary entry is kept apart."""
-    rows: list[tuple[str, int, float]] = []
+def _history_rows(
+    history: list[Any],
+) -> tuple[list[tuple[str, int, float, float | None]], dict[str, Any]]:
+    """Long ``(name, step, value, epoch)`` rows of the log history (``epoch``: the fractional
+    epoch the Trainer logs with each entry); the end-of-training summary is kept apart."""
+    rows: list[tuple[str, int, float, float | None]] = []
     summary: dict[str, Any] = {}
     for entry in history:
         if not isinstance(entry, dict) or not isinstance(entry.get("step"), int):
@@ -138,13 +141,14 @@ def _history_rows(history: list[Any]) -> tuple[list[tuple[str, int, float]], dic
             continue
         is_eval = any(k.startswith(_EVAL_PREFIXES) for k in entry)
         step = entry["step"] if is_eval else entry["step"] - 1  # the last step a loss covers
+        progress = _number(entry.get("epoch"))
         for key, value in entry.items():
             number = _number(value)
             if key in ("step", "epoch") or number is None:
                 continue
             if is_eval and not key.startswith(_EVAL_PREFIXES):
                 continue
-            rows.append((key, max(step, 0), number))
+            rows.append((key, max(step, 0), number, progress))
     return rows, summary
 
 

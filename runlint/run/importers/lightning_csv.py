@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from runlint.run.importers.build import scalar_tables
+from runlint.run.importers.build import scalar_tables, with_counts
 from runlint.run.importers.hparams import hparams_meta
-from runlint.run.importers.tensorboard import _with_steps
-from runlint.run.views import Run, RunError, from_tables
+from runlint.run.views import NothingLogged, Run, RunError, from_tables
 
 __all__ = ["load", "read_metrics"]
 
@@ -73,17 +72,19 @@ def load(path: Path) -> Run:
     except (ValueError, csv.Error) as exc:
         raise RunError(f"{folder}: {file.name} is not a Lightning metrics file ({exc})") from None
     if long.empty:
-        raise RunError(f"{folder}: {file.name} holds no metrics yet")
-    raw, mapping = scalar_tables(long)
+        raise NothingLogged(f"{folder}: {file.name} holds no metrics yet")
+    imported = scalar_tables(long)
+    raw = imported.raw
     meta, provenance = hparams_meta(folder)
     meta.update(
         {
             "provenance": provenance,
             "imported_from": "lightning",
-            "imported_names": mapping,
+            "imported_names": imported.mapping,
+            "summary": imported.summary,
             "import": {"rows": len(long), "truncated": truncated, "damaged_lines": damaged},
         }
     )
     return from_tables(
-        folder, _with_steps(meta, raw), raw, source="lightning", complete=not truncated
+        folder, with_counts(meta, raw), raw, source="lightning", complete=not truncated
     )

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from runlint.run.importers.build import scalar_tables
+from runlint.run.importers.build import scalar_tables, with_counts
 from runlint.run.importers.hparams import hparams_meta
 from runlint.run.importers.tfrecord import EventScalars, read_scalars
-from runlint.run.views import Run, RunError, from_tables
+from runlint.run.views import NothingLogged, Run, RunError, from_tables
 
 __all__ = ["event_files", "load"]
 
@@ -45,7 +44,7 @@ def load(path: Path) -> Run:
             raise RunError(f"{path}: cannot read {file.name} ({exc.strerror or exc})") from None
         read_scalars(data, scalars)
     if not scalars.tags:
-        raise RunError(f"{path}: the TensorBoard event files hold no scalars")
+        raise NothingLogged(f"{path}: the TensorBoard event files hold no scalars")
     frame = pd.DataFrame(
         {
             "name": scalars.tags,
@@ -54,14 +53,16 @@ def load(path: Path) -> Run:
             "value": scalars.values,
         }
     )
-    raw, mapping = scalar_tables(frame)
+    imported = scalar_tables(frame)
+    raw = imported.raw
     folder = path if path.is_dir() else path.parent
     meta, provenance = hparams_meta(folder)
     meta.update(
         {
             "provenance": provenance,
             "imported_from": "tensorboard",
-            "imported_names": mapping,
+            "imported_names": imported.mapping,
+            "summary": imported.summary,
             "import": {
                 "files": [f.name for f in files],
                 "records": scalars.records,
@@ -73,14 +74,5 @@ def load(path: Path) -> Run:
         }
     )
     return from_tables(
-        path, _with_steps(meta, raw), raw, source="tensorboard", complete=not scalars.truncated
+        path, with_counts(meta, raw), raw, source="tensorboard", complete=not scalars.truncated
     )
-
-
-def _with_steps(meta: dict[str, Any], raw: dict[str, pd.DataFrame]) -> dict[str, Any]:
-    steps = raw.get("steps")
-    if steps is not None and not steps.empty:
-        meta["steps"] = int(steps["step"].max()) + 1
-    epochs = raw.get("epochs")
-    meta["epochs"] = 0 if epochs is None else len(epochs)
-    return meta
