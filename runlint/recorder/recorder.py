@@ -329,7 +329,10 @@ class Recorder:
         if self._fwd_step != step:
             self._micro = 0
             self._fwd_step = step
-        self._activations.begin(step, training)
+        activations = self._activations
+        # ``begin`` changes nothing on the other steps: no call there
+        if activations.collecting or activations.handles or step % activations.every == 0:
+            activations.begin(step, training)
         meta = self._meta
         if meta.batch_size is None:
             meta.see_inputs(inputs)

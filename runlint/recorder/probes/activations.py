@@ -54,7 +54,7 @@ class Activations(Probe):
         self.collecting = False  # this forward pass is a statistics step's
         self._histograms_due = False
         self._modules: list[tuple[nn.Module, Callable[..., Any]]] = []
-        self._handles: list[Any] = []
+        self.handles: list[Any] = []  # the hooks registered
         # samples of this step's forward passes: (step, module, kind, sample)
         self.samples: list[tuple[int, str, str, torch.Tensor]] = []
         self.pending = 0  # values in ``samples``
@@ -75,21 +75,23 @@ class Activations(Probe):
         self.hook(False)
 
     def begin(self, step: int, training: bool) -> None:
-        """A forward pass starts: whether it collects, with hooks on only if it does."""
+        """A training (``training``) or other forward pass starts: whether it collects, with
+        hooks on only if it does. Changes nothing unless ``collecting``, ``handles`` or step is
+        a statistics step."""
         collect = training and step % self.every == 0 and self.off is None
         self.collecting = collect
         self._histograms_due = collect and step % self.histograms.every == 0
-        if not self.static and collect != bool(self._handles):
+        if not self.static and collect != bool(self.handles):
             self.hook(collect)
 
     def hook(self, on: bool) -> None:
         """Register (``on``) or remove the activation modules' forward hooks."""
-        if on and not self._handles:
-            self._handles = [m.register_forward_hook(h) for m, h in self._modules]
-        elif not on and self._handles:
-            for handle in self._handles:
+        if on and not self.handles:
+            self.handles = [m.register_forward_hook(h) for m, h in self._modules]
+        elif not on and self.handles:
+            for handle in self.handles:
                 handle.remove()
-            self._handles = []
+            self.handles = []
 
     def _hook(self, name: str, kind: str) -> Callable[..., None]:
         shared = self.shared
