@@ -133,8 +133,8 @@ class Recorder:
         self._weights = Weights(shared, self.weights_every, self.model)
         self._forward = Probe(shared, "forward")  # the forward pre-hook and ``begin_batch``
         self._flushing = Probe(shared, "flush")
-        #: The probes with a schedule, in the order the optimizer step pre-hook calls them,
-        #: and the steps at which one may be due (all their schedules divide them).
+        #: The probes with a schedule, in the order the optimizer step pre-hook calls them; one
+        #: can be due only at a multiple of the gcd of their schedules.
         self._scheduled: tuple[Norms | Histograms | Weights, ...] = (
             self._norms,
             self._histograms,
