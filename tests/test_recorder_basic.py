@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 import runlint
-from runlint.recorder import recorder as recorder_module
 from runlint.recorder.kernels import histogram_edges
+from runlint.recorder.probes import Activations
 
 STEPS = 40
 BATCH = 32
@@ -516,8 +516,8 @@ def test_activation_statistics_the_same_when_taken_early_and_in_chunks(
         return runlint.load_run(tmp_path / name).activations
 
     batched = activations("batched")
-    monkeypatch.setattr(recorder_module, "_PENDING_VALUES", 100)  # reduce at every step
-    monkeypatch.setattr(recorder_module, "_CHUNK_VALUES", 700)  # two samples per chunk
+    monkeypatch.setattr(Activations, "PENDING_VALUES", 100)  # reduce at every step
+    monkeypatch.setattr(Activations, "CHUNK_VALUES", 700)  # two samples per chunk
     early = activations("early")
     assert len(batched) == 5 * len(ACTS)
     pd.testing.assert_frame_equal(early, batched, rtol=1e-6)

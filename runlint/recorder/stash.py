@@ -1,26 +1,27 @@
-"""What the recorder holds between two flushes, column by column, and how a flush becomes Arrow.
+"""What the recorder holds between two flushes, column by column, and its way to the host.
 
 Each table is a ``Table``: plain Python lists of numbers and names, one entry per row, plus
 ``Values`` columns of numbers or of indices into the tensors a ``Stash`` keeps on the device.
 Recording a step appends to lists that already exist, so it allocates no Python object that
 the garbage collector tracks: per-row tuples and dicts made full collections (hundreds of
 milliseconds with torch loaded) come every few thousand steps. The flush copies the stash to
-the host in one transfer per device and builds the columns with numpy.
+the host in one transfer per device; each probe builds its table's columns from it with numpy.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import torch
 
-from runlint.recorder import kernels
+from runlint.schema.tables import RANK
 
-__all__ = ["GroupLog", "HostCopy", "Stash", "Table", "Values", "resolve"]
+__all__ = ["HostCopy", "Stash", "Table", "Values", "ranked", "slices"]
+
+_NUMBERS = (bool, int, float, np.floating, np.integer)
 
 
 class Values:
@@ -73,24 +74,28 @@ class Table:
             column = self.values[key] = Values()
         return column
 
-
-class GroupLog:
-    """The optimizer's param-group settings at every step, stored where they change.
-
-    ``steps`` has every recorded step; ``changes`` a row per group (``at``: index into
-    ``steps``, ``group``) each time any setting changed, filled forward at the flush. A run
-    whose settings hold still appends one number per step.
-    """
-
-    __slots__ = ("changes", "steps")
-
-    def __init__(self) -> None:
-        self.steps: list[int] = []
-        self.changes = Table("at", "group")
-
-    @property
-    def n(self) -> int:
-        return len(self.steps)
+    def put(self, key: str, row: int, value: Any, stash: Stash, *, copy: bool = False) -> bool:
+        """Record ``value`` in column ``key`` of ``row``: a number as it is, a one-element tensor
+        kept in ``stash`` (by reference unless ``copy``: ``Stash.scalar``), ``None`` as missing.
+        Anything else is left out: returns False."""
+        kind = type(value)
+        if kind is float or kind is int or kind is bool:
+            column = self.value(key)
+            column.rows.append(row)
+            column.numbers.append(value)
+        elif isinstance(value, torch.Tensor) and value.numel() == 1:
+            column = self.value(key)
+            column.ref_rows.append(row)
+            column.refs.append(stash.scalar(value, copy=copy))
+        elif isinstance(value, _NUMBERS):
+            column = self.value(key)
+            column.rows.append(row)
+            column.numbers.append(float(value))
+        elif value is None:
+            self.value(key)
+        else:
+            return False
+        return True
 
 
 class HostCopy:
@@ -223,154 +228,21 @@ class Stash:
         return bool(self.scalars or self.vectors)
 
 
-def resolve(
-    tables: dict[str, Table],
-    groups: GroupLog,
-    copy: HostCopy | None,
-    names: Sequence[str],
-    rank: int,
-) -> dict[str, dict[str, Any]]:
-    """On the writer (thread): wait for the copy and build each table's columns."""
-    scalars, vectors = copy.wait() if copy is not None else (np.zeros(0), np.zeros(0))
-    out: dict[str, dict[str, Any]] = {}
-    if groups.n:
-        out["groups"] = _groups(groups, scalars, rank)
-    for name, table in tables.items():
-        if not table.n:
-            continue
-        build = _BUILDERS.get(name, _plain)
-        out[name] = build(table, scalars, vectors, names, rank)
-    return out
-
-
-def _groups(log: GroupLog, scalars: np.ndarray, rank: int) -> dict[str, Any]:
-    """A row per step and group: each step takes the rows of the last change at or before it."""
-    changes = log.changes
-    at = np.asarray(changes.fixed["at"], dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, at[1:] != at[:-1]])  # first row of each change
-    sizes = np.diff(np.r_[starts, len(at)])
-    latest = np.searchsorted(at[starts], np.arange(log.n), side="right") - 1
-    counts = sizes[latest]
-    ends = np.cumsum(counts)
-    source = np.repeat(starts[latest] - (ends - counts), counts) + np.arange(ends[-1])
-    columns: dict[str, Any] = {
-        "step": np.repeat(np.asarray(log.steps, dtype=np.int64), counts),
-        "rank": np.full(len(source), rank),
-        "group": np.asarray(changes.fixed["group"], dtype=np.int64)[source],
-    }
-    for key, values in changes.values.items():
-        columns[key] = values.array(changes.n, scalars).take(pa.array(source))
-    return columns
-
-
-def _ranked(first: str, rank: int, table: Table, scalars: np.ndarray) -> dict[str, Any]:
-    """``first``, then ``rank``, then the other fixed columns and the value columns."""
-    fixed = table.fixed
-    columns: dict[str, Any] = {first: fixed[first], "rank": np.full(table.n, rank)}
-    columns.update((k, v) for k, v in fixed.items() if k != first)
+def ranked(table: Table, rank: int, scalars: np.ndarray, *, keys: int = 1) -> dict[str, Any]:
+    """The ``keys`` first fixed columns, then ``rank``, then the other fixed columns and the value
+    columns (the layout of the open tables)."""
+    fixed = list(table.fixed.items())
+    columns: dict[str, Any] = dict(fixed[:keys])
+    columns[RANK.name] = np.full(table.n, rank)
+    columns.update(fixed[keys:])
     columns.update((k, v.array(table.n, scalars)) for k, v in table.values.items())
     return columns
 
 
-def _plain(
-    table: Table, scalars: np.ndarray, vectors: np.ndarray, names: Sequence[str], rank: int
-) -> dict[str, Any]:
-    return _ranked(next(iter(table.fixed)), rank, table, scalars)
-
-
-def _epochs(
-    table: Table, scalars: np.ndarray, vectors: np.ndarray, names: Sequence[str], rank: int
-) -> dict[str, Any]:
-    columns = _ranked("step", rank, table, scalars)
-    return {"epoch": columns.pop("epoch"), **columns}
-
-
-def _params(
-    table: Table, scalars: np.ndarray, vectors: np.ndarray, names: Sequence[str], rank: int
-) -> dict[str, Any]:
-    """One stacked ``[grad norms, param norms, sampled update norms]`` vector per step, with
-    the update norms' scales (``kernels.update_sample``) -> a row per parameter."""
-    p = len(names)
-    offsets = np.asarray(table.fixed["offset"])
-    data = vectors[offsets[:, None] + np.arange(3 * p)].astype(np.float64)  # [steps, 3P]
-    data[:, 2 * p :] *= np.stack(table.fixed["scale"])  # the sampled update's norm, scaled
-    g, w, u = (data[:, i * p : (i + 1) * p].reshape(-1) for i in range(3))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = u / w
-    n = len(offsets) * p
-    return {
-        "step": np.repeat(np.asarray(table.fixed["step"], dtype=np.int64), p),
-        "rank": np.full(n, rank),
-        "param": pa.array(list(names) * len(offsets), type=pa.string()),
-        "grad_norm": g,
-        "param_norm": w,
-        "update_norm": u,
-        "update_ratio": ratio,
-    }
-
-
-def _activations(
-    table: Table, scalars: np.ndarray, vectors: np.ndarray, names: Sequence[str], rank: int
-) -> dict[str, Any]:
-    """``kernels.activation_stats`` rows -> ``kernels.ACTIVATION_COLUMNS``, for all rows at once."""
-    fixed = table.fixed
-    offsets = np.asarray(fixed["offset"])
-    index = np.minimum(offsets[:, None] + np.arange(6), len(vectors) - 1)
-    stats = kernels.finish_activation_stats(
-        vectors[index],
-        np.asarray(fixed["width"]),
-        np.asarray(fixed["n"]),
-        np.asarray(fixed["units"]),
-    )
-    return {
-        "step": fixed["step"],
-        "rank": np.full(table.n, rank),
-        "module": fixed["module"],
-        "kind": fixed["kind"],
-        **stats,
-    }
-
-
-def _slices(table: Table, vectors: np.ndarray) -> list[list[float]]:
-    """The vectors that the ``offset``/``length`` columns point to, as lists."""
+def slices(table: Table, vectors: np.ndarray) -> list[list[float]]:
+    """The stashed vectors that the ``offset``/``length`` fixed columns point to, as lists."""
     fixed = table.fixed
     return [
         vectors[o : o + n].astype(np.float64).tolist()
         for o, n in zip(fixed["offset"], fixed["length"], strict=True)
     ]
-
-
-def _histograms(
-    table: Table, scalars: np.ndarray, vectors: np.ndarray, names: Sequence[str], rank: int
-) -> dict[str, Any]:
-    fixed = table.fixed
-    return {
-        "step": fixed["step"],
-        "rank": np.full(table.n, rank),
-        "source": fixed["source"],
-        "name": fixed["name"],
-        "edges": pa.array([list(e) for e in fixed["edges"]], type=pa.list_(pa.float64())),
-        "counts": pa.array(_slices(table, vectors), type=pa.list_(pa.float64())),
-    }
-
-
-def _weights(
-    table: Table, scalars: np.ndarray, vectors: np.ndarray, names: Sequence[str], rank: int
-) -> dict[str, Any]:
-    fixed = table.fixed
-    return {
-        "step": fixed["step"],
-        "rank": np.full(table.n, rank),
-        "param": fixed["param"],
-        "shape": pa.array([list(s) for s in fixed["shape"]], type=pa.list_(pa.int64())),
-        "values": pa.array(_slices(table, vectors), type=pa.list_(pa.float64())),
-    }
-
-
-_BUILDERS = {
-    "epochs": _epochs,
-    "params": _params,
-    "activations": _activations,
-    "histograms": _histograms,
-    "weights": _weights,
-}
