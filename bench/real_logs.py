@@ -55,7 +55,9 @@ def check(paths: list[Path]) -> dict[str, Any]:
     try:
         doc: dict[str, Any] = json.loads(proc.stdout)
     except ValueError:
-        raise SystemExit(f"runlint check gave no JSON (exit {proc.returncode}): {proc.stderr}")
+        raise SystemExit(
+            f"runlint check gave no JSON (exit {proc.returncode}): {proc.stderr}"
+        ) from None
     if "Traceback" in proc.stderr:
         print(proc.stderr, file=sys.stderr)
     return doc
@@ -69,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     entries = runs(args.split)
     present = [e for e in entries if e["where"] is not None]
     doc = check([e["where"] for e in present])
+
     def owner(path: str) -> str:
         """The manifest run a checked path belongs to (a TensorBoard run's folder may hold
         its event files one level down, in version_0/)."""
