@@ -299,3 +299,20 @@ def test_check_finds_the_high_learning_rate_in_hf_logs(hf_runs: dict[str, Path])
         if f["code"] == "RL101" and Path(f["run"]).resolve() == hf_runs["healthy"].resolve()
     ]
     assert [f["severity"] for f in cannot_verify] == ["info"]
+
+
+def test_add_scalars_folders_and_a_bare_event_file_name_are_one_run(tmp_path: Path) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    logdir = tmp_path / "tb"
+    writer = SummaryWriter(str(logdir))
+    for step in range(30):
+        writer.add_scalars("loss", {"train": 2.0 / (1 + step), "val": 2.5 / (1 + 0.5 * step)}, step)
+    writer.close()
+    (own,) = [p for p in logdir.iterdir() if p.is_file()]
+    own.rename(logdir / "events.out.tfevents")  # some writers use the bare name
+    assert sorted(p.name for p in logdir.iterdir() if p.is_dir()) == ["loss_train", "loss_val"]
+    assert [p for p in runlint.find_runs(logdir)] == [logdir]
+    run = runlint.load_run(logdir)
+    assert len(run.steps["loss"].dropna()) == 30
+    assert run.meta["imported_names"] == {"loss_train": "steps.loss", "loss_val": "epochs.val_loss"}

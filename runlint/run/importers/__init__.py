@@ -20,7 +20,17 @@ from runlint.schema.layout import META_FILE, PARTS_DIR, parse_compact
 if TYPE_CHECKING:
     from runlint.run.views import Run
 
-__all__ = ["Importer", "detect", "kind"]
+__all__ = ["EVENTS", "Importer", "detect", "is_event_file", "kind"]
+
+#: TensorBoard event files are named ``events.out.tfevents`` (some writers) or
+#: ``events.out.tfevents.<time>.<host>...``.
+EVENTS = "events.out.tfevents"
+
+
+def is_event_file(name: str) -> bool:
+    """Whether a file name is a TensorBoard event file's."""
+    return name == EVENTS or name.startswith(EVENTS + ".")
+
 
 Importer = Callable[[Path], "Run"]
 
@@ -30,7 +40,7 @@ _CHECKPOINT = re.compile(r"^checkpoint-\d+$")
 def kind(path: Path) -> str | None:
     """``"hf"``, ``"lightning"``, ``"tensorboard"`` or None: which importer reads ``path``."""
     if path.is_file():
-        if path.name.startswith("events.out.tfevents."):
+        if is_event_file(path.name):
             return "tensorboard"
         if path.name == "metrics.csv":
             return "lightning"
@@ -53,7 +63,7 @@ def kind(path: Path) -> str | None:
             return "hf"
     if "metrics.csv" in entries:
         return "lightning"
-    if any(name.startswith("events.out.tfevents.") for name in entries):
+    if any(is_event_file(name) for name in entries):
         return "tensorboard"
     return None
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from runlint.run.importers import EVENTS, is_event_file
 from runlint.run.importers.build import scalar_tables, with_counts
 from runlint.run.importers.hparams import hparams_meta
 from runlint.run.importers.tfrecord import EventScalars, read_scalars
@@ -14,7 +15,6 @@ from runlint.run.views import NothingLogged, Run, RunError, from_tables
 
 __all__ = ["event_files", "load"]
 
-EVENTS_PREFIX = "events.out.tfevents."
 _TIMESTAMP = re.compile(r"^events\.out\.tfevents\.(\d+)")
 
 
@@ -22,7 +22,7 @@ def event_files(path: Path) -> list[Path]:
     """The event files of a run folder (or the file itself), oldest first."""
     if path.is_file():
         return [path]
-    files = [p for p in path.iterdir() if p.name.startswith(EVENTS_PREFIX) and p.is_file()]
+    files = [p for p in path.iterdir() if is_event_file(p.name) and p.is_file()]
 
     def order(p: Path) -> tuple[int, str]:
         m = _TIMESTAMP.match(p.name)
@@ -31,18 +31,36 @@ def event_files(path: Path) -> list[Path]:
     return sorted(files, key=order)
 
 
+def add_scalars_folders(path: Path) -> list[Path]:
+    """Subfolders that ``SummaryWriter.add_scalars("loss", {"train": ..., "val": ...})`` wrote
+    beside a run's own event files (``loss_train/``, ``loss_val/``): folders holding event files
+    and nothing else. Their scalars belong to the run, named after the folder."""
+    if not path.is_dir():
+        return []
+    found = []
+    for child in sorted(p for p in path.iterdir() if p.is_dir()):
+        try:
+            names = [p.name for p in child.iterdir()]
+        except OSError:
+            continue
+        if names and all(is_event_file(n) for n in names):
+            found.append(child)
+    return found
+
+
 def load(path: Path) -> Run:
-    """Read every scalar of every event file in ``path`` into a ``Run``."""
+    """Read every scalar of every event file in ``path`` (and its ``add_scalars`` folders)."""
     files = event_files(path)
     if not files:
-        raise RunError(f"{path}: no TensorBoard event files ({EVENTS_PREFIX}*)")
+        raise RunError(f"{path}: no TensorBoard event files ({EVENTS}*)")
     scalars = EventScalars()
     for file in files:
-        try:
-            data = file.read_bytes()
-        except OSError as exc:
-            raise RunError(f"{path}: cannot read {file.name} ({exc.strerror or exc})") from None
-        read_scalars(data, scalars)
+        _read(path, file, scalars)
+    for folder in add_scalars_folders(path):
+        before = len(scalars.tags)
+        for file in event_files(folder):
+            _read(path, file, scalars)
+        scalars.tags[before:] = [folder.name] * (len(scalars.tags) - before)
     if not scalars.tags:
         raise NothingLogged(f"{path}: the TensorBoard event files hold no scalars")
     frame = pd.DataFrame(
@@ -76,3 +94,11 @@ def load(path: Path) -> Run:
     return from_tables(
         path, with_counts(meta, raw), raw, source="tensorboard", complete=not scalars.truncated
     )
+
+
+def _read(path: Path, file: Path, scalars: EventScalars) -> None:
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise RunError(f"{path}: cannot read {file.name} ({exc.strerror or exc})") from None
+    read_scalars(data, scalars)
