@@ -7,15 +7,23 @@ One model per page, several renderings:
   rendered by ``rule_markdown`` (SARIF help, docs), ``rule_text`` (SARIF help text) and
   ``print_rule`` (``runlint rule CODE``, through rich);
 - ``render_catalog(rules, fmt)``: the catalog table as text, markdown or JSON
-  (``runlint rules``).
+  (``runlint rules``, README);
+- the generated blocks of README.md (the rule catalog, the flags of ``runlint check``) and
+  docs/format.md (layout, tables and columns, metadata keys: ``runlint.schema``) between
+  ``<!-- generated: NAME -->`` and ``<!-- end -->``; the prose around them is hand-written.
+
+``python -m runlint.docs --write`` rewrites those blocks; ``--check`` exits 1 when one is
+stale (a test runs it).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +42,10 @@ __all__ = [
     "RulePage",
     "catalog_table",
     "find_example",
+    "generated_files",
+    "main",
     "print_rule",
+    "render_blocks",
     "render_catalog",
     "rule_markdown",
     "rule_page",
@@ -331,3 +342,180 @@ def catalog_table(rules: Iterable[type[Rule]]) -> Table:
     for r in catalog_rows(rules):
         table.add_row(*(Text(r[k]) for k in ("code", "name", "severity", "summary")))
     return table
+
+
+# -- docs/format.md from the schema -------------------------------------------------------------
+
+
+def _layout_block() -> str:
+    from runlint.schema import layout
+
+    tables = layout.TABLES
+    first, second = tables[0], tables[1] if len(tables) > 1 else tables[0]
+    part, compact = layout.part_name, layout.compact_name
+    width = 33
+    rows = [
+        (f"{layout.META_FILE}", "run metadata (rank 0 only), rewritten atomically"),
+        (f"{layout.PARTS_DIR}/", "while running: one file per table, rank and flush"),
+        *((f"  {part(t, 0, 0)}", "") for t in tables),
+        (f"  {part(first, 1, 0)}", "another rank's parts"),
+        (compact(first, 0), "after close: the parts of one rank merged per table"),
+        *((compact(t, 0), "") for t in tables[1:]),
+        (compact(second, 1), "another rank's tables"),
+    ]
+    lines = ["```", "logdir/"]
+    lines += [f"  {name:{width}s}{note}".rstrip() for name, note in rows]
+    return "\n".join([*lines, "```"])
+
+
+def _meta_json_block() -> str:
+    from runlint.schema import layout
+
+    doc = f'{{"format": "{layout.FORMAT_NAME}", "version": {layout.FORMAT_VERSION}, '
+    return "```json\n" + doc + '"complete": true, "meta": {...}}\n```'
+
+
+def _meta_block() -> str:
+    from runlint.check.config import meta_options
+    from runlint.schema import META
+
+    flags = {key.name: name for name, key in meta_options().items()}
+    lines = ["| key | type | meaning | flag, config key |", "|---|---|---|---|"]
+    for key in META.values():
+        given = f"`--{flags[key.name]}`, `{flags[key.name]}`" if key.name in flags else ""
+        lines.append(f"| `{key.name}` | {_cell(key.type)} | {_cell(key.doc)} | {given} |")
+    return "\n".join(lines)
+
+
+def _tables_block() -> str:
+    from runlint.schema.tables import AVERAGED, TABLES
+
+    def code(names: Iterable[str]) -> str:
+        return ", ".join(f"`{n}`" for n in names)
+
+    out = ["| table | written | a view row per |", "|---|---|---|"]
+    out += [f"| `{t.name}` | {_cell(t.written)} | {code(t.keys)} |" for t in TABLES.values()]
+    for t in TABLES.values():
+        notes = [f"Written {t.written}; a row of the view per {code(t.keys)}."]
+        if t.open:
+            notes.append(f"Also holds {t.open}.")
+        if t.joins:
+            notes.append(f"The view also shows the columns of {code(t.joins)}.")
+        averaged = [f"`{c}`" for c in t.names if c in AVERAGED]
+        if averaged:
+            notes.append(f"The view averages the rows of one key over {' and '.join(averaged)}.")
+        out += ["", f"### `{t.name}`", "", " ".join(notes), ""]
+        out += ["| column | type | meaning |", "|---|---|---|"]
+        for c in t.columns:
+            meaning = c.doc
+            if c.aliases:
+                meaning += f" (also read from {code(c.aliases)})"
+            if c.absent:
+                meaning += f"; absent: {c.absent}"
+            out.append(f"| `{c.name}` | {_cell(c.type)} | {_cell(meaning)} |")
+    return "\n".join(out)
+
+
+def _format_title() -> str:
+    from runlint.schema import layout
+
+    return f"# runlint run directory format (version {layout.FORMAT_VERSION})"
+
+
+# -- README blocks --------------------------------------------------------------------------------
+
+
+def _rules_block() -> str:
+    return render_catalog(engine.discover().rules, "markdown").rstrip("\n")
+
+
+def _check_flags_block() -> str:
+    from runlint.cli.check import check_flags
+
+    lines = ["| flag | meaning |", "|---|---|"]
+    for flag in check_flags():
+        if flag.positional:
+            continue
+        lines.append(f"| `{_cell(flag.spelled)}` | {_cell(flag.doc or flag.help)} |")
+    return "\n".join(lines)
+
+
+#: The generated blocks of each file, by name.
+BLOCKS: dict[str, dict[str, Callable[[], str]]] = {
+    "README.md": {"rules": _rules_block, "check-flags": _check_flags_block},
+    "docs/format.md": {
+        "format-title": _format_title,
+        "layout": _layout_block,
+        "meta-json": _meta_json_block,
+        "meta-keys": _meta_block,
+        "tables": _tables_block,
+    },
+}
+
+_BLOCK_RE = re.compile(
+    r"(?P<open><!-- generated: (?P<name>[\w-]+)[^>]*-->\n)(?P<body>.*?)(?P<close><!-- end -->)",
+    re.S,
+)
+
+
+def render_blocks(text: str, blocks: Mapping[str, Callable[[], str]], where: str = "") -> str:
+    """``text`` with the body of every generated block replaced by its rendering.
+
+    Raises ``ValueError`` for a block whose name is unknown or a known block missing."""
+    seen = set()
+
+    def replace(m: re.Match[str]) -> str:
+        name = m["name"]
+        if name not in blocks:
+            raise ValueError(f"{where}: unknown generated block {name!r}")
+        seen.add(name)
+        return m["open"] + blocks[name]().rstrip("\n") + "\n" + m["close"]
+
+    out = _BLOCK_RE.sub(replace, text)
+    missing = sorted(set(blocks) - seen)
+    if missing:
+        raise ValueError(f"{where}: no generated block {', '.join(missing)}")
+    return out
+
+
+def generated_files(root: Path = ROOT) -> dict[Path, tuple[str, str]]:
+    """Each file with generated blocks: (its text now, its text regenerated)."""
+    out = {}
+    for name, blocks in BLOCKS.items():
+        path = root / name
+        text = path.read_text(encoding="utf-8")
+        out[path] = (text, render_blocks(text, blocks, name))
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m runlint.docs --write | --check``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m runlint.docs",
+        description="Regenerate the generated blocks of README.md and docs/format.md.",
+    )
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--write", action="store_true", help="rewrite the stale files")
+    mode.add_argument("--check", action="store_true", help="exit 1 when a file is stale")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the source checkout")
+    args = parser.parse_args(argv)
+    try:
+        files = generated_files(args.root)
+    except (OSError, ValueError) as exc:
+        print(f"runlint.docs: error: {exc}", file=sys.stderr)
+        return 2
+    stale = []
+    for path, (old, new) in files.items():
+        if old == new:
+            continue
+        stale.append(path)
+        if args.write:
+            path.write_text(new, encoding="utf-8")
+    verb = "rewrote" if args.write else "stale"
+    for path in stale:
+        print(f"{verb}: {path.relative_to(args.root)}", file=sys.stderr)
+    return 1 if stale and args.check else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -57,3 +57,40 @@ def test_catalog_formats_agree() -> None:
     assert all(r["code"] in text and r["name"] in text for r in rows)
     with pytest.raises(ValueError, match="unknown catalog format"):
         docs.render_catalog(CATALOG.rules, "html")
+
+
+def test_generated_blocks_of_readme_and_format_md_are_fresh() -> None:
+    files = docs.generated_files()
+    assert {p.name for p in files} == {"README.md", "format.md"}
+    for path, (now, regenerated) in files.items():
+        assert now == regenerated, f"{path} is stale: run python -m runlint.docs --write"
+    assert docs.main(["--check"]) == 0
+
+
+def test_format_md_follows_the_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runlint.schema import layout, meta, tables
+
+    (now, _) = docs.generated_files()[docs.ROOT / "docs" / "format.md"]
+    for table in tables.TABLES.values():
+        assert f"### `{table.name}`" in now
+        assert all(f"| `{c.name}` | {c.type} |" in now for c in table.columns)
+    assert all(f"| `{k}` |" in now for k in meta.META)
+    assert f"(version {layout.FORMAT_VERSION})" in now.splitlines()[1]
+    key = meta.MetaKey("warmup_steps", "int ≥ 1", "steps of learning-rate warm-up", flag="Warm-up.")
+    monkeypatch.setitem(meta.META, key.name, key)
+    _, regenerated = docs.generated_files()[docs.ROOT / "docs" / "format.md"]
+    assert "| `warmup_steps` | int ≥ 1 | steps of learning-rate warm-up | `--warmup-steps`" in (
+        regenerated
+    )
+    _, readme = docs.generated_files()[docs.ROOT / "README.md"]
+    assert "| `--warmup-steps N` | warm-up (`warmup-steps` in `[tool.runlint]`)" in readme
+
+
+def test_generated_blocks_must_all_be_there_and_known() -> None:
+    blocks = {"a": lambda: "A"}
+    text = "x\n<!-- generated: a -->\nold\n<!-- end -->\ny\n"
+    assert docs.render_blocks(text, blocks) == "x\n<!-- generated: a -->\nA\n<!-- end -->\ny\n"
+    with pytest.raises(ValueError, match="no generated block a"):
+        docs.render_blocks("x\n", blocks, "F.md")
+    with pytest.raises(ValueError, match="unknown generated block 'b'"):
+        docs.render_blocks(text.replace(": a", ": b"), blocks, "F.md")

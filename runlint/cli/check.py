@@ -131,8 +131,8 @@ def meta_flag(name: str, key: MetaKey) -> Flag:
         value=value,
         dest=META_DEST + key.name,
         metavar=_METAVARS.get(key.type.split()[0], "VALUE"),
-        doc=f"{key.flag.rstrip('.')} (`{name}` in `[tool.runlint]`); a value the run "
-        "recorded as given is never overridden, an inferred one is",
+        doc=f"{key.flag[:1].lower()}{key.flag[1:].rstrip('.')} (`{name}` in `[tool.runlint]`); "
+        "a value the run recorded as given is never overridden, an inferred one is",
     )
 
 
