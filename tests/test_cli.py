@@ -289,3 +289,13 @@ def test_a_new_metadata_key_with_a_flag_is_a_flag_and_a_config_key(
     cfg.write_text("accumulation-steps = 8\n")
     code, out, _ = check(runs, "--select", "RL998", "--config", str(cfg))
     assert code == 1 and "accumulation 8" in out
+
+
+def test_a_metadata_flag_may_not_shadow_a_check_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runlint.cli.check import check_flags
+    from runlint.schema import meta
+
+    key = meta.MetaKey("config", "string", "a key named like a flag", flag="Shadows --config.")
+    monkeypatch.setitem(meta.META, key.name, key)
+    with pytest.raises(ValueError, match="--config is already a flag"):
+        check_flags()

@@ -137,8 +137,16 @@ def meta_flag(name: str, key: MetaKey) -> Flag:
 
 
 def check_flags() -> list[Flag]:
-    """Every flag of ``runlint check``: the declared ones, then the schema's metadata flags."""
-    return [*FLAGS, *(meta_flag(name, key) for name, key in meta_options().items())]
+    """Every flag of ``runlint check``: the declared ones, then the schema's metadata flags.
+
+    Raises ``ValueError`` when a metadata key's flag would take the name of a declared flag.
+    """
+    taken = {n for flag in FLAGS for n in flag.names}
+    generated = [meta_flag(name, key) for name, key in meta_options().items()]
+    for flag in generated:
+        if taken & set(flag.names):
+            raise ValueError(f"metadata flag {flag.names[0]} is already a flag of runlint check")
+    return [*FLAGS, *generated]
 
 
 @dataclass
