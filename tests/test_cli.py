@@ -11,16 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers_cli import invoke
 from helpers_rules import SECTIONS
 from test_loader_synth import write_run
-from typer.testing import CliRunner
 
 from runlint.check import engine
 from runlint.check.rule import Finding, Rule
-from runlint.cli import app
 from runlint.run import Run
-
-runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +39,7 @@ def check(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
     if cwd is not None:
         os.chdir(cwd)
     try:
-        result = runner.invoke(app, ["check", *args])
+        result = invoke("check", *args)
     finally:
         os.chdir(old)
     assert "Traceback" not in result.stdout + result.stderr
@@ -146,15 +143,15 @@ def test_crashing_rule_is_reported_and_exits_2(
 
 
 def test_rules_catalog_and_rule_docs() -> None:
-    result = runner.invoke(app, ["rules"])
+    result = invoke("rules")
     assert result.exit_code == 0 and "RL103" in result.stdout and "non-finite-loss" in result.stdout
-    md = runner.invoke(app, ["rules", "--format", "markdown"]).stdout.splitlines()
+    md = invoke("rules", "--format", "markdown").stdout.splitlines()
     assert md[0].startswith("| code |") and any(line.startswith("| RL103 |") for line in md)
-    doc = runner.invoke(app, ["rule", "RL103"])
+    doc = invoke("rule", "RL103")
     assert doc.exit_code == 0 and "Why it matters" in doc.stdout and "columns = " in doc.stdout
     assert "[tool.runlint.RL103]" in doc.stdout and "tuple[str, ...]" in doc.stdout
-    assert runner.invoke(app, ["rule", "non-finite-loss"]).exit_code == 0
-    bad = runner.invoke(app, ["rule", "RL10"])
+    assert invoke("rule", "non-finite-loss").exit_code == 0
+    bad = invoke("rule", "RL10")
     assert bad.exit_code == 2 and "unknown rule" in bad.stderr
 
 
@@ -165,7 +162,7 @@ def test_usage_error_is_exit_2(corpus: Path) -> None:
 
 
 def test_version() -> None:
-    result = runner.invoke(app, ["--version"])
+    result = invoke("--version")
     assert result.exit_code == 0 and result.stdout.startswith("runlint 0.")
 
 
@@ -191,43 +188,114 @@ def test_subprocess_exit_codes_and_streams(corpus: Path) -> None:
     )
 
 
-def test_fast_parser_has_exactly_the_typer_flags() -> None:
-    import typer.main
-
-    from runlint.cli import fast_parser
-
-    command = typer.main.get_command(app).commands["check"]  # type: ignore[attr-defined]
-    typer_flags = {opt for p in command.params for opt in p.opts if opt.startswith("-")}
-    fast_flags = {opt for a in fast_parser()._actions for opt in a.option_strings}
-    assert fast_flags == typer_flags
-
-
-@pytest.mark.parametrize(
-    "args",
-    [
+def test_subprocess_exit_codes_and_streams_match_in_process(corpus: Path) -> None:
+    """``python -m runlint`` (fast exit after flushing) prints what ``invoke`` prints."""
+    for args in (
         ["--select", "RL103"],
         ["--format", "json", "--select", "RL103,RL1", "--jobs", "2"],
         ["--exit-zero", "--select=RL103"],
         ["-v", "--fail-on", "error", "--ignore", "RL2", "--ignore", "RL5", "--num-classes", "3"],
         ["--format", "junit", "-f", "github"],
-    ],
-)
-def test_fast_path_behaves_like_typer(
-    corpus: Path,
-    args: list[str],
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    ):
+        proc = _run("check", str(corpus / "runs"), *args)
+        code, out, _ = check(str(corpus / "runs"), *args)
+        assert (proc.returncode, proc.stdout) == (code, out), args
+
+
+def test_help_lists_every_flag_and_bad_values_are_one_error_line(corpus: Path) -> None:
+    from runlint.cli.check import check_flags
+
+    result = invoke("check", "--help")
+    assert result.exit_code == 0 and result.stdout.startswith("usage: runlint check")
+    for flag in check_flags():
+        assert all(name in result.stdout for name in flag.names if name.startswith("-"))
+    for argv in ([str(corpus), "--jobs", "-1"], [str(corpus), "--fail-on", "x"], []):
+        bad = invoke("check", *argv)
+        assert bad.exit_code == 2 and bad.stdout == ""
+        assert bad.stderr.startswith("runlint: error: ") and bad.stderr.count("\n") == 1
+    assert invoke().exit_code == 2 and "commands:" in invoke("--help").stdout
+
+
+def test_unknown_option_or_command_gets_a_did_you_mean(corpus: Path) -> None:
+    result = invoke("check", str(corpus), "--fail-of", "error")
+    assert result.exit_code == 2 and "unknown option '--fail-of'; did you mean '--fail-on'" in (
+        result.stderr
+    )
+    result = invoke("chek", str(corpus))
+    assert result.exit_code == 2 and "did you mean 'check'" in result.stderr
+
+
+def test_metadata_flags_are_checked_by_the_schema(corpus: Path) -> None:
+    runs = str(corpus / "runs" / "healthy")
+    for flag, value, message in (
+        ("--num-classes", "0", "must be a positive integer"),
+        ("--num-classes", "ten", "must be a positive integer"),
+        ("--loss", "", "must be a non-empty string"),
+    ):
+        code, out, err = check(runs, flag, value)
+        assert code == 2 and out == "" and flag in err and message in err
+    assert check(runs, "--select", "RL103", "--num-classes", "10", "--loss", "mse")[0] == 0
+
+
+def test_a_new_metadata_key_with_a_flag_is_a_flag_and_a_config_key(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from runlint.cli import fast_check
+    from runlint.check.config import ConfigError, parse_config
+    from runlint.schema import meta
 
-    fast = fast_check([str(corpus / "runs"), *args])
-    fast_out = capsys.readouterr().out
-    code, typer_out, _ = check(str(corpus / "runs"), *args)
-    assert fast is not None and (fast, fast_out) == (code, typer_out)
+    def steps(value: object) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise meta.MetaValueError(f"expected an integer ≥ 1, got {value!r}")
+        return value
+
+    key = meta.MetaKey(
+        "accumulation_steps",
+        "int ≥ 1",
+        "micro-batches per optimizer step",
+        steps,
+        flag="Gradient-accumulation steps, for runs that lack it.",
+    )
+    monkeypatch.setitem(meta.META, key.name, key)
+
+    class Accumulated(Rule):
+        __doc__ = "Reports the accumulation steps." + SECTIONS
+
+        code = "RL998"
+        name = "accumulated"
+        requires = ("meta.accumulation_steps",)
+
+        def check(self, run: Run) -> Iterator[Finding]:
+            yield self.finding(run, f"accumulation {run.meta['accumulation_steps']!r}")
+
+    real = engine.discover()
+    monkeypatch.setattr(engine, "discover", lambda: engine.Catalog((*real.rules, Accumulated)))
+
+    help_text = invoke("check", "--help").stdout
+    assert "--accumulation-steps N" in help_text and "Gradient-accumulation steps" in help_text
+    runs = str(corpus / "runs" / "healthy")
+    code, out, _ = check(runs, "--select", "RL998", "--accumulation-steps", "4")
+    assert code == 1 and "accumulation 4" in out
+    code, _, err = check(runs, "--select", "RL998", "--accumulation-steps", "0")
+    assert code == 2 and "--accumulation-steps: must be a positive integer" in err
+    code, out, _ = check(runs, "--select", "RL998", "-v")
+    assert code == 0 and "pass --accumulation-steps" in out
+
+    assert parse_config({"accumulation-steps": 2}).meta == {"accumulation_steps": 2}
+    with pytest.raises(ConfigError, match="accumulation-steps must be a positive integer"):
+        parse_config({"accumulation_steps": 0})
+    with pytest.raises(ConfigError, match="did you mean 'accumulation-steps'"):
+        parse_config({"accumulation-step": 2})
+    cfg = tmp_path / "runlint.toml"
+    cfg.write_text("accumulation-steps = 8\n")
+    code, out, _ = check(runs, "--select", "RL998", "--config", str(cfg))
+    assert code == 1 and "accumulation 8" in out
 
 
-def test_fast_path_leaves_help_and_bad_values_to_typer(corpus: Path) -> None:
-    from runlint.cli import fast_check
+def test_a_metadata_flag_may_not_shadow_a_check_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runlint.cli.check import check_flags
+    from runlint.schema import meta
 
-    for argv in (["--help"], [str(corpus), "--jobs", "-1"], [str(corpus), "--fail-on", "x"], []):
-        assert fast_check(argv) is None
+    key = meta.MetaKey("config", "string", "a key named like a flag", flag="Shadows --config.")
+    monkeypatch.setitem(meta.META, key.name, key)
+    with pytest.raises(ValueError, match="--config is already a flag"):
+        check_flags()

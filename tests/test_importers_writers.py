@@ -12,11 +12,10 @@ from typing import Any
 import helpers_training as training
 import pytest
 import torch
+from helpers_cli import invoke
 from torch import nn
-from typer.testing import CliRunner
 
 import runlint
-from runlint.cli import app
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -26,7 +25,7 @@ LR_FAULT = {"RL103", "RL202"}  # non-finite loss, learning rate too high
 
 def check(*paths: Path) -> dict[str, Any]:
     """``runlint check --format json`` on ``paths`` (the real CLI, run in-process)."""
-    result = CliRunner().invoke(app, ["check", *map(str, paths), "--format", "json"])
+    result = invoke("check", *map(str, paths), "--format", "json")
     assert result.exit_code in (0, 1), result.output
     report = json.loads(result.stdout)
     assert all(r["status"] != "error" for r in report["runs"]), report["runs"]

@@ -196,3 +196,18 @@ def test_sparkline_and_jsonable() -> None:
     assert sparkline([3.0, 2.0, 1.0, float("nan")]) == "█▅▁×"
     assert sparkline([1.0, 1.0]) == "▄▄"
     assert jsonable({"a": (1, float("-inf")), "b": Path("x")}) == {"a": [1, "-inf"], "b": "x"}
+
+
+def test_sarif_rule_help_is_the_rule_page_for_every_rule_of_the_catalog() -> None:
+    from runlint.check.engine import discover, option_fields
+
+    catalog = discover()
+    doc = json.loads(render(Report([], list(catalog.rules), Severity.WARNING, 0), "sarif"))
+    rules = {r["id"]: r for r in doc["runs"][0]["tool"]["driver"]["rules"]}
+    assert list(rules) == catalog.codes
+    for rule in catalog.rules:
+        sarif = rules[rule.code]
+        assert sarif["properties"]["requires"] == [str(n) for n in rule.needs]
+        assert f"[tool.runlint.{rule.code}]" in sarif["help"]["markdown"]
+        for f in option_fields(rule):
+            assert " ".join(f.help.split()) in sarif["help"]["text"]

@@ -6,7 +6,8 @@ select = ["ALL"]            # codes, prefixes (RL4, RL40), names (dead-relu) or 
 ignore = ["RL203"]
 fail-on = "warning"         # info | warning | error
 exit-zero = false
-num-classes = 10            # for runs that lack it (imported logs); also batch-size, loss
+num-classes = 10            # metadata for runs that lack it: every key of
+                            # runlint.schema.meta with a flag (batch-size, loss, ...)
 
 [tool.runlint.RL401]        # one table per rule code: its options and its severity
 severity = "error"
@@ -19,6 +20,7 @@ hint; rule tables are checked against the rule catalog by ``runlint.engine``.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -27,18 +29,34 @@ from typing import Any
 
 from runlint.check.rule import Severity
 from runlint.hints import suggest
+from runlint.schema.meta import MetaKey, MetaValueError, flag_keys
 
-__all__ = ["Config", "ConfigError", "find_config", "load_config"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "find_config",
+    "load_config",
+    "meta_options",
+    "meta_value",
+    "meta_value_from_text",
+]
 
 CODE_RE = re.compile(r"^RL\d{3}$")
 
-#: Run metadata a configuration (or the command line) may supply: key → (meta key, type).
-META_KEYS: dict[str, tuple[str, type]] = {
-    "num-classes": ("num_classes", int),
-    "batch-size": ("batch_size", int),
-    "loss": ("loss", str),
-}
-TOP_KEYS = ("select", "ignore", "fail-on", "exit-zero", *META_KEYS)
+#: The keys of ``[tool.runlint]`` besides the metadata keys (``meta_options``) and rule tables.
+SETTING_KEYS = ("select", "ignore", "fail-on", "exit-zero")
+
+
+def meta_options() -> dict[str, MetaKey]:
+    """Run metadata a user may supply for runs that lack it, by its kebab-case name: the
+    ``[tool.runlint]`` key and (with ``--``) the ``runlint check`` flag. Generated from the
+    schema's keys that have a ``flag`` (``runlint.schema.meta.flag_keys``), read each call."""
+    return {kebab(key.name): key for key in flag_keys()}
+
+
+def top_keys() -> tuple[str, ...]:
+    """Every key ``[tool.runlint]`` accepts (rule tables aside)."""
+    return (*SETTING_KEYS, *meta_options())
 
 
 class ConfigError(Exception):
@@ -118,27 +136,62 @@ def parse_config(table: dict[str, Any], path: Path | None = None) -> Config:
             if not isinstance(value, bool):
                 raise ConfigError(f"{where}: exit-zero must be true or false, got {value!r}")
             config.exit_zero = value
-        elif name in META_KEYS:
-            meta_key, kind = META_KEYS[name]
-            config.meta[meta_key] = check_meta(name, value, kind, where)
+        elif name in (meta := meta_options()):
+            meta_key = meta[name]
+            config.meta[meta_key.name] = meta_value(meta_key, value, f"{where}: {name}")
         elif isinstance(value, dict):
             hint = f"; did you mean {key.upper()!r}?" if CODE_RE.match(key.upper()) else ""
             raise ConfigError(
                 f"{where}: unknown table {key!r} (rule tables are named by code, like RL401)" + hint
             )
         else:
-            raise ConfigError(f"{where}: unknown key {key!r}" + suggest(name, TOP_KEYS))
+            raise ConfigError(f"{where}: unknown key {key!r}" + suggest(name, top_keys()))
     return config
 
 
-def check_meta(name: str, value: Any, kind: type, where: str) -> Any:
-    """A metadata override, type-checked (positive integers for counts)."""
-    if kind is int:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"{where}: {name} must be a positive integer, got {value!r}")
-    elif not isinstance(value, str) or not value:
-        raise ConfigError(f"{where}: {name} must be a non-empty string, got {value!r}")
-    return value
+#: How a message names a metadata type of the schema (``MetaKey.type``); others as written.
+_TYPE_WORDS = {
+    "int ≥ 1": "a positive integer",
+    "int": "an integer",
+    "float": "a finite number",
+    "string": "a non-empty string",
+    "bool": "true or false",
+}
+
+
+def describe_type(key: MetaKey) -> str:
+    """``a positive integer`` for ``int ≥ 1``: the key's type as a message says it."""
+    return _TYPE_WORDS.get(key.type, key.type)
+
+
+def meta_value(key: MetaKey, value: Any, where: str) -> Any:
+    """A metadata value from the config, checked (and normalized) by the schema's parser."""
+    try:
+        return key.parse(value)
+    except (MetaValueError, TypeError, ValueError):
+        raise ConfigError(f"{where} must be {describe_type(key)}, got {value!r}") from None
+
+
+def meta_value_from_text(key: MetaKey, text: str) -> Any:
+    """A metadata value from a command-line flag's text, checked by the schema's parser.
+
+    The text is offered to the parser as an integer, a number, a boolean and a string, in
+    that order, and the first the parser accepts is the value (``10`` is an int, ``mse`` a
+    string). Raises ``ValueError`` saying what was expected.
+    """
+    candidates: list[Any] = []
+    for convert in (int, float):
+        with contextlib.suppress(ValueError):
+            candidates.append(convert(text))
+    if text.lower() in ("true", "false"):
+        candidates.append(text.lower() == "true")
+    candidates.append(text)
+    for candidate in candidates:
+        try:
+            return key.parse(candidate)
+        except (MetaValueError, TypeError, ValueError):
+            continue
+    raise ValueError(f"must be {describe_type(key)}, got {text!r}")
 
 
 def parse_severity(value: Any, where: str) -> Severity:

@@ -8,13 +8,13 @@ factory that cannot be loaded or evaluated.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from collections.abc import Callable
-from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import typer
+from runlint.cli.flags import Command, CommandError, Flag, at_least, positive_int
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -23,27 +23,22 @@ if TYPE_CHECKING:
     from runlint.pretrain.gradcheck import GradcheckReport
     from runlint.pretrain.sanity import SanityReport
 
+__all__ = ["GRADCHECK", "SANITY"]
+
 _Report = TypeVar("_Report", "GradcheckReport", "SanityReport")
 
+non_negative_int = at_least(int, 0)
+non_negative_float = at_least(float, 0.0)
 
-class OutputFormat(StrEnum):
-    text = "text"
-    json = "json"
-
-
-class BurnInOptimizer(StrEnum):
-    adam = "adam"
-    sgd = "sgd"
-
-
-SpecArg = Annotated[
-    str, typer.Argument(help="Factory: path/to/file.py:make or package.module:make.")
-]
-FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
-DeviceOpt = Annotated[
-    str, typer.Option(help="Device: auto (CUDA when available), cpu, cuda, cuda:1, ...")
-]
-SeedOpt = Annotated[int, typer.Option(help="Seed for sampling and training.")]
+#: Flags both commands take (declared once).
+SPEC = Flag(("spec",), "Factory: path/to/file.py:make or package.module:make.")
+SEED = Flag(("--seed",), "Seed for sampling and training.", value=int, default=0)
+DEVICE = Flag(
+    ("--device",), "Device: auto (CUDA when available), cpu, cuda, cuda:1, ...", default="auto"
+)
+FORMAT = Flag(
+    ("--format", "-f"), "Output format.", choices=("text", "json"), default="text", dest="fmt"
+)
 
 _BANDS_LINE = (
     "bands (CS231n): > 1e-2 wrong · 1e-2…1e-4 suspicious · < 1e-4 ok for kinked objectives "
@@ -62,11 +57,6 @@ _STYLE = {
 }
 
 
-def _error(message: str) -> typer.Exit:
-    typer.echo(f"runlint: error: {message}", err=True)
-    return typer.Exit(2)
-
-
 def _console() -> Console:
     from rich.console import Console
 
@@ -83,13 +73,13 @@ def _load(ref: str) -> Spec:
         with requires_extra("torch", "this command"):
             import torch  # noqa: F401
     except MissingExtra as exc:
-        raise _error(str(exc)) from None
+        raise CommandError(str(exc)) from None
     from runlint.pretrain.factory import FactoryError, load_spec
 
     try:
         return load_spec(ref)
     except FactoryError as exc:
-        raise _error(str(exc)) from exc
+        raise CommandError(str(exc)) from exc
 
 
 def _fmt(value: float | None) -> str:
@@ -98,71 +88,82 @@ def _fmt(value: float | None) -> str:
     return f"{value:.1e}" if math.isfinite(value) else str(value)
 
 
-def register(app: typer.Typer) -> None:
-    """Add the pre-training commands to the ``runlint`` app."""
-    app.command()(gradcheck)
-    app.command()(sanity)
+GRADCHECK_FLAGS = (
+    SPEC,
+    Flag(("--inputs", "-n"), "Data points used.", value=positive_int, default=3),
+    Flag(("--coords", "-k"), "Coordinates sampled per parameter.", value=positive_int, default=10),
+    Flag(
+        ("--step",),
+        "Step h, scaled by max(1, |θ|) per coordinate.",
+        value=non_negative_float,
+        default=1e-5,
+    ),
+    Flag(
+        ("--burn-in",),
+        "Optimizer steps on the batch before checking.",
+        value=non_negative_int,
+        default=0,
+    ),
+    Flag(
+        ("--burn-in-optimizer",),
+        "Optimizer for the burn-in.",
+        choices=("adam", "sgd"),
+        default="adam",
+    ),
+    Flag(("--burn-in-lr",), "Burn-in learning rate.", value=non_negative_float, default=1e-3),
+    SEED,
+    DEVICE,
+    FORMAT,
+)
 
 
-def gradcheck(
-    spec: SpecArg,
-    inputs: Annotated[int, typer.Option("--inputs", "-n", min=1, help="Data points used.")] = 3,
-    coords: Annotated[
-        int, typer.Option("--coords", "-k", min=1, help="Coordinates sampled per parameter.")
-    ] = 10,
-    step: Annotated[
-        float, typer.Option(min=0.0, help="Step h, scaled by max(1, |θ|) per coordinate.")
-    ] = 1e-5,
-    burn_in: Annotated[
-        int, typer.Option(min=0, help="Optimizer steps on the batch before checking.")
-    ] = 0,
-    burn_in_optimizer: Annotated[
-        BurnInOptimizer, typer.Option(help="Optimizer for the burn-in.")
-    ] = BurnInOptimizer.adam,
-    burn_in_lr: Annotated[float, typer.Option(min=0.0, help="Burn-in learning rate.")] = 1e-3,
-    seed: SeedOpt = 0,
-    device: DeviceOpt = "auto",
-    fmt: FormatOpt = OutputFormat.text,
-) -> None:
-    """Compare autograd gradients with centered differences in float64 (CS231n gradcheck).
-
-    Data loss alone first, then with the factory's regularization; kinks (ReLU/max/abs crossing
-    zero within ±h) are reported apart. Exit 1 when any parameter's relative error > 1e-2.
-    """
-    loaded = _load(spec)
+def gradcheck(args: argparse.Namespace) -> int:
+    loaded = _load(args.spec)
     from runlint.pretrain.gradcheck import GradcheckError, GradcheckOptions, run_gradcheck
 
     opts = GradcheckOptions(
-        num_inputs=inputs,
-        coords=coords,
-        step=step,
-        seed=seed,
-        burn_in=burn_in,
-        burn_in_optimizer=burn_in_optimizer.value,
-        burn_in_lr=burn_in_lr,
-        device=device,
+        num_inputs=args.inputs,
+        coords=args.coords,
+        step=args.step,
+        seed=args.seed,
+        burn_in=args.burn_in,
+        burn_in_optimizer=args.burn_in_optimizer,
+        burn_in_lr=args.burn_in_lr,
+        device=args.device,
     )
     try:
         report = run_gradcheck(loaded, opts)
     except GradcheckError as exc:
-        raise _error(str(exc)) from exc
-    _report("gradcheck", spec, report, fmt, _print_gradcheck)
+        raise CommandError(str(exc)) from exc
+    return _report("gradcheck", args.spec, report, args.fmt, _print_gradcheck)
+
+
+GRADCHECK = Command(
+    "gradcheck",
+    "Compare autograd gradients with centered differences in float64 (CS231n gradcheck).",
+    """Compare autograd gradients with centered differences in float64 (CS231n gradcheck).
+
+Data loss alone first, then with the factory's regularization; kinks (ReLU/max/abs crossing
+zero within ±h) are reported apart. Exit 1 when any parameter's relative error > 1e-2.""",
+    lambda: GRADCHECK_FLAGS,
+    gradcheck,
+)
 
 
 def _report(
     command: str,
     spec: str,
     report: _Report,
-    fmt: OutputFormat,
+    fmt: str,
     text: Callable[[str, _Report], None],
-) -> NoReturn:
-    """Print ``report`` as strict JSON or as ``text`` prints it; exit 1 when it failed."""
-    if fmt is OutputFormat.json:
+) -> int:
+    """Print ``report`` as strict JSON or as ``text`` prints it; 1 when it failed."""
+    if fmt == "json":
         data = {"version": 1, "command": command, "spec": spec, **report.to_dict()}
-        typer.echo(json.dumps(_finite(data), indent=2, allow_nan=False, default=_json_default))
+        print(json.dumps(_finite(data), indent=2, allow_nan=False, default=_json_default))
     else:
         text(spec, report)
-    raise typer.Exit(1 if report.failed else 0)
+    return 1 if report.failed else 0
 
 
 def _json_default(value: Any) -> Any:
@@ -248,42 +249,63 @@ def _print_gradcheck(spec: str, report: GradcheckReport) -> None:
         console.print(f"gradcheck: passed (verdict {report.verdict})")
 
 
-def sanity(
-    spec: SpecArg,
-    tolerance: Annotated[
-        float, typer.Option(min=0.0, help="Relative tolerance on the initial loss.")
-    ] = 0.25,
-    overfit_examples: Annotated[
-        int, typer.Option(min=1, help="Examples in the subset to overfit.")
-    ] = 20,
-    overfit_steps: Annotated[int, typer.Option(min=1, help="Adam steps at most.")] = 500,
-    overfit_lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = 3e-3,
-    overfit_target: Annotated[
-        float, typer.Option(min=0.0, help="Target loss as a fraction of the initial loss.")
-    ] = 0.01,
-    seed: SeedOpt = 0,
-    device: DeviceOpt = "auto",
-    fmt: FormatOpt = OutputFormat.text,
-) -> None:
-    """Sanity checks before training: initial loss vs ln(C) / C−1, regularization raises the
-    loss, ~20 examples can be overfit to near-zero loss. Exit 1 when a check fails."""
-    loaded = _load(spec)
+SANITY_FLAGS = (
+    SPEC,
+    Flag(
+        ("--tolerance",),
+        "Relative tolerance on the initial loss.",
+        value=non_negative_float,
+        default=0.25,
+    ),
+    Flag(
+        ("--overfit-examples",),
+        "Examples in the subset to overfit.",
+        value=positive_int,
+        default=20,
+    ),
+    Flag(("--overfit-steps",), "Adam steps at most.", value=positive_int, default=500),
+    Flag(("--overfit-lr",), "Adam learning rate.", value=non_negative_float, default=3e-3),
+    Flag(
+        ("--overfit-target",),
+        "Target loss as a fraction of the initial loss.",
+        value=non_negative_float,
+        default=0.01,
+    ),
+    SEED,
+    DEVICE,
+    FORMAT,
+)
+
+
+def sanity(args: argparse.Namespace) -> int:
+    loaded = _load(args.spec)
     from runlint.pretrain.sanity import SanityError, SanityOptions, run_sanity
 
     opts = SanityOptions(
-        tolerance=tolerance,
-        overfit_examples=overfit_examples,
-        overfit_steps=overfit_steps,
-        overfit_lr=overfit_lr,
-        overfit_target=overfit_target,
-        seed=seed,
-        device=device,
+        tolerance=args.tolerance,
+        overfit_examples=args.overfit_examples,
+        overfit_steps=args.overfit_steps,
+        overfit_lr=args.overfit_lr,
+        overfit_target=args.overfit_target,
+        seed=args.seed,
+        device=args.device,
     )
     try:
         report = run_sanity(loaded, opts)
     except SanityError as exc:
-        raise _error(str(exc)) from exc
-    _report("sanity", spec, report, fmt, _print_sanity)
+        raise CommandError(str(exc)) from exc
+    return _report("sanity", args.spec, report, args.fmt, _print_sanity)
+
+
+SANITY = Command(
+    "sanity",
+    "Sanity checks before training: initial loss vs ln(C) / C−1, regularization raises the "
+    "loss, ~20 examples can be overfit to near-zero loss.",
+    """Sanity checks before training: initial loss vs ln(C) / C−1, regularization raises the
+loss, ~20 examples can be overfit to near-zero loss. Exit 1 when a check fails.""",
+    lambda: SANITY_FLAGS,
+    sanity,
+)
 
 
 def _print_sanity(spec: str, report: SanityReport) -> None:

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from runlint import __version__
-from runlint.check.engine import rule_doc, rule_summary
+from runlint.check.engine import rule_doc
+from runlint.check.rule import Rule
+from runlint.docs import rule_markdown, rule_page, rule_text
 from runlint.report import Report, display_path, jsonable, location
 from runlint.report import Reporter as _Base
 
@@ -20,22 +22,25 @@ def _uri(path: str) -> str:
     return Path(path).resolve().as_uri() if Path(shown).is_absolute() else shown
 
 
+def descriptor(rule: type[Rule]) -> dict[str, Any]:
+    """The rule's ``reportingDescriptor``: its page (``runlint.docs``) as the help."""
+    page = rule_page(rule)
+    return {
+        "id": rule.code,
+        "name": rule.name,
+        "shortDescription": {"text": page.summary or rule.name},
+        "fullDescription": {"text": rule_doc(rule) or rule.name},
+        "help": {"text": rule_text(page), "markdown": rule_markdown(page)},
+        "defaultConfiguration": {"level": LEVELS[rule.severity.value]},
+        "properties": {"tags": [rule.code[:3]], "requires": list(page.requires)},
+    }
+
+
 def document(report: Report) -> dict[str, Any]:
     """The SARIF log as a dict."""
     rules = sorted(report.rules, key=lambda r: r.code)
     index = {r.code: i for i, r in enumerate(rules)}
-    driver_rules = [
-        {
-            "id": r.code,
-            "name": r.name,
-            "shortDescription": {"text": rule_summary(r) or r.name},
-            "fullDescription": {"text": rule_doc(r) or r.name},
-            "help": {"text": rule_doc(r) or r.name, "markdown": rule_doc(r) or r.name},
-            "defaultConfiguration": {"level": LEVELS[r.severity.value]},
-            "properties": {"tags": [r.code[:3]], "requires": list(r.requires)},
-        }
-        for r in rules
-    ]
+    driver_rules = [descriptor(r) for r in rules]
     results = []
     for res in report.results:
         for f in res.findings:

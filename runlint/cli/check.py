@@ -1,0 +1,258 @@
+"""``runlint check PATH...``: its flags (declared once, here) and what it runs.
+
+The metadata flags (``--num-classes``, ``--batch-size``, ``--loss``, ...) are generated from
+the schema's keys that have a ``flag`` (``runlint.check.config.meta_options``): adding such a
+``MetaKey`` adds the flag, its help and its ``[tool.runlint]`` key, with no edit here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runlint.check.config import (
+    Config,
+    ConfigError,
+    find_config,
+    load_config,
+    meta_options,
+    meta_value_from_text,
+)
+from runlint.check.rule import Severity
+from runlint.cli.flags import Command, CommandError, Flag, at_least, switch
+from runlint.report import FORMATS
+from runlint.schema.meta import MetaKey
+
+__all__ = ["CHECK", "Settings", "check_flags", "run_check", "settings"]
+
+LEVELS = tuple(s.value for s in Severity)
+#: Where the metadata flags land in the parsed arguments: ``meta.<key>``.
+META_DEST = "meta."
+
+#: The flags of ``runlint check`` that are not generated from the schema, in ``--help`` order.
+FLAGS = (
+    Flag(
+        ("paths",),
+        "Run directories, or folders holding runs (found recursively).",
+        value=Path,
+        many=True,
+        metavar="PATH",
+    ),
+    Flag(
+        ("--select",),
+        "Rules to run: codes, prefixes (RL4), names or ALL; comma-separated or repeated.",
+        repeat=True,
+        metavar="RULES",
+        doc="rules by code, code prefix (`RL4`, `RL40`), name, or `ALL`; comma-separated or "
+        "repeated. Replaces the config's `select`; the more specific selector wins "
+        "(`--select RL401 --ignore RL4` runs RL401)",
+    ),
+    Flag(
+        ("--ignore",),
+        "Rules to leave out (added to the config's ignore); comma-separated or repeated.",
+        repeat=True,
+        metavar="RULES",
+        doc="rules to leave out, named as for `--select`; added to the config's `ignore`",
+    ),
+    Flag(
+        ("--fail-on",),
+        "Lowest severity that fails the check (exit 1). [default: warning]",
+        choices=LEVELS,
+        doc="lowest severity that makes the check fail (default `warning`, or the config's "
+        "`fail-on`)",
+    ),
+    switch(
+        ("--exit-zero",),
+        "Exit 0 even with findings (errors still exit 2).",
+        doc="exit 0 even with findings (errors still exit 2)",
+    ),
+    Flag(
+        ("--format", "-f"),
+        "Output format.",
+        choices=FORMATS,
+        default="text",
+        dest="fmt",
+        metavar="FORMAT",
+        doc="output format (default `text`): see *Formats* below",
+    ),
+    Flag(
+        ("--output", "-o"),
+        "Write the report to this file.",
+        value=Path,
+        metavar="FILE",
+        doc="write the report to `FILE` (default stdout)",
+    ),
+    Flag(
+        ("--jobs", "-j"),
+        "Runs checked in parallel (0: one per CPU).",
+        value=at_least(int, 0),
+        default=1,
+        metavar="N",
+        doc="runs checked in parallel processes (`0`: one per CPU; default 1)",
+    ),
+    switch(
+        ("--verbose", "-v"),
+        "Show skipped rules with the reason.",
+        doc="also list the rules each run skipped, with the reason (e.g. "
+        "`meta.num_classes not recorded`), and the rules that ran",
+    ),
+    Flag(
+        ("--config",),
+        "Config file (pyproject.toml or a TOML of [tool.runlint] keys).",
+        value=Path,
+        metavar="FILE",
+        doc="a `pyproject.toml` or a TOML file of `[tool.runlint]` keys (default: found by "
+        "walking up from the first path)",
+    ),
+)
+
+
+_METAVARS = {"int": "N", "float": "X", "string": "NAME"}
+
+
+def meta_flag(name: str, key: MetaKey) -> Flag:
+    """The flag of a user-suppliable metadata key (``num-classes`` → ``--num-classes``)."""
+
+    def value(text: str) -> Any:
+        try:
+            return meta_value_from_text(key, text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    value.__name__ = key.name
+    return Flag(
+        (f"--{name}",),
+        key.flag,
+        value=value,
+        dest=META_DEST + key.name,
+        metavar=_METAVARS.get(key.type.split()[0], "VALUE"),
+        doc=f"{key.flag[:1].lower()}{key.flag[1:].rstrip('.')} (`{name}` in `[tool.runlint]`); "
+        "a value the run recorded as given is never overridden, an inferred one is",
+    )
+
+
+def check_flags() -> list[Flag]:
+    """Every flag of ``runlint check``: the declared ones, then the schema's metadata flags.
+
+    Raises ``ValueError`` when a metadata key's flag would take the name of a declared flag.
+    """
+    taken = {n for flag in FLAGS for n in flag.names}
+    generated = [meta_flag(name, key) for name, key in meta_options().items()]
+    for flag in generated:
+        if taken & set(flag.names):
+            raise ValueError(f"metadata flag {flag.names[0]} is already a flag of runlint check")
+    return [*FLAGS, *generated]
+
+
+@dataclass
+class Settings:
+    """What a check runs with: the command line over ``[tool.runlint]`` over the defaults."""
+
+    paths: list[Path]
+    config: Config
+    select: list[str] | None
+    ignore: list[str]
+    fail_on: Severity
+    exit_zero: bool
+    meta: dict[str, Any] = field(default_factory=dict)
+    fmt: str = "text"
+    output: Path | None = None
+    jobs: int = 1
+    verbose: bool = False
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+def settings(args: argparse.Namespace) -> Settings:
+    """Resolve the parsed command line against the config file; ``ConfigError`` if it is bad.
+
+    ``--select`` replaces the config's ``select``, ``--ignore`` adds to its ``ignore``, a
+    metadata flag overrides the config's value of the same key.
+    """
+    path = args.config if args.config is not None else find_config(args.paths[0])
+    cfg = load_config(path)
+    meta = dict(cfg.meta)
+    for name, value in vars(args).items():
+        if name.startswith(META_DEST) and value is not None:
+            meta[name.removeprefix(META_DEST)] = value
+    return Settings(
+        paths=list(args.paths),
+        config=cfg,
+        select=_split(args.select),
+        ignore=_split(args.ignore) or [],
+        fail_on=Severity(args.fail_on) if args.fail_on else cfg.fail_on or Severity.WARNING,
+        exit_zero=args.exit_zero or bool(cfg.exit_zero),
+        meta=meta,
+        fmt=args.fmt,
+        output=args.output,
+        jobs=args.jobs or os.cpu_count() or 1,
+        verbose=args.verbose,
+    )
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """Check the runs under ``args.paths``, print the report, return the exit code."""
+    from runlint.check import engine
+    from runlint.report import Report, make_reporter
+
+    try:
+        s = settings(args)
+        catalog = engine.discover()
+        rules = engine.configure(catalog, s.config, s.select, s.ignore)
+    except ConfigError as exc:
+        raise CommandError(str(exc)) from None
+
+    results = []
+    runs = []
+    for path, error in engine.expand_paths(s.paths):
+        if error is None:
+            runs.append(path)
+        else:
+            results.append(engine.RunResult(path=str(path), status="error", error=error))
+    checker = engine.Checker(rules, meta=s.meta, curve=s.fmt == "text")
+    try:
+        target = s.output.open("w", encoding="utf-8") if s.output else nullcontext(sys.stdout)
+    except OSError as exc:
+        raise CommandError(f"{s.output}: cannot write ({exc.strerror or exc})") from None
+    with target as out:
+        reporter = make_reporter(s.fmt, out, s.verbose)
+        for result in results:
+            reporter.add(result)
+        for result in checker.check(runs, s.jobs):
+            results.append(result)
+            reporter.add(result)
+        code = engine.exit_code(results, s.fail_on, s.exit_zero)
+        if catalog.errors:
+            code = 2
+        report = Report(
+            results=results,
+            rules=[type(r) for r in rules],
+            fail_on=s.fail_on,
+            exit_code=code,
+            problems=list(catalog.errors),
+            verbose=s.verbose,
+        )
+        reporter.finish(report)
+    return code
+
+
+CHECK = Command(
+    "check",
+    "Check training runs against the CS231n heuristics.",
+    """Check training runs against the CS231n heuristics.
+
+Exit codes: 0 no finding at or above --fail-on (default: warning); 1 findings at or above
+it; 2 usage, configuration or unreadable-input error, or a crashing rule (the other runs
+are still checked and reported).""",
+    check_flags,
+    run_check,
+)
