@@ -66,6 +66,7 @@ class InitialLossOff(Rule):
     name = "initial-loss-off"
     severity = Severity.WARNING
     requires = ("steps.loss", "meta.num_classes")
+    explained_by = ("RL104",)
 
     @dataclass
     class Options(Rule.Options):

@@ -44,6 +44,7 @@ class NonFiniteLoss(Rule):
     name = "non-finite-loss"
     severity = Severity.ERROR
     requires = ("steps",)  # not "steps.loss": a loss that is NaN from step 0 must still fire
+    explained_by = ("RL202", "RL403", "RL602")
 
     @dataclass
     class Options(Rule.Options):

@@ -67,6 +67,7 @@ class LrTooHigh(Rule):
     name = "lr-too-high"
     severity = Severity.WARNING
     requires = ("steps.loss",)
+    explained_by = ("RL203", "RL601", "RL602")
 
     @dataclass
     class Options(Rule.Options):

@@ -46,6 +46,7 @@ class VanishingGradients(Rule):
     name = "vanishing-gradients"
     severity = Severity.WARNING
     requires = ("params.grad_norm", "params.param_norm")
+    explained_by = ("RL104", "RL501", "RL502")
 
     @dataclass
     class Options(Rule.Options):

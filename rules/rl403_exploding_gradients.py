@@ -60,6 +60,7 @@ class ExplodingGradients(Rule):
     name = "exploding-gradients"
     severity = Severity.WARNING
     requires = ("params.grad_norm", "params.param_norm")
+    explained_by = ("RL104", "RL202", "RL602")
 
     @dataclass
     class Options(Rule.Options):

@@ -67,6 +67,7 @@ class FrozenParameters(Rule):
     name = "frozen-parameters"
     severity = Severity.WARNING
     requires = (any_of("meta.params", "params.update_norm"),)
+    explained_by = ("RL402", "RL503")
 
     @dataclass
     class Options(Rule.Options):

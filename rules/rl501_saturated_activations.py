@@ -44,6 +44,7 @@ class SaturatedActivations(Rule):
     name = "saturated-activations"
     severity = Severity.WARNING
     requires = ("activations.saturated",)
+    explained_by = ("RL104", "RL202")
 
     @dataclass
     class Options(Rule.Options):

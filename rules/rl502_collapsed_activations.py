@@ -45,6 +45,7 @@ class CollapsedActivations(Rule):
     name = "collapsed-activations"
     severity = Severity.WARNING
     requires = ("activations.std",)
+    explained_by = ("RL104",)
 
     @dataclass
     class Options(Rule.Options):

@@ -48,6 +48,7 @@ class DeadRelu(Rule):
     name = "dead-relu"
     severity = Severity.WARNING
     requires = ("activations.dead_units",)
+    explained_by = ("RL104", "RL202", "RL602")
 
     @dataclass
     class Options(Rule.Options):

@@ -43,6 +43,7 @@ class NoisyFinalValidation(Rule):
     name = "noisy-final-validation"
     severity = Severity.INFO
     requires = ("epochs.val_loss",)
+    explained_by = ("RL202",)
 
     @dataclass
     class Options(Rule.Options):

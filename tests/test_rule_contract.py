@@ -122,3 +122,20 @@ def test_the_rule_template_is_a_valid_rule_that_fires_on_a_rising_loss(
         == "Lower the learning rate ×0.1 and check the data pipeline."
     )
     assert list(rule().check(Run(tmp_path / "run", steps=(3 - loss).to_frame("loss")))) == []
+
+
+def test_the_explained_by_graph_names_catalog_rules_and_has_no_cycle() -> None:
+    catalog = engine.discover()
+    graph = {rule.code: set(rule.explained_by) for rule in catalog.rules}
+    assert set().union(*graph.values()) <= set(graph)
+    done: set[str] = set()
+
+    def visit(code: str, path: tuple[str, ...]) -> None:
+        assert code not in path, f"cycle: {' → '.join((*path, code))}"
+        if code not in done:
+            for cause in graph[code]:
+                visit(cause, (*path, code))
+            done.add(code)
+
+    for code in graph:
+        visit(code, ())

@@ -105,6 +105,10 @@ class Rule:
     requires: ClassVar[tuple[str | AnyOf, ...]] = ()
     #: ``requires`` checked against the schema (set when the class is defined)
     needs: ClassVar[tuple[Need, ...]] = ()
+    #: codes of rules whose problem can cause this one's (a learning rate far too high kills
+    #: ReLUs, which stalls the updates): when both fire on a run and theirs appeared no later,
+    #: this finding is reported as a consequence of theirs, with no fix of its own
+    explained_by: ClassVar[tuple[str, ...]] = ()
     #: the ``## Fix`` section, as one line
     default_fix: ClassVar[str] = ""
     #: a helper base class, not a rule (``class Base(Rule, abstract=True)``)
@@ -179,6 +183,10 @@ def _validate(cls: type[Rule]) -> None:
     order = [t for t in titles if t in DOC_SECTIONS]
     if order != list(DOC_SECTIONS):
         raise fail(f"its docstring sections must come in the order {', '.join(DOC_SECTIONS)}")
+    if not isinstance(cls.explained_by, tuple) or not all(
+        isinstance(c, str) and CODE_RE.match(c) and c != code for c in cls.explained_by
+    ):
+        raise fail(f"explained_by must be a tuple of other rules' codes, got {cls.explained_by!r}")
     if not isinstance(cls.requires, tuple):
         raise fail(f"requires must be a tuple, got {type(cls.requires).__name__}")
     needs: list[Need] = []
