@@ -237,11 +237,13 @@ class LrTooHigh(Rule):
         after = ~finite[first:]
         if after.any():
             at = first + int(np.argmax(after))
-            peak = float(np.nanmax(np.abs(loss[first:at]))) if at > first else initial
+            top = first + int(np.argmax(np.abs(loss[first:at]))) if at > first else first
+            peak = float(loss[top])
+            rose = f" it rose to {peak:.3g} at step {int(index[top])} and" if top > first else ""
             return self.finding(
                 run,
-                f"the {column} exploded: from {initial:.3g} at step {int(index[first])} it rose to "
-                f"{peak:.3g} and became {loss[at]} at step {int(index[at])}"
+                f"the {column} exploded: from {float(loss[first]):.3g} at step "
+                f"{int(index[first])}{rose} became {loss[at]} at step {int(index[at])}"
                 f"{_lr_note(run, int(index[first]), int(index[at]))}",
                 "lower the learning rate ×0.1 and clip gradients "
                 "(torch.nn.utils.clip_grad_norm_(params, 1.0))",
@@ -259,12 +261,23 @@ class LrTooHigh(Rule):
             at = int(np.argmax(med))
             ratio = float(med[at] / initial)
             if ratio > opts.spike_ratio:
-                how = f"median of {window} steps" if window > 1 else "one logged point"
+                # quote what was logged: the largest value in the window at the spike
+                lo, hi = max(0, at - window // 2), min(len(values), at + window // 2 + 1)
+                top = lo + int(np.argmax(values[lo:hi]))
+                if reference:
+                    measure = f"{ratio:.1f}× the expected initial loss {initial:.3g}{reference}"
+                elif window > 1:
+                    measure = (
+                        f"its median over {window} steps reached {med[at]:.3g}, {ratio:.1f}× the "
+                        f"median of its first points, {initial:.3g}"
+                    )
+                else:
+                    measure = f"one logged point, {ratio:.1f}× the first"
                 return self.finding(
                     run,
-                    f"the {column} spiked to {med[at]:.3g} at step {int(idx[at])}, "
-                    f"{ratio:.1f}× its initial {initial:.3g}{reference} ({how})"
-                    f"{_lr_note(run, int(idx[0]), int(idx[at]))}",
+                    f"the {column} spiked to {float(values[top]):.3g} at step {int(idx[top])} "
+                    f"from {float(values[0]):.3g} at step {int(idx[0])} ({measure})"
+                    f"{_lr_note(run, int(idx[0]), int(idx[top]))}",
                     "lower the learning rate ×0.1 (add a warm-up and clip gradients)",
                     severity=Severity.ERROR if ratio > opts.error_ratio else self.severity,
                     steps=(int(idx[0]), int(idx[at])),
