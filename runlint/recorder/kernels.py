@@ -194,6 +194,49 @@ def finish_activation_stats(
     return stats
 
 
+#: The ``outputs`` statistics, in the order ``output_stats`` stacks them.
+OUTPUT_COLUMNS = (
+    "mean",
+    "std",
+    "min",
+    "max",
+    "row_sum",
+    "row_logsumexp",
+    "batch_std",
+    "unit_fraction",
+)
+
+
+def output_rows(out: torch.Tensor, max_elems: int) -> torch.Tensor:
+    """The model's output as ``(rows, width)`` (leading dimensions flattened; a ``(B,)`` output
+    is width 1), its leading rows holding about ``max_elems`` values."""
+    x = out.detach()
+    x = x.reshape(-1, 1) if x.dim() <= 1 else x.reshape(-1, x.shape[-1])
+    rows = max(1, min(x.shape[0], max_elems // max(1, x.shape[1])))
+    return x[:rows]
+
+
+def output_stats(x: torch.Tensor) -> torch.Tensor:
+    """``OUTPUT_COLUMNS`` of rows ``x`` (from ``output_rows``), stacked on its device."""
+    x = x.float()
+    nan = torch.full((), float("nan"), device=x.device)
+    spread = x.std() if x.numel() > 1 else nan
+    across = x.std(dim=0).mean() if x.shape[0] > 1 else nan
+    inside = ((x >= 0) & (x <= 1)).float().mean()
+    return torch.stack(
+        [
+            x.mean(),
+            spread,
+            x.amin(),
+            x.amax(),
+            x.sum(dim=1).mean(),
+            torch.logsumexp(x, dim=1).mean(),
+            across,
+            inside,
+        ]
+    )
+
+
 def edge_tensor(kind: str, device: torch.device) -> torch.Tensor:
     """``histogram_edges(kind)`` as a float32 tensor on ``device`` (make it once, before training:
     building it copies from the host)."""

@@ -31,6 +31,7 @@ from runlint.recorder.probes import (
     Histograms,
     Meta,
     Norms,
+    Outputs,
     Probe,
     Scalars,
     Shared,
@@ -130,6 +131,7 @@ class Recorder:
         self._histograms = Histograms(shared, self.hist_every)
         static = _is_compiled(model)  # activation hooks registered for good
         self._activations = Activations(shared, self.stats_every, self._histograms, static=static)
+        self._outputs = Outputs(shared, self.stats_every, static=static)
         self._weights = Weights(shared, self.weights_every, self.model)
         self._forward = Probe(shared, "forward")  # the forward pre-hook and ``begin_batch``
         self._flushing = Probe(shared, "flush")
@@ -147,6 +149,7 @@ class Recorder:
             self._groups,
             self._norms,
             self._activations,
+            self._outputs,
             self._histograms,
             self._weights,
         )
@@ -205,6 +208,7 @@ class Recorder:
             self.model.register_forward_pre_hook(self._forward_pre_hook(), with_kwargs=True)
         )
         self._activations.attach(self.model)
+        self._outputs.attach(self.model)
         self._flush_deadline = time.monotonic() + self.flush_secs
         with self._meta:
             self._meta.take_static()
@@ -221,6 +225,7 @@ class Recorder:
             handle.remove()
         self._handles.clear()
         self._activations.detach()
+        self._outputs.detach()
         weights = self._weights
         if weights.last != self.step and weights.off is None:
             with weights:
@@ -333,6 +338,7 @@ class Recorder:
         # ``begin`` changes nothing on the other steps: no call there
         if activations.collecting or activations.handles or step % activations.every == 0:
             activations.begin(step, training)
+            self._outputs.begin(step, training)
         meta = self._meta
         if meta.batch_size is None:
             meta.see_inputs(inputs)

@@ -61,6 +61,8 @@ class Run:
     ``activations`` long: ``step, module, kind, mean, std, saturated, dead, dead_units``.
     ``histograms``  long: ``step, source, name, edges, counts``.
     ``weights``     long: ``step, param, shape, values`` (first-layer snapshots).
+    ``outputs``     one row per step (index ``step``): the model output's ``width``, range,
+                    ``row_sum``, ``row_logsumexp``, ``batch_std``, ``unit_fraction``.
     ``meta``        dict as in ``meta.json`` (``runlint.schema.meta``); ``setup`` is its typed
                     reading, which rules use.
     ``raw``         every table as read, with ``rank`` (and ``micro``) columns kept.
@@ -75,6 +77,7 @@ class Run:
     activations = _View()
     histograms = _View()
     weights = _View()
+    outputs = _View()
 
     def __init__(
         self,
@@ -299,6 +302,7 @@ _BUILDERS: dict[str, Callable[[Run], pd.DataFrame]] = {
     "activations": _build_long("activations", ["step", "module", "kind"]),
     "histograms": lambda run: _raw(run, "histograms"),
     "weights": lambda run: _raw(run, "weights"),
+    "outputs": lambda run: _view_of(run, "outputs", ["step"], index=True),
 }
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "EPOCHS",
     "GROUPS",
     "HISTOGRAMS",
+    "OUTPUTS",
     "PARAMS",
     "STEPS",
     "TABLES",
@@ -214,6 +215,39 @@ WEIGHTS = TableSpec(
     ),
 )
 
+OUTPUTS = TableSpec(
+    "outputs",
+    "every `stats_every` steps, per training forward pass: the model's output (what the loss "
+    "is fed), on a sample of its leading rows",
+    keys=("step",),
+    index=True,
+    columns=(
+        STEP,
+        RANK,
+        _col("width", "int64", "size of the output's last dimension (1 for a `(B,)` output)"),
+        _col("rows", "int64", "rows sampled (all leading dimensions flattened)"),
+        _col("mean", F64, "mean of the output"),
+        _col("std", F64, "standard deviation of the output"),
+        _col("min", F64, "smallest value"),
+        _col("max", F64, "largest value"),
+        _col(
+            "row_sum", F64, "mean over rows of the sum over the last dimension (probabilities: 1)"
+        ),
+        _col(
+            "row_logsumexp",
+            F64,
+            "mean over rows of logsumexp over the last dimension (log-probabilities: 0)",
+        ),
+        _col(
+            "batch_std",
+            F64,
+            "mean over the output's units of their std across rows (≈ 0: every example gets the "
+            "same prediction)",
+        ),
+        _col("unit_fraction", F64, "fraction of values in [0, 1]"),
+    ),
+)
+
 EPOCHS = TableSpec(
     "epochs",
     "every `rec.log_epoch`",
@@ -248,7 +282,7 @@ EPOCHS = TableSpec(
 
 #: Every table, in the order a run directory lists them.
 TABLES: dict[str, TableSpec] = {
-    t.name: t for t in (STEPS, GROUPS, PARAMS, ACTIVATIONS, HISTOGRAMS, WEIGHTS, EPOCHS)
+    t.name: t for t in (STEPS, GROUPS, PARAMS, ACTIVATIONS, HISTOGRAMS, WEIGHTS, OUTPUTS, EPOCHS)
 }
 
 #: Columns of the raw tables that the views average over.

@@ -6,6 +6,7 @@ hooks and how its rows become a table's columns at the flush (``base.Probe``).
   activations  activation statistics from samples of the activation modules' outputs
   histograms   activation and gradient histograms
   weights      first-layer weight snapshots
+  outputs      statistics of the model's output (what the loss is fed)
   scalars      what ``rec.log`` and ``rec.log_epoch`` are given (``steps``, ``epochs``; ``log``)
   meta         run metadata, static and dynamic, with the provenance of inferred values
 """
@@ -16,6 +17,7 @@ from runlint.recorder.probes.groups import Groups
 from runlint.recorder.probes.histograms import Histograms
 from runlint.recorder.probes.meta import Meta
 from runlint.recorder.probes.norms import Norms
+from runlint.recorder.probes.outputs import Outputs
 from runlint.recorder.probes.scalars import Scalars
 from runlint.recorder.probes.weights import Weights
 
@@ -25,6 +27,7 @@ __all__ = [
     "Histograms",
     "Meta",
     "Norms",
+    "Outputs",
     "Probe",
     "Scalars",
     "Shared",

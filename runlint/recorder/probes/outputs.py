@@ -1,0 +1,123 @@
+"""The ``outputs`` probe: what the model hands the loss, every ``stats_every`` steps.
+
+A forward hook on the model itself (only during statistics steps' training forward passes,
+like the activation hooks) keeps a few statistics of the output's leading rows: its width, its
+range, whether rows sum to 1 (probabilities) or their logsumexp is 0 (log-probabilities), and
+how much the prediction varies across examples. Rules compare them with the loss the run
+names: probabilities fed to a loss that expects logits, a width that is not the number of
+classes, predictions collapsed to a constant.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from runlint.recorder import kernels
+from runlint.recorder.probes.base import (
+    Probe,
+    Shared,
+    first_tensor,
+    is_compiling,
+    names,
+    no_compile,
+)
+from runlint.recorder.stash import Table
+from runlint.schema.tables import OUTPUTS, RANK, STEP
+
+__all__ = ["Outputs"]
+
+_WIDTH, _ROWS = names(OUTPUTS, "width", "rows")
+names(OUTPUTS, *kernels.OUTPUT_COLUMNS)
+
+
+class Outputs(Probe):
+    """Statistics of the model's output on statistics steps."""
+
+    def __init__(self, shared: Shared, every: int, *, static: bool) -> None:
+        super().__init__(shared, OUTPUTS.name)
+        self.every = every
+        self.static = static  # the hook stays registered (compiled models)
+        self.collecting = False
+        self.handle: Any = None
+        self.model: nn.Module | None = None
+        self.table = _table()
+
+    def attach(self, model: nn.Module) -> None:
+        self.model = model
+        if self.static:
+            self.hook(True)
+
+    def detach(self) -> None:
+        self.static = False
+        self.hook(False)
+
+    def begin(self, step: int, training: bool) -> None:
+        """A forward pass starts: hooked when it is a statistics step's training pass."""
+        collect = training and step % self.every == 0 and self.off is None
+        self.collecting = collect
+        if not self.static and collect != (self.handle is not None):
+            self.hook(collect)
+
+    def hook(self, on: bool) -> None:
+        if on and self.handle is None and self.model is not None:
+            self.handle = self.model.register_forward_hook(self._hook())
+        elif not on and self.handle is not None:
+            self.handle.remove()
+            self.handle = None
+
+    def _hook(self) -> Any:
+        shared = self.shared
+
+        def eager(module: nn.Module, inputs: Any, output: Any) -> None:
+            if not self.collecting:
+                return
+            try:
+                logits = getattr(output, "logits", None)  # transformers' ModelOutput: not its loss
+                out = logits if isinstance(logits, torch.Tensor) else first_tensor(output)
+                if out is None or not out.is_floating_point() or out.numel() == 0:
+                    return
+                rows = kernels.output_rows(out, shared.max_elems)
+                offset = shared.stash.vector(kernels.output_stats(rows))
+                self.table.add(shared.step, offset, rows.shape[1], rows.shape[0])
+            except Exception as exc:
+                self.collecting = False
+                self.fail(exc)
+
+        outside = no_compile(eager)
+
+        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+            if is_compiling():
+                outside(module, inputs, output)
+            else:
+                eager(module, inputs, output)
+
+        return hook
+
+    def take(self) -> Table | None:
+        table, self.table = self.table, _table()
+        return table if table.n else None
+
+    def columns(
+        self, rows: Table, scalars: np.ndarray, vectors: np.ndarray
+    ) -> dict[str, dict[str, Any]]:
+        fixed = rows.fixed
+        width = len(kernels.OUTPUT_COLUMNS)
+        offsets = np.asarray(fixed["offset"])
+        stats = vectors[offsets[:, None] + np.arange(width)].astype(np.float64)
+        return {
+            OUTPUTS.name: {
+                STEP.name: fixed["step"],
+                RANK.name: np.full(rows.n, self.shared.rank),
+                _WIDTH: fixed["width"],
+                _ROWS: fixed["rows"],
+                **{name: stats[:, i] for i, name in enumerate(kernels.OUTPUT_COLUMNS)},
+            }
+        }
+
+
+def _table() -> Table:
+    return Table("step", "offset", "width", "rows")
