@@ -20,16 +20,24 @@ import numpy as np
 import pandas as pd
 
 from runlint.check.rule import Finding
-from runlint.report.html.series import BUCKETS, bucket_minmax, deltas, ema, quantize
+from runlint.report.html.series import (
+    BUCKETS,
+    bucket_minmax,
+    deltas,
+    drop_flat,
+    ema,
+    quantize,
+)
 from runlint.run import Run, RunError
 
 __all__ = ["Card", "RunPage", "overlays", "place", "run_payload"]
 
-LAYER_BUCKETS = 300  # per-layer curves: 20 lines on one plot need fewer points each
-HIST_COLUMNS = 80  # time columns of a histogram heatmap
+LAYER_BUCKETS = 150  # per-layer curves: 20 lines on one plot, 4 pixels a bucket
+HIST_COLUMNS = 60  # time columns of a histogram heatmap
 MAX_FILTERS = 64  # first-layer filters shown (the recorder keeps at most 64 rows)
 OVERLAY_POINTS = 300
 CHARS = "0123456789abcdefghijklmnopqrstuvwxyz"  # heatmap intensity, one character a cell
+_CHAR_CODES = np.frombuffer(CHARS.encode("ascii"), dtype=np.uint8)
 
 
 @dataclass
@@ -125,6 +133,7 @@ def _line(
     names = list(columns)
     ys = np.column_stack([columns[n] for n in names]) if names else np.empty((len(x), 0))
     bx, by = bucket_minmax(np.asarray(x, dtype=np.int64), ys, buckets)
+    bx, by = drop_flat(bx, by)
     series = []
     for i, name in enumerate(names):
         q = quantize(by[:, i], log=log)
@@ -137,13 +146,17 @@ def _wide(frame: pd.DataFrame, key: str, value: str) -> pd.DataFrame:
     """``step`` × ``key`` of a long table's ``value`` (order of first appearance)."""
     if value not in frame.columns or key not in frame.columns or "step" not in frame.columns:
         return pd.DataFrame()
-    sub = frame[["step", key, value]]
-    if not sub[value].notna().any():
+    values = _floats(frame[value])
+    if not np.isfinite(values).any():
         return pd.DataFrame()
-    order = list(dict.fromkeys(sub[key].astype(str)))
-    wide = sub.pivot_table(index="step", columns=key, values=value, aggfunc="mean", dropna=False)
-    wide.columns = wide.columns.astype(str)
-    return wide.reindex(columns=[c for c in order if c in wide.columns]).sort_index()
+    codes, names = pd.factorize(frame[key], sort=False)  # order of first appearance
+    steps, row = np.unique(frame["step"].to_numpy(dtype=np.int64), return_inverse=True)
+    ok = codes >= 0
+    grid = np.full((steps.size, len(names)), np.nan)
+    grid[row[ok], codes[ok]] = values[ok]  # views hold one row per step and key
+    used = np.isfinite(grid).any(axis=0)
+    columns = [str(n) for n, u in zip(names, used, strict=True) if u]
+    return pd.DataFrame(grid[:, used], index=pd.Index(steps, name="step"), columns=columns)
 
 
 def _layer_plot(wide: pd.DataFrame, log: bool) -> dict[str, Any]:
@@ -187,7 +200,7 @@ def _heatmaps(frame: pd.DataFrame, source: str) -> list[dict[str, Any]]:
         with np.errstate(invalid="ignore", divide="ignore"):
             level = np.where(top > 0, counts / np.where(top > 0, top, 1.0), 0.0)
         cells = np.rint(np.sqrt(level) * (len(CHARS) - 1)).astype(int)  # sqrt: faint bins show
-        text = "".join(CHARS[v] for v in cells.ravel().tolist())
+        text = _CHAR_CODES[cells.ravel()].tobytes().decode("ascii")
         bins = counts.shape[1]
         outer = bins == edges.size + 1  # below the first edge, between, above the last
         out.append(
@@ -377,7 +390,7 @@ def run_payload(run: Run, findings: Sequence[tuple[int, Finding]], index: int) -
     params = _frame(run, "params")
     param_names: set[str] = set()
     if not params.empty and "param" in params.columns:
-        param_names = set(params["param"].astype(str))
+        param_names = {str(n) for n in params["param"].unique()}
         wide = _wide(params, "param", "update_ratio")
         if not wide.empty:
             plots["update-ratio"] = _layer_plot(wide, log=True)
@@ -399,13 +412,15 @@ def run_payload(run: Run, findings: Sequence[tuple[int, Finding]], index: int) -
     acts = _frame(run, "activations")
     modules: set[str] = set()
     if not acts.empty and "module" in acts.columns:
-        modules = set(acts["module"].astype(str))
+        modules = {str(n) for n in acts["module"].unique()}
         kinds = acts["kind"].astype(str).str.lower() if "kind" in acts.columns else None
-        relu = acts[kinds.str.contains("relu")] if kinds is not None else acts.iloc[:0]
+        is_relu = kinds.str.contains("relu") if kinds is not None else None
+        relu = acts[is_relu] if is_relu is not None else acts.iloc[:0]
+        squashing = acts[~is_relu] if is_relu is not None else acts
         for pid, frame, col, title, about in (
             (
                 "act-saturated",
-                acts,
+                squashing,
                 "saturated",
                 "Saturated activations",
                 "fraction |a|>0.99 (tanh) or outside 0.01…0.99 (sigmoid), per module",

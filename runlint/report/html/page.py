@@ -239,7 +239,6 @@ def render_page(
                 + "".join(f"<li>{_e(n)}</li>" for n in page.notes)
                 + "</ul></details>"
             )
-        first_seen: set[int] = set()
         index = {k: f for k, ri, f in numbered if ri == i}
         w("<div class='grid'>")
         for card in page.cards:
@@ -248,9 +247,8 @@ def render_page(
             w(f"<div class='rl-plot' data-run='{i}' data-plot='{card.id}'></div>")
             if card.findings:
                 w("<ul class='rl-notes'>")
-                for k in card.findings:
-                    w(_finding_item(k, index[k], anchor=k not in first_seen))
-                    first_seen.add(k)
+                for k in card.findings:  # in full on its first plot, a link on the others
+                    w(_finding_item(k, index[k], anchor=page.placed[k][0] == card.id))
                 w("</ul>")
             w("</div>")
         w("</div>")
@@ -260,8 +258,7 @@ def render_page(
         if meta_findings:
             w("<ul class='rl-notes'>")
             for k in meta_findings:
-                w(_finding_item(k, index[k], anchor=k not in first_seen))
-                first_seen.add(k)
+                w(_finding_item(k, index[k], anchor=page.placed[k][0] == "meta"))
             w("</ul>")
         w("<table class='rl-meta'>")
         for key, value in page.meta_rows:

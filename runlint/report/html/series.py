@@ -1,23 +1,26 @@
-"""Curves made small for the page: min/max per pixel bucket, then quantized to short integers.
+"""Curves made small for the page: min/max per pixel bucket, then quantized to 16-bit integers.
 
 A plot is about ``BUCKETS`` pixels wide, so a 10,000-step loss is drawn from two points per
 bucket, the bucket's minimum and maximum in the order they occur (the M4 idea): every spike
 stays on the plot, the noise band keeps its width, and the page holds about 1,600 points
 instead of 10,000. Values are then sent as integers ``0..QMAX`` over the series' own range
-(``o + q × s``; log10 for log axes), a step far below a pixel, with ``-1`` for a missing or
-non-finite value. Steps are sent as differences. ``report.js`` decodes both.
+(``o + q × s``; log10 for log axes), a step far below a pixel, with ``MISSING`` for a missing or
+non-finite value, packed as little-endian uint16 in base64 (2.7 characters a value). Steps are
+sent as differences. ``report.js`` decodes both.
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import numpy as np
 
-__all__ = ["BUCKETS", "QMAX", "bucket_minmax", "deltas", "ema", "quantize"]
+__all__ = ["BUCKETS", "MISSING", "QMAX", "bucket_minmax", "deltas", "drop_flat", "ema", "quantize"]
 
 BUCKETS = 800  # about a plot's width in pixels
-QMAX = 9999  # four digits per value: 1/10,000 of the range, far below a pixel
+QMAX = 65534  # 1/65,534 of the range: far below a pixel, and hover values keep 4-5 digits
+MISSING = 65535
 
 
 def bucket_minmax(
@@ -69,6 +72,17 @@ def bucket_minmax(
     return out_x, out
 
 
+def drop_flat(x: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows inside a run of equal rows left out: a step schedule keeps only its corners."""
+    n = x.shape[0]
+    if n < 3:
+        return x, ys
+    same = np.all((ys[1:] == ys[:-1]) | (np.isnan(ys[1:]) & np.isnan(ys[:-1])), axis=1)
+    keep = np.ones(n, dtype=bool)
+    keep[1:-1] = ~(same[:-1] & same[1:])  # equal to both neighbours
+    return x[keep], ys[keep]
+
+
 def ema(values: np.ndarray, alpha: float | None = None) -> np.ndarray:
     """An exponential moving average over the finite values (NaN stays NaN).
 
@@ -95,10 +109,11 @@ def ema(values: np.ndarray, alpha: float | None = None) -> np.ndarray:
 
 
 def quantize(values: Any, log: bool = False, qmax: int = QMAX) -> dict[str, Any] | None:
-    """``{"o", "s", "q"[, "l"]}``: ``values ≈ o + q × s`` (``10 ** (...)`` when ``l``).
+    """``{"o", "s", "b"[, "l"]}``: ``values ≈ o + q × s`` (``10 ** (...)`` when ``l``), the
+    ``q`` as little-endian uint16 in base64 (``b``).
 
-    ``q`` holds ``-1`` for NaN/±inf (and for values ≤ 0 on a log axis). ``None`` when no value
-    is usable.
+    ``q`` is ``MISSING`` for NaN/±inf (and for values ≤ 0 on a log axis). ``None`` when no
+    value is usable.
     """
     v = np.asarray(values, dtype=float)
     if log:
@@ -109,9 +124,11 @@ def quantize(values: Any, log: bool = False, qmax: int = QMAX) -> dict[str, Any]
         return None
     lo, hi = float(v[ok].min()), float(v[ok].max())
     scale = (hi - lo) / qmax if hi > lo else 1.0
-    q = np.full(v.shape, -1, dtype=np.int64)
-    q[ok] = np.rint((v[ok] - lo) / scale).astype(np.int64)
-    out: dict[str, Any] = {"o": _short(lo), "s": float(f"{scale:.6g}"), "q": q.tolist()}
+    scale = float(f"{scale:.6g}")
+    lo = _short(lo)
+    q = np.full(v.shape, MISSING, dtype="<u2")
+    q[ok] = np.clip(np.rint((v[ok] - lo) / scale), 0, qmax).astype("<u2")
+    out: dict[str, Any] = {"o": lo, "s": scale, "b": base64.b64encode(q.tobytes()).decode()}
     if log:
         out["l"] = 1
     return out

@@ -1,6 +1,7 @@
 /* runlint HTML report: draws the plots of runlint/report/html (uPlot), lazily, run by run.
  * Data: <script type="application/json" id="rl-overview"> and one id="rl-run-N" per run.
- * Series are quantized ({o, s, q[, l]}: value = o + q*s, 10**value when l; q < 0 is a gap);
+ * Series are quantized ({o, s, b[, l]}: b is base64 of little-endian uint16 q, value = o + q*s,
+ * 10**value when l; q = 65535 is a gap);
  * steps come as differences. window.runlintReport exposes drawAll() and counters for tests. */
 (function () {
   "use strict";
@@ -16,11 +17,12 @@
 
   function color(j) { return PALETTE[j % PALETTE.length]; }
 
+  var MISSING = 65535;
   function dec(e) {
-    var q = e.q, n = q.length, out = new Array(n), o = e.o, s = e.s, i, v;
+    var bin = atob(e.b), n = bin.length >> 1, out = new Array(n), o = e.o, s = e.s, i, v;
     for (i = 0; i < n; i++) {
-      v = q[i];
-      out[i] = v < 0 ? null : (e.l ? Math.pow(10, o + v * s) : o + v * s);
+      v = bin.charCodeAt(2 * i) | (bin.charCodeAt(2 * i + 1) << 8);  // little-endian uint16
+      out[i] = v === MISSING ? null : (e.l ? Math.pow(10, o + v * s) : o + v * s);
     }
     return out;
   }
@@ -100,31 +102,33 @@
       if (xIsEpochRow && !run.epochs) return null;
       return [Math.min(a, b), Math.max(a, b)];
     }
+    function position(u) {
+      var w = u.bbox.width / uPlot.pxRatio;  // no layout read: drawing many plots stays fast
+      divs.forEach(function (pair) {
+        var d = pair[0], s = pair[1], left = 0, right = w;
+        if (s) {
+          left = u.valToPos(s[0], "x");
+          right = u.valToPos(s[1], "x");
+        }
+        if (right < 0 || left > w) { d.style.display = "none"; return; }
+        left = Math.max(0, left); right = Math.min(w, right);
+        if (right - left < 3) { left = Math.max(0, Math.min(w - 3, left - 1.5)); right = left + 3; }
+        d.style.display = "";
+        d.style.left = left + "px";
+        d.style.width = (right - left) + "px";
+      });
+    }
     return {
       hooks: {
-        ready: [function (u) {
+        ready: [function (u) {  // after the first draw: place the bands now
           marks.forEach(function (m) {
             var d = bandDiv(m, m.code + (m.layer ? " " + m.layer : ""));
             u.over.appendChild(d);
             divs.push([d, span(m)]);
           });
+          position(u);
         }],
-        draw: [function (u) {
-          var w = u.over.clientWidth;
-          divs.forEach(function (pair) {
-            var d = pair[0], s = pair[1], left = 0, right = w;
-            if (s) {
-              left = u.valToPos(s[0], "x");
-              right = u.valToPos(s[1], "x");
-            }
-            if (right < 0 || left > w) { d.style.display = "none"; return; }
-            left = Math.max(0, left); right = Math.min(w, right);
-            if (right - left < 3) { left = Math.max(0, left - 1.5); right = left + 3; }
-            d.style.display = "";
-            d.style.left = left + "px";
-            d.style.width = (right - left) + "px";
-          });
-        }]
+        draw: [position]
       }
     };
   }
@@ -172,13 +176,13 @@
     var marks = marksFor(run, pid);
     var hot = {};
     marks.forEach(function (m) { if (m.layer) hot[m.layer] = true; });
-    var anyHot = Object.keys(hot).length > 0;
     var data = [xs];
     var series = [{ label: axisLabel(run), value: function (u, v) { return fmt(v); } }];
     spec.series.forEach(function (s, j) {
       data.push(dec(s.y));
       var raw = pid === "loss" && s.label === "loss";
-      var width = hot[s.label] ? 2.5 : (anyHot ? 1 : 1.25);
+      // integer widths: fractional ones cost ~10x to rasterize without a GPU
+      var width = hot[s.label] ? 2 : 1;
       var stroke = pid === "loss"
         ? (raw ? "rgba(31,119,180,0.35)" : (s.label === "smoothed" ? "#0b3c6f" : color(j + 1)))
         : color(j);
@@ -200,8 +204,8 @@
       });
     }
     var opts = {
-      width: Math.max(280, el.clientWidth || 520),
-      height: 230,
+      width: widthOf(el),
+      height: 260,
       scales: { x: { time: false }, y: spec.log ? { distr: 3, log: 10 } : {} },
       axes: axes,
       series: series,
@@ -325,6 +329,16 @@
     el.appendChild(box);
   }
 
+  /* plot widths are read before drawing a batch (one layout, not one per plot) */
+  function widthOf(el) {
+    var w = +el.dataset.width || el.clientWidth || 520;
+    return Math.max(280, w);
+  }
+
+  function measure(els) {
+    els.forEach(function (el) { if (!el.dataset.drawn) el.dataset.width = el.clientWidth; });
+  }
+
   function drawPlot(el) {
     if (el.dataset.drawn) return;
     el.dataset.drawn = "1";
@@ -367,13 +381,13 @@
       if (s.y.l) log = true;
       data.push(dec(s.y));
       series.push({
-        label: overview.names[s.run], stroke: color(s.run), width: 1.5,
+        label: overview.names[s.run], stroke: color(s.run), width: 1,
         points: { show: key !== "loss", size: 4 }, value: function (u, v) { return fmt(v); }
       });
     });
     el.dataset.series = String(series.length - 1);
     var opts = {
-      width: Math.max(280, el.clientWidth || 520), height: 260,
+      width: widthOf(el), height: 260,
       scales: { x: { time: false }, y: log ? { distr: 3, log: 10 } : {} },
       axes: [{ label: overview.xunit, size: 34, labelSize: 14 },
              { size: 58, values: log ? decades : function (u, vals) { return vals.map(fmt); } }],
@@ -430,14 +444,20 @@
   state.total = plotEls.length;
   if ("IntersectionObserver" in window) {
     var io = new IntersectionObserver(function (entries) {
-      entries.forEach(function (e) {
-        if (e.isIntersecting) { io.unobserve(e.target); drawPlot(e.target); }
-      });
+      var batch = entries.filter(function (e) { return e.isIntersecting; })
+        .map(function (e) { return e.target; });
+      measure(batch);
+      batch.forEach(function (el) { io.unobserve(el); drawPlot(el); });
     }, { rootMargin: "800px 0px" });
     plotEls.forEach(function (el) { io.observe(el); });
   } else {
     plotEls.forEach(drawPlot);
   }
-  state.drawAll = function () { plotEls.forEach(drawPlot); return state.drawn; };
+  state.drawAll = function () {
+    var els = Array.prototype.slice.call(plotEls);
+    measure(els);
+    els.forEach(drawPlot);
+    return state.drawn;
+  };
   state.ready = true;
 })();
