@@ -22,6 +22,7 @@ import pandas as pd
 from runlint.check.rule import Finding
 from runlint.report.html.series import (
     BUCKETS,
+    MISSING,
     bucket_minmax,
     deltas,
     drop_flat,
@@ -139,6 +140,10 @@ def _line(
         q = quantize(by[:, i], log=log)
         if q is not None:
             series.append({"label": name, "y": q})
+        elif log and np.isfinite(by[:, i]).any():  # all 0 (a frozen layer): named, not drawn
+            gap = np.full(by.shape[0], MISSING, dtype="<u2").tobytes()
+            q = {"o": 0.0, "s": 1.0, "b": base64.b64encode(gap).decode(), "l": 1}
+            series.append({"label": f"{name} (0: off the log axis)", "y": q})
     return {"x": deltas(bx), "series": series, "log": bool(log)}
 
 

@@ -64,14 +64,14 @@ def _worst(findings: Sequence[Finding]) -> str:
     return max((f.severity for f in findings), key=lambda s: s.rank).value
 
 
-def _finding_item(k: int, f: Finding, anchor: bool) -> str:
-    """A finding beside its plot: in full where it is first drawn, a link back elsewhere."""
+def _finding_item(k: int, f: Finding, anchor: bool, home: str = "") -> str:
+    """A finding beside its plot: in full on its first plot, a link to it on the others."""
     if not anchor:
         return (
             f'<li class="rl-finding rl-also sev-{f.severity.value}" data-finding="{k}">'
             f'<a href="#f{k}"><b>{_e(f.code)}</b> {_e(f.name)}</a> '
             f'<span class="span">steps {_steps(f)}{" · " + _e(f.where) if f.where else ""} '
-            f"(message and fix above)</span></li>"
+            f"(message and fix beside {_e(home or 'its first plot')})</span></li>"
         )
     ident = f' id="f{k}"' if anchor else ""
     where = f" · {_e(f.where)}" if f.where else ""
@@ -240,6 +240,7 @@ def render_page(
                 + "</ul></details>"
             )
         index = {k: f for k, ri, f in numbered if ri == i}
+        titles = {c.id: f"“{c.title}”" for c in page.cards} | {"meta": "the metadata"}
         w("<div class='grid'>")
         for card in page.cards:
             w(f"<div class='card card-{card.kind}' id='run-{i}-{card.id}'>")
@@ -248,7 +249,8 @@ def render_page(
             if card.findings:
                 w("<ul class='rl-notes'>")
                 for k in card.findings:  # in full on its first plot, a link on the others
-                    w(_finding_item(k, index[k], anchor=page.placed[k][0] == card.id))
+                    home = page.placed[k][0]
+                    w(_finding_item(k, index[k], home == card.id, titles.get(home, home)))
                 w("</ul>")
             w("</div>")
         w("</div>")
@@ -258,7 +260,8 @@ def render_page(
         if meta_findings:
             w("<ul class='rl-notes'>")
             for k in meta_findings:
-                w(_finding_item(k, index[k], anchor=page.placed[k][0] == "meta"))
+                home = page.placed[k][0]
+                w(_finding_item(k, index[k], home == "meta", titles.get(home, home)))
             w("</ul>")
         w("<table class='rl-meta'>")
         for key, value in page.meta_rows:

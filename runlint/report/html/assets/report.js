@@ -81,7 +81,7 @@
     d.className = "rl-band sev-" + m.sev + (m.steps ? "" : " rl-whole");
     d.dataset.finding = m.k;
     d.dataset.code = m.code;
-    d.style.background = "rgba(" + SEV[m.sev] + ",0.14)";
+    d.style.background = "rgba(" + SEV[m.sev] + ",0.10)";
     d.style.borderColor = "rgba(" + SEV[m.sev] + ",0.8)";
     d.title = m.code + (m.layer ? " (" + m.layer + ")" : "") + ": " + m.msg;
     var chip = document.createElement("span");
@@ -121,8 +121,9 @@
     return {
       hooks: {
         ready: [function (u) {  // after the first draw: place the bands now
-          marks.forEach(function (m) {
+          marks.forEach(function (m, j) {
             var d = bandDiv(m, m.code + (m.layer ? " " + m.layer : ""));
+            d.firstChild.style.top = (2 + 15 * (j % 6)) + "px";  // bands on one span: chips stack
             u.over.appendChild(d);
             divs.push([d, span(m)]);
           });
