@@ -85,7 +85,7 @@ def render(report: Report | Sequence[RunResult], title: str | None = None) -> st
         results, summary = list(report.results), report.summary_line()
     else:
         results = list(report)
-        summary = Report(results, []).summary_line().rsplit(";", 1)[0]
+        summary = Report(results, []).summary_line()
     pages: list[RunPage | None] = []
     errors: list[str | None] = []
     k = 0

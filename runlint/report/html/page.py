@@ -111,6 +111,11 @@ def render_page(
     w("</head><body>")
     w(f"<header><h1>{_e(title)}</h1><p class='summary'>{_e(summary)}</p>")
     w(
+        "<p class='hint'>Drag across a plot to zoom, double-click to zoom out, hover for values, "
+        "click a legend entry to hide a line; a shaded span is a finding: click it for its "
+        "message and fix.</p>"
+    )
+    w(
         f"<p class='generated'>runlint {_e(version)} · "
         f"{_e(time.strftime('%Y-%m-%d %H:%M'))} · {len(results)} run"
         f"{'' if len(results) == 1 else 's'}</p></header><main>"

@@ -215,7 +215,7 @@
       plugins: [bandsPlugin(run, marks, epochRows), targetPlugin(spec)]
     };
     var u = new uPlot(opts, data, el);
-    state.plots.push(u);
+    state.plots.push([u, el]);
     return u;
   }
 
@@ -460,5 +460,14 @@
     els.forEach(drawPlot);
     return state.drawn;
   };
+  /* a resized window: the drawn plots take their card's new width */
+  var resizing = null;
+  window.addEventListener("resize", function () {
+    clearTimeout(resizing);
+    resizing = setTimeout(function () {
+      var sizes = state.plots.map(function (p) { return Math.max(280, p[1].clientWidth); });
+      state.plots.forEach(function (p, j) { p[0].setSize({ width: sizes[j], height: p[0].height }); });
+    }, 150);
+  });
   state.ready = true;
 })();
