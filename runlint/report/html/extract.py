@@ -28,6 +28,7 @@ from runlint.report.html.series import (
     drop_flat,
     ema,
     quantize,
+    smooth,
 )
 from runlint.run import Run, RunError
 
@@ -334,7 +335,7 @@ def run_payload(run: Run, findings: Sequence[tuple[int, Finding]], index: int) -
     if "loss" in steps.columns and steps["loss"].notna().any():
         s = steps.index.to_numpy(dtype=np.int64)
         loss = _floats(steps["loss"])
-        loss_smooth, loss_steps = ema(loss), s
+        loss_smooth, loss_steps = smooth(loss), s
         cols = {"loss": loss, "smoothed": loss_smooth}
         for extra in ("data_loss", "reg_loss"):
             if extra in steps.columns and steps[extra].notna().any():
@@ -344,7 +345,7 @@ def run_payload(run: Run, findings: Sequence[tuple[int, Finding]], index: int) -
             Card(
                 "loss",
                 "Loss",
-                f"per step (min/max per pixel) and smoothed (EMA), against {xunit}s",
+                f"per step (min/max per pixel) and smoothed (EMA both ways), against {xunit}s",
             )
         )
     else:

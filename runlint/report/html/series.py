@@ -16,7 +16,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BUCKETS", "MISSING", "QMAX", "bucket_minmax", "deltas", "drop_flat", "ema", "quantize"]
+__all__ = [
+    "BUCKETS",
+    "MISSING",
+    "QMAX",
+    "bucket_minmax",
+    "deltas",
+    "drop_flat",
+    "ema",
+    "quantize",
+    "smooth",
+]
 
 BUCKETS = 800  # about a plot's width in pixels
 QMAX = 65534  # 1/65,534 of the range: far below a pixel, and hover values keep 4-5 digits
@@ -81,6 +91,13 @@ def drop_flat(x: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     keep = np.ones(n, dtype=bool)
     keep[1:-1] = ~(same[:-1] & same[1:])  # equal to both neighbours
     return x[keep], ys[keep]
+
+
+def smooth(values: np.ndarray, alpha: float | None = None) -> np.ndarray:
+    """``ema`` run forwards, then backwards: the same smoothing without the EMA's lag (a
+    falling loss is not drawn above its raw points), for display."""
+    forward = ema(values, alpha)
+    return ema(forward[::-1], alpha)[::-1].copy()
 
 
 def ema(values: np.ndarray, alpha: float | None = None) -> np.ndarray:

@@ -200,7 +200,13 @@
       axes.push({
         scale: "x", side: 0, label: "step", size: 30, labelSize: 14, grid: { show: false },
         values: function (u, vals) {
-          return vals.map(function (v) { return v == null ? "" : String(Math.round(toStep(run, v))); });
+          var last = null;
+          return vals.map(function (v) {
+            var t = v == null ? "" : String(Math.round(toStep(run, v)));
+            if (t === last) return "";  // a short run: no step label twice
+            last = t;
+            return t;
+          });
         }
       });
     }
