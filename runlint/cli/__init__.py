@@ -1,4 +1,5 @@
-"""The ``runlint`` command line: ``check``, ``rules``, ``rule``, ``gradcheck``, ``sanity``.
+"""The ``runlint`` command line: ``check``, ``report``, ``rules``, ``rule``, ``gradcheck``,
+``sanity``.
 
 One parser, argparse, for every command: each command and each of its flags is declared once
 (``runlint.cli.flags``), in the command's module. argparse was chosen over typer because it
@@ -20,6 +21,7 @@ from runlint import __version__
 from runlint.cli.check import CHECK
 from runlint.cli.flags import PROG, Command, CommandError, UsageError, parse, print_usage_error
 from runlint.cli.pretrain import GRADCHECK, SANITY
+from runlint.cli.report import REPORT
 from runlint.cli.rules import RULE, RULES
 from runlint.hints import suggest
 
@@ -34,7 +36,9 @@ def _version(args: object) -> int:
 VERSION = Command("version", "Print runlint's version.", "", lambda: (), _version)
 
 #: Every command, in the order ``runlint --help`` lists them.
-COMMANDS: dict[str, Command] = {c.name: c for c in (CHECK, RULES, RULE, GRADCHECK, SANITY, VERSION)}
+COMMANDS: dict[str, Command] = {
+    c.name: c for c in (CHECK, REPORT, RULES, RULE, GRADCHECK, SANITY, VERSION)
+}
 
 DESCRIPTION = 'A linter for neural-network training runs (CS231n "Learning the parameters").'
 

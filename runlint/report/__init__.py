@@ -18,7 +18,7 @@ from runlint.check.rule import Finding, Rule, Severity
 
 __all__ = ["FORMATS", "Report", "Reporter", "jsonable", "make_reporter"]
 
-FORMATS = ("text", "json", "github", "sarif", "junit")
+FORMATS = ("text", "json", "github", "sarif", "junit", "html")
 
 
 @dataclass
