@@ -59,7 +59,7 @@ class LrTooLow(Rule):
     name = "lr-too-low"
     severity = Severity.WARNING
     requires = ("steps.loss",)
-    explained_by = ("RL104", "RL402", "RL404", "RL502")
+    explained_by = ("RL104", "RL206", "RL402", "RL404", "RL502")
 
     @dataclass
     class Options(Rule.Options):

@@ -49,7 +49,18 @@ class LossNotDecreasing(Rule):
     name = "loss-not-decreasing"
     severity = Severity.WARNING
     requires = (any_of("steps.loss", "epochs.val_loss"),)
-    explained_by = ("RL101", "RL103", "RL104", "RL201", "RL202", "RL402", "RL404", "RL502", "RL503")
+    explained_by = (
+        "RL101",
+        "RL103",
+        "RL104",
+        "RL201",
+        "RL202",
+        "RL206",
+        "RL402",
+        "RL404",
+        "RL502",
+        "RL503",
+    )
 
     @dataclass
     class Options(Rule.Options):

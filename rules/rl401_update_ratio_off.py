@@ -56,7 +56,7 @@ class UpdateRatioOff(Rule):
     name = "update-ratio-off"
     severity = Severity.WARNING
     requires = ("params.update_ratio",)
-    explained_by = ("RL202", "RL402", "RL404", "RL502", "RL503")
+    explained_by = ("RL202", "RL206", "RL402", "RL404", "RL502", "RL503")
 
     @dataclass
     class Options(Rule.Options):

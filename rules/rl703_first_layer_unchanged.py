@@ -46,7 +46,7 @@ class FirstLayerUnchanged(Rule):
     name = "first-layer-unchanged"
     severity = Severity.WARNING
     requires = ("weights",)
-    explained_by = ("RL104", "RL201", "RL401", "RL402", "RL404", "RL502", "RL503")
+    explained_by = ("RL104", "RL201", "RL206", "RL401", "RL402", "RL404", "RL502", "RL503")
 
     @dataclass
     class Options(Rule.Options):

@@ -1,0 +1,83 @@
+"""RL206 lr-collapsed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from runlint.analysis import curves
+from runlint.check import Finding, Rule, Severity, option
+from runlint.run import Run
+
+
+class LrCollapsed(Rule):
+    """The learning rate falls to almost nothing early in the run and stays there.
+
+    After its peak, the learning rate of param group 0 drops below ``floor`` × that peak
+    within the first ``early`` of the logged steps and never climbs back above it: the rest of
+    the run trains with steps too small to move the weights.
+
+    ## Why it matters
+    A schedule stepped per batch where it was meant per epoch (``ExponentialLR(gamma=0.9)``
+    called every step is ×0.9 per batch), a ``StepLR`` with a step size in epochs used in
+    batches, or a ``OneCycleLR`` with the wrong ``total_steps`` drives the learning rate to ~0
+    long before the end. Every step after that is wasted compute: the model stops where it was.
+
+    ## Known problems
+    - A run stopped long before its planned end looks the same when its schedule was meant to
+      reach ~0 at that planned end (a cosine over 100 epochs cut after 10 does not collapse,
+      but one over 10 epochs cut at 2 does not either; only the logged steps are seen).
+    - Warm restarts bring the rate back up: they are not flagged.
+
+    ## Fix
+    Step the scheduler once per epoch (or give it its length in optimizer steps), and check that
+    the learning rate at the end of the first epoch is still close to the one you chose.
+
+    ## Seed
+    "学习率衰减...步衰减:每过几个 epoch 减少 lr,比如每 5 个 epoch 减半,或每 20 个 epoch 减小
+    为原来的 0.1" and "当损失不降时,将学习率减半。选择较慢的衰减,训练时间长点。"
+    """
+
+    code = "RL206"
+    name = "lr-collapsed"
+    severity = Severity.WARNING
+    requires = ("steps.lr",)
+
+    @dataclass
+    class Options(Rule.Options):
+        floor: float = option(
+            1e-2, "a learning rate below this × its peak barely moves the weights"
+        )
+        early: float = option(0.25, "... reached within this fraction of the logged steps")
+        min_steps: int = option(20, "runs with fewer logged learning rates are not judged")
+
+    options: Options
+
+    def check(self, run: Run) -> Iterator[Finding]:
+        opts = self.options
+        steps, lr = curves.series(run.steps, "lr")
+        if lr.size < opts.min_steps:
+            return
+        top = int(np.argmax(lr))
+        peak = float(lr[top])
+        if peak <= 0:
+            return
+        low = lr[top:] < opts.floor * peak
+        if not low.any():
+            return
+        at = top + int(np.argmax(low))
+        span = float(steps[-1] - steps[0]) or 1.0
+        if (steps[at] - steps[0]) / span > opts.early or not low[at - top :].all():
+            return
+        yield self.finding(
+            run,
+            f"the learning rate fell from its peak {peak:.3g} at step {int(steps[top])} to "
+            f"{float(lr[at]):.3g} by step {int(steps[at])} ({(steps[at] - steps[0]) / span:.0%} "
+            f"of the run) and stayed below {opts.floor:g}× the peak for the remaining "
+            f"{int(steps[-1] - steps[at])} steps (lr {float(lr[-1]):.3g} at the end)",
+            steps=(int(steps[top]), int(steps[-1])),
+            where="lr",
+            evidence={"peak_lr": peak, "collapsed_at": int(steps[at]), "final_lr": float(lr[-1])},
+        )
