@@ -292,3 +292,32 @@ def test_wilson_interval() -> None:
     assert lo == 0.0 and 0.024 < hi < 0.026  # 0/150: up to 2.5 %
     lo, hi = detection.wilson(135, 150)
     assert 0.84 < lo < 0.85 and 0.93 < hi < 0.94
+
+
+@pytest.mark.parametrize(
+    "optimizer", ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad"]
+)
+@pytest.mark.parametrize(
+    "schedule", ["constant", "step", "cosine", "warmup", "onecycle", "plateau"]
+)
+def test_every_optimizer_takes_every_schedule(
+    optimizer: str, schedule: str, torch_ok: None
+) -> None:
+    import torch
+    from space.train import _optimizer, _scheduler
+
+    d = healthy_draw(0, 0)
+    d = dataclasses.replace(
+        d,
+        optimizer=optimizer,
+        schedule=schedule,
+        opt={"lr": 0.01, "momentum": 0.9, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0},
+    )
+    d.sched = {
+        "step": {"drops": 2, "gamma": 0.5},
+        "cosine": {"floor": 0.0},
+        "warmup": {"fraction": 0.1, "then": "cosine"},
+        "plateau": {"factor": 0.5, "patience": 2},
+    }.get(schedule, {})
+    opt = _optimizer(d, [torch.nn.Parameter(torch.zeros(3))])
+    _scheduler(d, opt)
