@@ -19,9 +19,11 @@ class LossFloorHigh(Rule):
 
     Over the last ``late`` of the epochs the training accuracy is at least ``min_accuracy``
     while the training loss, less the floor label smoothing sets (the entropy of the smoothed
-    target), stays above ``floor_share`` × ln(C). A classifier that gets nearly every example
-    right has a small cross-entropy; one whose loss stays near chance level is measured by a
-    loss that does not see its predictions.
+    target), stays above ``floor_share`` × log(1 + (C − 1)/e): the least a cross-entropy can
+    reach when it is fed probabilities (a softmax output, squashed again), 1.46 for 10 classes.
+    A classifier that gets nearly every example right has a small cross-entropy; one whose
+    loss stays there is measured by a loss that does not see its predictions. Runs of fewer
+    than ``min_classes`` classes are not judged (that floor is low enough for label noise).
 
     ## Why it matters
     When the loss and the accuracy disagree this much, the loss is computed on something else
@@ -57,7 +59,12 @@ class LossFloorHigh(Rule):
     class Options(Rule.Options):
         min_accuracy: float = option(0.9, "late training accuracy at least this: it classifies")
         floor_share: float = option(
-            0.5, "... while the loss above its smoothing floor stays above this × ln(C)"
+            0.9,
+            "... while the loss above its smoothing floor stays above this × log(1 + (C−1)/e), "
+            "the least a softmax fed to cross_entropy again can reach",
+        )
+        min_classes: int = option(
+            5, "fewer classes are not judged: label noise lifts their loss to that floor too"
         )
         late: float = option(1 / 3, "the fraction of the epochs judged (the last ones)")
         min_epochs: int = option(3, "fewer epochs with both curves are not judged")
@@ -70,14 +77,16 @@ class LossFloorHigh(Rule):
         acc, loss = curves(run, "acc"), curves(run, "loss")
         if chance is None or chance.kind != SOFTMAX or acc is None or loss is None:
             return
+        if chance.classes < opts.min_classes:
+            return
         if min(len(acc.train), len(loss.train)) < opts.min_epochs:
             return
         accuracy = float(np.median(acc.train[acc.late(opts.late)]))
         part = loss.late(opts.late)
         level = float(np.median(loss.train[part]))
         floor = _smoothing_floor(run.setup.label_smoothing or 0.0, chance.classes)
-        excess = (level - floor) / chance.value
-        if accuracy < opts.min_accuracy or excess <= opts.floor_share:
+        squashed = math.log(1 + (chance.classes - 1) / math.e)  # CE of softmax(probabilities)
+        if accuracy < opts.min_accuracy or level - floor <= opts.floor_share * squashed:
             return
         smoothing = f", above the {floor:.3g} label smoothing sets" if floor > 0 else ""
         yield self.finding(

@@ -9,6 +9,7 @@ import numpy as np
 
 from runlint.analysis import curves
 from runlint.analysis.expected import SOFTMAX, chance_loss
+from runlint.analysis.layers import dense_update_ratios
 from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
 
@@ -40,8 +41,11 @@ class LrTooHigh(Rule):
       explains although the batch is not small (≥ ``bounce_batch``): the mean deviation from
       the trend, relative to it, times √batch (a batch mean's spread falls as 1/√B) is above
       ``bounce_scaled`` and the deviation itself above ``bounce_floor`` — "parameters jump
-      around and cannot settle in the optimum". With the batch size unknown the deviation
-      above ``bounce_noise`` is only an ``info``: a small batch's noise looks the same.
+      around and cannot settle in the optimum". Noise alone is weak evidence (a noisy-label
+      data set bounces as much at a good rate), so a bounce is a ``warning`` only when the run
+      also cannot settle: its validation loss ends above ``unsettled_val`` × its best, or
+      without validation its dense weights move by more than ``high_update`` per step. Else,
+      and with the batch size unknown, it is an ``info``.
 
     ## Why it matters
     With too high a learning rate the loss "drops faster but gets stuck at a worse value" or
@@ -93,6 +97,17 @@ class LrTooHigh(Rule):
         bounce_floor: float = option(0.25, "... and the noise itself above this ...")
         bounce_batch: int = option(16, "... at a batch size of at least this")
         bounce_noise: float = option(0.45, "batch size unknown: noise above this bounces")
+        unsettled_val: float = option(
+            1.5,
+            "a bounce is a warning only when the run cannot settle: its validation loss ends "
+            "above this × its best ...",
+        )
+        high_update: float = option(
+            1e-2, "... or, without validation, its dense update ratios exceed this (10× ~1e-3)"
+        )
+        min_climb: float = option(
+            0.1, "a climb back must last this fraction of the curve (a late blip does not count)"
+        )
         huge_update: float = option(
             1e-2, "killed: first update ratios above this (10× the seed's 1e-3) ..."
         )
@@ -178,6 +193,7 @@ class LrTooHigh(Rule):
             )
         else:  # the batch is unknown: its noise cannot be told from a too large step (info)
             scaled, bounces = None, noise > opts.bounce_noise
+        unsettled = _unsettled(run, opts.unsettled_val, opts.high_update)
         if bounces:
             a = int(curve.steps[curve.judged()])
             at_batch = (
@@ -193,10 +209,15 @@ class LrTooHigh(Rule):
                 f"{_lr_note(run, a, int(curve.steps[-1]))}: the steps are too large "
                 "for the parameters to settle",
                 "lower the learning rate ×0.3 (and decay it once the loss stops falling)",
-                severity=self.severity if scaled is not None else Severity.INFO,
+                severity=self.severity if scaled is not None and unsettled else Severity.INFO,
                 steps=(a, int(curve.steps[-1])),
                 where="loss",
-                evidence={"relative_noise": noise, "batch_size": batch, "scaled_noise": scaled},
+                evidence={
+                    "relative_noise": noise,
+                    "batch_size": batch,
+                    "scaled_noise": scaled,
+                    "unsettled": unsettled,
+                },
             )
 
     def _exploded(self, run: Run, column: str) -> Finding | None:
@@ -309,7 +330,14 @@ class LrTooHigh(Rule):
             low_at = head + int(np.argmin(smooth[head : top_at + 1]))
             low = float(smooth[low_at])
         rise, fall = float(smooth[top_at]) - low, curve.first - low
-        if low > 0 and fall > 0 and rise > fraction * fall and rise > opts.rise_relative * low:
+        lasts = top_at - low_at >= opts.min_climb * len(smooth)
+        if (
+            low > 0
+            and fall > 0
+            and lasts
+            and rise > fraction * fall
+            and rise > opts.rise_relative * low
+        ):
             return low_at, low, rise, top_at
         return None
 
@@ -371,6 +399,19 @@ def _lr_note(run: Run, first: int, last: int) -> str:
         return ""
     low, high = float(inside.min()), float(inside.max())
     return f" at lr {high:.3g}" if high <= 1.05 * low else f" at lr {low:.3g}–{high:.3g}"
+
+
+def _unsettled(run: Run, val_ratio: float, high_update: float) -> bool:
+    """Whether the run shows it cannot settle besides its noisy loss: a validation loss that
+    ends above ``val_ratio`` × its best, or (no validation) dense update ratios above
+    ``high_update``."""
+    column = run.column("epochs", "val_loss") if not run.epochs.empty else None
+    if column is not None:
+        _, val = curves.series(run.epochs, column)
+        if val.size >= 3 and val.min() > 0:
+            return bool(np.median(val[-max(1, val.size // 5) :]) > val_ratio * val.min())
+    ratios = dense_update_ratios(run)
+    return bool(len(ratios) and float(np.median(ratios)) > high_update)
 
 
 def _warmup_len(whole: curves.Curve, after: curves.Curve | None) -> int:

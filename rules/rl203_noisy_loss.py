@@ -22,7 +22,9 @@ class NoisyLoss(Rule):
     fix. The limit is ``max_noise`` for a batch below ``small_batch`` (or unknown) and
     ``max_noise_large_batch`` from ``small_batch`` on: healthy runs at batch 32 reach ±32 %
     late in training (a low loss has a heavy-tailed per-batch spread), and a large batch that
-    bounces is a learning rate too high, RL202's finding.
+    bounces is a learning rate too high, RL202's finding. Noise is what small batches do:
+    it is a ``warning`` only at a batch of at most ``tiny_batch``, where the run is clearly
+    worse for it; at larger or unknown batch sizes it is advice (``info``).
 
     ## Why it matters
     The wiggle of the loss comes from the batch: the smaller the batch, the noisier each
@@ -57,6 +59,9 @@ class NoisyLoss(Rule):
             0.5, "... the limit at a known batch size of at least small-batch"
         )
         small_batch: int = option(16, "below this batch size the fix is to raise the batch size")
+        tiny_batch: int = option(
+            8, "noise at a batch size of at most this is a warning; otherwise it is advice (info)"
+        )
         level_floor: float = option(0.3, "the trend is floored at this × the initial loss")
         min_steps: int = option(MIN_CURVE_POINTS, "fewer logged loss points are not judged")
 
@@ -84,11 +89,15 @@ class NoisyLoss(Rule):
         else:
             about = ""
             fix = "raise the batch size or lower the learning rate"
+        # noise is what small batches do: only a tiny batch makes it a strong sign of a run
+        # worse than it needs to be; else (or with the batch unknown) it is advice
+        tiny = isinstance(batch, int) and batch <= opts.tiny_batch
         yield self.finding(
             run,
             f"the loss oscillates by ±{noise:.0%} of its trend (mean deviation, steps {a}–{b}; "
             f"limit {limit:.0%}){about}",
             fix,
+            severity=self.severity if tiny else Severity.INFO,
             steps=(a, b),
             where="loss",
             evidence={"relative_noise": noise, "batch_size": batch},

@@ -48,7 +48,7 @@ class LrCollapsed(Rule):
     @dataclass
     class Options(Rule.Options):
         floor: float = option(
-            1e-2, "a learning rate below this × its peak barely moves the weights"
+            0.05, "a learning rate below this × its peak (20× down) barely moves the weights"
         )
         early: float = option(0.25, "... reached within this fraction of the logged steps")
         min_steps: int = option(20, "runs with fewer logged learning rates are not judged")

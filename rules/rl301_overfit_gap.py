@@ -51,6 +51,12 @@ class OverfitGap(Rule):
     class Options(Rule.Options):
         gap: float = option(0.15, "median train − val accuracy over the late epochs above this")
         gap_min: float = option(0.05, "a smaller gap counts when the validation loss is rising")
+        gap_alone: float = option(
+            0.3,
+            "a gap above this is a warning on its own; a smaller one needs a rising val loss or "
+            "a memorized training set",
+        )
+        memorized: float = option(0.99, "training accuracy at least this: the set is memorized")
         rise: float = option(1.5, "late validation loss / its minimum")
         late: float = option(1 / 3, "fraction of the epochs judged")
         min_epochs: int = option(3, "fewer epochs with both curves are not judged")
@@ -68,6 +74,9 @@ class OverfitGap(Rule):
             if gap > o.gap or (gap > o.gap_min and rising is not None):
                 steps = acc.span(part)
                 extra = f"; {rising[0]}" if rising is not None else ""
+                # a gap alone may be the data's (small sets generalize less): a warning needs
+                # the validation loss rising too, or a gap no healthy run shows
+                strong = rising is not None or gap > o.gap_alone or train >= o.memorized
                 yield self.finding(
                     run,
                     f"train accuracy {fmt(train)} vs validation {fmt(val)}: gap {fmt(gap)} "
@@ -75,6 +84,7 @@ class OverfitGap(Rule):
                     f"steps {steps[0]}–{steps[1]}){extra}",
                     "regularize more: add L2 (weight_decay=5e-4, or ×10 yours) or dropout, "
                     "augment the data or get more of it",
+                    severity=self.severity if strong else Severity.INFO,
                     steps=steps,
                     where=acc.val_col,
                     evidence={"train_acc": train, "val_acc": val, "gap": gap},
