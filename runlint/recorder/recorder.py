@@ -64,6 +64,8 @@ class Recorder:
       background    write part files on a background thread (default: only for CUDA models,
                     whose flushes then never wait for the copy; on CPU a writer thread competes
                     with training for the GIL and cores, see bench/overhead.py)
+      max_keys      distinct names ``log`` (and, apart, ``log_epoch``) may record over the run
+                    (1000); further names are left out, with one warning
 
     Cost: on a step without statistics the recorder runs four short Python hooks (model forward
     pre-hook, optimizer step pre/post hooks, ``log``) and launches one kernel per tensor logged;
@@ -90,6 +92,7 @@ class Recorder:
         flush_secs: float = 10.0,
         max_elems: int = 4096,
         background: bool | None = None,
+        max_keys: int = 1000,
     ) -> None:
         self.model = _unwrap(model)
         self.optimizer = optimizer
@@ -124,7 +127,7 @@ class Recorder:
         self._meta = Meta(
             shared, self.model, optimizer, dict(meta or {}), schedules, self.world_size
         )
-        self._scalars = Scalars(shared)
+        self._scalars = Scalars(shared, max(1, max_keys))
         self._groups = Groups(shared)
         self._norms = Norms(shared, self.stats_every)
         self._histograms = Histograms(shared, self.hist_every)
@@ -245,8 +248,11 @@ class Recorder:
             self._micro += 1
             stash = self._shared.stash
             for key, value in scalars.items():
-                if not table.put(key, row, value, stash):
-                    probe.ignored(key, value)
+                try:
+                    if not table.put(key, row, value, stash):
+                        probe.ignored(table, key, value)
+                except Exception as exc:  # only this value is lost
+                    probe.ignored(table, key, value, exc)
         except Exception as exc:
             probe.fail(exc)
 
@@ -262,8 +268,11 @@ class Recorder:
             self.epoch += 1
             stash = self._shared.stash
             for key, value in metrics.items():
-                if not table.put(key, row, value, stash):
-                    probe.ignored(key, value)
+                try:
+                    if not table.put(key, row, value, stash):
+                        probe.ignored(table, key, value)
+                except Exception as exc:  # only this value is lost
+                    probe.ignored(table, key, value, exc)
         with self._flushing:
             self._flush()
 
@@ -381,7 +390,7 @@ class Recorder:
         rows = [(probe, r) for probe, r in taken if r is not None]
         if rows:
             copy = HostCopy(stash) if stash else None  # starts the device -> host copies
-            self._writer.submit(functools.partial(_columns, rows, copy))
+            self._writer.submit(functools.partial(_columns, rows, copy, self._scalars))
         if meta and self.rank == 0:  # keeps steps/epochs/batch size current for a killed run
             doc = self._meta_doc(complete=False)
             self._writer.submit_call(functools.partial(write_json, self.root / META_FILE, doc))
@@ -423,11 +432,15 @@ class Recorder:
             (self.root / META_FILE).unlink()
 
 
-def _columns(rows: list[tuple[Probe, Any]], copy: HostCopy | None) -> dict[str, dict[str, Any]]:
+def _columns(
+    rows: list[tuple[Probe, Any]], copy: HostCopy | None, log: Scalars
+) -> dict[str, dict[str, Any]]:
     """On the writer (thread): wait for the copy; each probe's columns, in the tables' order."""
     scalars, vectors = copy.wait() if copy is not None else (np.zeros(0), np.zeros(0))
     out: dict[str, dict[str, Any]] = {}
     for probe, taken in rows:
+        if probe is log and copy is not None and copy.failed:
+            log.not_copied(taken, copy.failed)
         out.update(probe.columns(taken, scalars, vectors))
     return {name: out[name] for name in TABLES if name in out}
 
