@@ -8,6 +8,11 @@ each probe's rows, concatenates the stash into one buffer per device, starts one
 copy to pinned host memory and hands it to the writer thread, which waits for the copy, lets
 each probe build its table's columns and writes the part files. Steps that do not flush never
 wait on the device.
+
+A flush that falls due at the end of an optimizer step is taken at the start of the next
+training forward pass (or the next optimizer step, if no forward pass is seen), so that the
+values logged after ``optimizer.step()`` travel with the rest of their step: each flush holds
+whole steps.
 """
 
 from __future__ import annotations
@@ -111,6 +116,7 @@ class Recorder:
         self._handles: list[Any] = []
         self._flush_at = self.flush_every
         self._flush_deadline = time.monotonic() + flush_secs
+        self._flush_due = False  # taken at the next forward pass or optimizer step
         self._writer: PartWriter | None = None
         self._closed = False
         self._disabled = False  # the log directory cannot be written: record nothing
@@ -338,6 +344,9 @@ class Recorder:
         if self._fwd_step != step:
             self._micro = 0
             self._fwd_step = step
+            if self._flush_due:  # the last step's values are all logged now
+                with self._flushing:
+                    self._flush()
         activations = self._activations
         # ``begin`` changes nothing on the other steps: no call there
         if activations.collecting or activations.handles or step % activations.every == 0:
@@ -347,6 +356,9 @@ class Recorder:
             meta.see_inputs(inputs)
 
     def _pre_step(self, optimizer: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> None:
+        if self._flush_due:  # no forward pass seen since the step that made it due
+            with self._flushing:
+                self._flush()
         step = self._shared.step
         activations = self._activations
         if activations.pending >= activations.PENDING_VALUES:
@@ -372,13 +384,13 @@ class Recorder:
         shared.step = step = shared.step + 1
         self._micro = 0
         if step >= self._flush_at or time.monotonic() >= self._flush_deadline:
-            with self._flushing:
-                self._flush()
+            self._flush_due = True
 
     # -- flushing ---------------------------------------------------------------------------
     def _flush(self, *, meta: bool = True) -> None:
         """Hand everything recorded since the last flush to the writer (thread)."""
         shared = self._shared
+        self._flush_due = False
         self._flush_at = shared.step + self.flush_every
         self._flush_deadline = time.monotonic() + self.flush_secs
         self._scalars.check()
