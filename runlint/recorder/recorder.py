@@ -12,7 +12,8 @@ wait on the device.
 A flush that falls due at the end of an optimizer step is taken at the start of the next
 training forward pass (or the next optimizer step, if no forward pass is seen), so that the
 values logged after ``optimizer.step()`` travel with the rest of their step: each flush holds
-whole steps.
+whole steps. The log directory is owned for the life of the recording
+(``runlint.recorder.rundir``).
 """
 
 from __future__ import annotations
@@ -42,18 +43,12 @@ from runlint.recorder.probes import (
     Weights,
 )
 from runlint.recorder.probes.base import is_compiling, no_compile
+from runlint.recorder.rundir import CONFLICT_POLICIES, Claim, RunExistsError, claim
 from runlint.recorder.stash import HostCopy, Stash
 from runlint.recorder.writer import PartWriter, write_json
-from runlint.schema.layout import (
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    META_FILE,
-    PARTS_DIR,
-    TABLES,
-    parse_compact,
-)
+from runlint.schema.layout import FORMAT_NAME, FORMAT_VERSION, META_FILE, TABLES
 
-__all__ = ["Recorder"]
+__all__ = ["Recorder", "RunExistsError"]
 
 
 class Recorder:
@@ -71,6 +66,23 @@ class Recorder:
                     with training for the GIL and cores, see bench/overhead.py)
       max_keys      distinct names ``log`` (and, apart, ``log_epoch``) may record over the run
                     (1000); further names are left out, with one warning
+
+    One run, one writer (docs/format.md, "Ownership"): from ``start`` to ``close`` the recorder
+    holds an exclusive lock on ``logdir`` (an OS lock on ``.runlint-r<rank>.lock``, released by
+    the OS if the process dies), and refuses a directory that another writer holds or that
+    already holds a run, with ``RunExistsError`` (a ``FileExistsError``), unless told otherwise:
+      resume        True: continue the run in ``logdir`` (finished or killed): steps, epochs
+                    and part files go on after the last ones recorded; its metadata is kept
+                    (initial weights statistics included) and the step where it resumed is
+                    added to ``meta["resumed"]``
+      overwrite     True: delete the run in ``logdir`` and record afresh
+      on_conflict   "error" (default): raise ``RunExistsError``; "new": record into the first
+                    free sibling directory ``<logdir>.1``, ``<logdir>.2``, ... with a warning
+                    naming it (``rec.logdir`` says where). A directory that another writer is
+                    recording is never resumed nor overwritten: "new" or the error.
+    Under ``torch.distributed`` each rank locks its own file, so the ranks of one job share
+    ``logdir`` and a second job is refused (on rank 0 at least); with ``on_conflict="new"``
+    rank 0 chooses the directory and tells the others, so every rank must open the recorder.
 
     Cost: on a step without statistics the recorder runs four short Python hooks (model forward
     pre-hook, optimizer step pre/post hooks, ``log``) and launches one kernel per tensor logged;
@@ -98,7 +110,17 @@ class Recorder:
         max_elems: int = 4096,
         background: bool | None = None,
         max_keys: int = 1000,
+        resume: bool = False,
+        overwrite: bool = False,
+        on_conflict: str = "error",
     ) -> None:
+        if on_conflict not in CONFLICT_POLICIES:
+            raise ValueError(f"on_conflict must be one of {CONFLICT_POLICIES}, not {on_conflict!r}")
+        if resume and overwrite:
+            raise ValueError("resume=True and overwrite=True contradict each other: pass one")
+        self.resume = resume
+        self.overwrite = overwrite
+        self.on_conflict = on_conflict
         self.model = _unwrap(model)
         self.optimizer = optimizer
         self.root = Path(logdir)
@@ -118,6 +140,7 @@ class Recorder:
         self._flush_deadline = time.monotonic() + flush_secs
         self._flush_due = False  # taken at the next forward pass or optimizer step
         self._writer: PartWriter | None = None
+        self._claim: Claim | None = None
         self._closed = False
         self._disabled = False  # the log directory cannot be written: record nothing
         self.rank, self.world_size = _dist_rank()
@@ -166,6 +189,12 @@ class Recorder:
         return self._shared.step
 
     @property
+    def logdir(self) -> Path:
+        """The run directory recorded into: ``logdir``, or its sibling with
+        ``on_conflict="new"``."""
+        return self.root
+
+    @property
     def user_meta(self) -> dict[str, Any]:
         """The metadata given in ``meta=`` and through ``update_meta``."""
         return self._meta.given
@@ -189,11 +218,23 @@ class Recorder:
         self.close()
 
     def start(self) -> None:
-        """Register the hooks and write the metadata; ``__enter__`` calls it."""
+        """Take the log directory, register the hooks and write the metadata; ``__enter__``
+        calls it. Raises ``RunExistsError`` when the directory is another writer's or holds a
+        run that the options do not say to resume or overwrite."""
+        wanted = self.root
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            self._clear_stale()
+            self._claim = got = claim(
+                self.root,
+                self.rank,
+                self.world_size,
+                resume=self.resume,
+                overwrite=self.overwrite,
+                on_conflict=self.on_conflict,
+            )
         except OSError as exc:
+            if isinstance(exc, RunExistsError):
+                self._closed = True
+                raise
             self._disabled = True
             self._closed = True
             warnings.warn(
@@ -203,10 +244,30 @@ class Recorder:
                 stacklevel=3,
             )
             return
+        self.root = got.root
+        if got.root != wanted:
+            warnings.warn(
+                f"runlint: {wanted} is taken; recording into {got.root}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        try:
+            self._start(got)
+        except BaseException:
+            got.lock.release()
+            raise
+
+    def _start(self, got: Claim) -> None:
+        if got.resumed:
+            shared = self._shared
+            shared.step = self._fwd_step = got.step
+            self.epoch = got.epoch
+            self._flush_at = got.step + self.flush_every
+            self._meta.resume(got.meta, got.step)
         background = self._background
         if background is None:
             background = any(p.device.type == "cuda" for p in self._shared.params)
-        self._writer = PartWriter(self.root, self.rank, background=background)
+        self._writer = PartWriter(self.root, self.rank, background=background, seq=got.seq)
         opt = self.optimizer
         self._handles.append(opt.register_step_pre_hook(self._pre_step))
         self._handles.append(opt.register_step_post_hook(self._post_step))
@@ -230,16 +291,21 @@ class Recorder:
             handle.remove()
         self._handles.clear()
         self._activations.detach()
-        weights = self._weights
-        if weights.last != self.step and weights.off is None:
-            with weights:
-                weights.before_step(self.step)
-        with self._flushing:
-            self._flush(meta=False)
-        if self._writer is not None:
+        if self._claim is None:  # never started, or refused the directory
+            return
+        try:
+            weights = self._weights
+            if weights.last != self.step and weights.off is None:
+                with weights:
+                    weights.before_step(self.step)
             with self._flushing:
-                self._writer.close()
-        self._write_meta(complete=True)
+                self._flush(meta=False)
+            if self._writer is not None:
+                with self._flushing:
+                    self._writer.close()
+            self._write_meta(complete=True)
+        finally:
+            self._claim.lock.release()  # last: the run is whole on disk
 
     # -- user API ---------------------------------------------------------------------------
     def log(self, **scalars: Any) -> None:
@@ -429,19 +495,6 @@ class Recorder:
             "complete": complete,
             "meta": meta,
         }
-
-    def _clear_stale(self) -> None:
-        """Remove this rank's files of an earlier run in the same directory."""
-        for path in self.root.glob("*.parquet"):
-            parsed = parse_compact(path.name)
-            if parsed and parsed[1] == self.rank:
-                path.unlink()
-        parts = self.root / PARTS_DIR
-        if parts.is_dir():
-            for path in parts.glob(f"*-r{self.rank}-*.parquet"):
-                path.unlink()
-        if self.rank == 0 and (self.root / META_FILE).exists():
-            (self.root / META_FILE).unlink()
 
 
 def _columns(
