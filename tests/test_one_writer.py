@@ -30,6 +30,8 @@ from runlint.recorder import recorder as recorder_module
 from runlint.recorder.lock import LockHeld, RunLock
 from runlint.recorder.rundir import RunExistsError
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # the in-process trainings
+
 #: A process that imports torch and runlint and records a warm-up run once, then forks a
 #: child per request to run a program: writers start in milliseconds rather than seconds.
 ZYGOTE = textwrap.dedent(
@@ -119,6 +121,8 @@ class Zygote:
         assert self._proc.stdin is not None
         self._proc.stdin.close()
         self._proc.wait(30)
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
 
 
 _ZYGOTE: list[Zygote] = []

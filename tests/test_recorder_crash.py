@@ -57,6 +57,8 @@ def test_sigkilled_run_keeps_every_flushed_step(tmp_path: Path) -> None:
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
     assert child.returncode == -signal.SIGKILL
     assert flushed >= 30, "the child never flushed 30 steps"
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 from test_one_writer import Zygote, shared_zygote
 
 import runlint
@@ -171,6 +172,7 @@ def test_sigkill_at_random_moments_leaves_whole_steps_only(tmp_path: Path) -> No
     assert totals["cut"] >= 3, f"too few kills landed inside a flush: {summary}"
 
 
+@pytest.mark.usefixtures("one_torch_thread")
 def test_a_flush_cut_between_its_renames_is_left_out_whole(tmp_path: Path) -> None:
     """The state a kill between two renames of one flush leaves: that flush is not read at all
     (its loss without its learning rate, or the other way round), the earlier ones are; a

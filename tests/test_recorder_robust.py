@@ -270,6 +270,7 @@ def _window(logdir: Path, bad: dict[str, object], steps: int = 100) -> list[str]
     return [str(w.message) for w in caught if "runlint" in str(w.message)]
 
 
+@pytest.mark.usefixtures("one_torch_thread")
 @pytest.mark.parametrize(
     "value",
     [
@@ -295,6 +296,7 @@ def test_a_value_that_cannot_be_recorded_is_missing_and_the_rest_is_kept(
     assert run.meta["probes_off"] == {}  # the flush and the log probe are still on
 
 
+@pytest.mark.usefixtures("one_torch_thread")
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
@@ -317,6 +319,7 @@ def test_non_finite_and_requires_grad_values_are_recorded_as_they_are(
     assert run.steps["loss"].notna().all()
 
 
+@pytest.mark.usefixtures("one_torch_thread")
 def test_ten_thousand_distinct_keys_keep_the_first_thousand(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = _model()
@@ -340,6 +343,7 @@ def test_ten_thousand_distinct_keys_keep_the_first_thousand(tmp_path: Path) -> N
     assert run.steps["k9_98"].iloc[9] == 98.0 and "k9_99" not in run.steps.columns
 
 
+@pytest.mark.usefixtures("one_torch_thread")
 def test_loss_logged_every_tenth_step_is_missing_elsewhere_not_nan(tmp_path: Path) -> None:
     """``rec.log`` called on every 10th step only: the other steps have no loss, which is not
     a non-finite loss (RL103) nor a loss that blew up (RL202)."""
