@@ -17,6 +17,7 @@ worker) closes its copy, so the lock dies with its owner alone.
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import json
 import os
@@ -139,12 +140,12 @@ class RunLock:
         assert self._fd is not None
         text = json.dumps(_owner()) + "\n"
         with contextlib.suppress(OSError):  # the owner is for messages only
-            if self.method == "msvcrt":  # the locked first byte cannot be written by others
+            if self.method == "msvcrt":  # after the locked first byte
                 os.lseek(self._fd, 1, os.SEEK_SET)
-                os.write(self._fd, text.encode())
             else:
                 os.ftruncate(self._fd, 0)
-                os.pwrite(self._fd, text.encode(), 0)
+                os.lseek(self._fd, 0, os.SEEK_SET)
+            os.write(self._fd, text.encode())
 
     def _forget(self) -> None:
         """In a forked child: close this copy without unlocking the parent's lock."""
@@ -161,7 +162,9 @@ class _Unsupported(Exception):
     pass
 
 
-_BUSY = {11, 13, 35, 36}  # EAGAIN/EWOULDBLOCK (Linux, macOS), EACCES, EDEADLK (msvcrt)
+#: What a lock taken by another process raises: EAGAIN/EWOULDBLOCK (flock), EACCES and
+#: EDEADLOCK (msvcrt.locking).
+_BUSY = {errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, getattr(errno, "EDEADLOCK", errno.EDEADLK)}
 
 
 def _owner() -> dict[str, Any]:
@@ -186,8 +189,8 @@ def _stale(owner: dict[str, Any]) -> bool:
     """Whether a lock file's owner is known to be gone: a process of this host that has
     exited (a lock file that names no owner is half written: taken as live)."""
     pid, host = owner.get("pid"), owner.get("host")
-    if not isinstance(pid, int) or host != socket.gethostname():
-        return False
+    if not isinstance(pid, int) or host != socket.gethostname() or os.name == "nt":
+        return False  # (on Windows, os.kill(pid, 0) would not probe but signal)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
