@@ -22,15 +22,17 @@ CHILD = textwrap.dedent(
     model = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 4))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     with runlint.record(model, opt, sys.argv[1], flush_every=5, stats_every=2) as rec:
+        seq = 0
         while True:
-            loss = model(torch.randn(8, 8)).pow(2).mean()
+            loss = model(torch.randn(8, 8)).pow(2).mean()  # a flush falls due here: whole steps
+            if rec._writer._seq != seq:
+                seq = rec._writer._seq
+                rec._writer.drain()  # this flush is on disk: steps 0 .. rec.step - 1 are logged
+                print(rec.step, flush=True)
             opt.zero_grad()
             loss.backward()
             opt.step()
             rec.log(loss=loss)
-            if rec.step % 5 == 0:
-                rec._writer.drain()  # this flush is on disk: steps 0 .. rec.step - 2 are logged
-                print(rec.step - 1, flush=True)
             time.sleep(0.002)
     """
 )
@@ -55,6 +57,8 @@ def test_sigkilled_run_keeps_every_flushed_step(tmp_path: Path) -> None:
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
     assert child.returncode == -signal.SIGKILL
     assert flushed >= 30, "the child never flushed 30 steps"
 

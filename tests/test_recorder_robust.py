@@ -249,3 +249,125 @@ def _check_round_trip(logdir: Path, values: list[dict[str, float]], as_tensor: b
         for key, v in row.items():
             expected = float(torch.tensor(float(v))) if as_tensor else float(v)
             assert got[key] == pytest.approx(expected, nan_ok=True)
+
+
+# -- a bad value costs only itself (issue 16) -----------------------------------------------
+def _window(logdir: Path, bad: dict[str, object], steps: int = 100) -> list[str]:
+    """``steps`` steps in one flush window; ``bad`` is logged with the loss at step 50 only.
+    The runlint warnings raised."""
+    torch.manual_seed(0)
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with runlint.record(model, opt, logdir, flush_every=1000, background=False) as rec:
+            for step in range(steps):
+                loss = model(torch.randn(8, 8)).pow(2).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                rec.log(loss=loss, **(bad if step == 50 else {}), other=float(step))
+    return [str(w.message) for w in caught if "runlint" in str(w.message)]
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(torch.zeros((), device="meta"), id="meta-tensor"),
+        pytest.param(torch.zeros(1, device="meta"), id="meta-tensor-1d"),
+        pytest.param("warmup", id="string"),
+        pytest.param([1.0, 2.0], id="list"),
+        pytest.param(torch.ones(3), id="vector"),
+        pytest.param(object(), id="object"),
+    ],
+)
+def test_a_value_that_cannot_be_recorded_is_missing_and_the_rest_is_kept(
+    tmp_path: Path, value: object
+) -> None:
+    messages = _window(tmp_path / "r", {"x": value})
+    assert len(messages) == 1, messages
+    assert messages[0].startswith(("runlint: cannot record x=", "runlint: cannot copy x "))
+    assert messages[0].endswith("recorded as missing")
+    run = runlint.load_run(tmp_path / "r")
+    assert list(run.steps.index) == list(range(100))  # the window's other 99 steps are kept
+    assert run.steps["loss"].notna().all() and list(run.steps["other"]) == list(range(100))
+    assert not run.logged("steps", "x").any()  # missing, not NaN
+    assert run.meta["probes_off"] == {}  # the flush and the log probe are still on
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param(float("nan"), np.nan, id="nan"),
+        pytest.param(float("-inf"), -np.inf, id="inf"),
+        pytest.param(np.float32("nan"), np.nan, id="numpy-nan"),
+        pytest.param(torch.tensor(float("inf")), np.inf, id="tensor-inf"),
+        pytest.param(torch.ones(1, requires_grad=True) * 3, 3.0, id="requires-grad"),
+        pytest.param(torch.tensor([2.5], requires_grad=True), 2.5, id="requires-grad-leaf"),
+    ],
+)
+def test_non_finite_and_requires_grad_values_are_recorded_as_they_are(
+    tmp_path: Path, value: object, expected: float
+) -> None:
+    assert _window(tmp_path / "r", {"x": value}) == []
+    run = runlint.load_run(tmp_path / "r")
+    logged = run.logged("steps", "x")
+    assert list(np.flatnonzero(logged)) == [50]  # a value, NaN included: not missing
+    np.testing.assert_equal(run.steps["x"].iloc[50], expected)
+    assert run.steps["loss"].notna().all()
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_ten_thousand_distinct_keys_keep_the_first_thousand(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with runlint.record(model, opt, tmp_path / "r", background=False) as rec:
+            for step in range(100):
+                loss = model(torch.randn(8, 8)).pow(2).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                rec.log(loss=loss, **{f"k{step}_{j}": float(j) for j in range(100)})
+    messages = [str(w.message) for w in caught if "runlint" in str(w.message)]
+    assert len(messages) == 1 and "more than 1000 distinct names" in messages[0]
+    assert "max_keys=" in messages[0]
+    run = runlint.load_run(tmp_path / "r")
+    assert list(run.steps.index) == list(range(100)) and run.steps["loss"].notna().all()
+    kept = [c for c in run.raw["steps"].columns if c.startswith("k")]
+    assert len(kept) == 999  # "loss" is the first of the 1000 names
+    assert run.steps["k9_98"].iloc[9] == 98.0 and "k9_99" not in run.steps.columns
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_loss_logged_every_tenth_step_is_missing_elsewhere_not_nan(tmp_path: Path) -> None:
+    """``rec.log`` called on every 10th step only: the other steps have no loss, which is not
+    a non-finite loss (RL103) nor a loss that blew up (RL202)."""
+    from runlint.check import engine
+    from runlint.check.config import Config
+
+    torch.manual_seed(0)
+    x = torch.randn(256, 8)
+    y = x[:, :4].argmax(1)
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    with runlint.record(model, opt, tmp_path / "r", meta={"num_classes": 4}) as rec:
+        for step in range(300):
+            batch = slice(step % 8 * 32, step % 8 * 32 + 32)
+            loss = nn.functional.cross_entropy(model(x[batch]), y[batch])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if step % 10 == 0:
+                rec.log(loss=loss)
+    run = runlint.load_run(tmp_path / "r")
+    assert list(np.flatnonzero(run.logged("steps", "loss"))) == list(range(0, 300, 10))
+    rules = engine.configure(engine.discover(), Config(), ["RL103", "RL202"])
+    result = engine.Checker(rules).check_path(tmp_path / "r")
+    assert result.status == "ok" and result.error is None
+    assert [f.code for f in result.findings] == [], [f.message for f in result.findings]
+    assert [s.code for s in result.skipped] == []  # both rules judged the run

@@ -8,6 +8,12 @@ each probe's rows, concatenates the stash into one buffer per device, starts one
 copy to pinned host memory and hands it to the writer thread, which waits for the copy, lets
 each probe build its table's columns and writes the part files. Steps that do not flush never
 wait on the device.
+
+A flush that falls due at the end of an optimizer step is taken at the start of the next
+training forward pass (or the next optimizer step, if no forward pass is seen), so that the
+values logged after ``optimizer.step()`` travel with the rest of their step: each flush holds
+whole steps. The log directory is owned for the life of the recording
+(``runlint.recorder.rundir``).
 """
 
 from __future__ import annotations
@@ -38,18 +44,12 @@ from runlint.recorder.probes import (
     Weights,
 )
 from runlint.recorder.probes.base import is_compiling, no_compile
+from runlint.recorder.rundir import CONFLICT_POLICIES, Claim, RunExistsError, claim
 from runlint.recorder.stash import HostCopy, Stash
 from runlint.recorder.writer import PartWriter, write_json
-from runlint.schema.layout import (
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    META_FILE,
-    PARTS_DIR,
-    TABLES,
-    parse_compact,
-)
+from runlint.schema.layout import FORMAT_NAME, FORMAT_VERSION, META_FILE, TABLES
 
-__all__ = ["Recorder"]
+__all__ = ["Recorder", "RunExistsError"]
 
 
 class Recorder:
@@ -65,6 +65,25 @@ class Recorder:
       background    write part files on a background thread (default: only for CUDA models,
                     whose flushes then never wait for the copy; on CPU a writer thread competes
                     with training for the GIL and cores, see bench/overhead.py)
+      max_keys      distinct names ``log`` (and, apart, ``log_epoch``) may record over the run
+                    (1000); further names are left out, with one warning
+
+    One run, one writer (docs/format.md, "Ownership"): from ``start`` to ``close`` the recorder
+    holds an exclusive lock on ``logdir`` (an OS lock on ``.runlint-r<rank>.lock``, released by
+    the OS if the process dies), and refuses a directory that another writer holds or that
+    already holds a run, with ``RunExistsError`` (a ``FileExistsError``), unless told otherwise:
+      resume        True: continue the run in ``logdir`` (finished or killed): steps, epochs
+                    and part files go on after the last ones recorded; its metadata is kept
+                    (initial weights statistics included) and the step where it resumed is
+                    added to ``meta["resumed"]``
+      overwrite     True: delete the run in ``logdir`` and record afresh
+      on_conflict   "error" (default): raise ``RunExistsError``; "new": record into the first
+                    free sibling directory ``<logdir>.1``, ``<logdir>.2``, ... with a warning
+                    naming it (``rec.logdir`` says where). A directory that another writer is
+                    recording is never resumed nor overwritten: "new" or the error.
+    Under ``torch.distributed`` each rank locks its own file, so the ranks of one job share
+    ``logdir`` and a second job is refused (on rank 0 at least); with ``on_conflict="new"``
+    rank 0 chooses the directory and tells the others, so every rank must open the recorder.
 
     Cost: on a step without statistics the recorder runs four short Python hooks (model forward
     pre-hook, optimizer step pre/post hooks, ``log``) and launches one kernel per tensor logged;
@@ -91,7 +110,18 @@ class Recorder:
         flush_secs: float = 10.0,
         max_elems: int = 4096,
         background: bool | None = None,
+        max_keys: int = 1000,
+        resume: bool = False,
+        overwrite: bool = False,
+        on_conflict: str = "error",
     ) -> None:
+        if on_conflict not in CONFLICT_POLICIES:
+            raise ValueError(f"on_conflict must be one of {CONFLICT_POLICIES}, not {on_conflict!r}")
+        if resume and overwrite:
+            raise ValueError("resume=True and overwrite=True contradict each other: pass one")
+        self.resume = resume
+        self.overwrite = overwrite
+        self.on_conflict = on_conflict
         self.model = _unwrap(model)
         self.optimizer = optimizer
         self.root = Path(logdir)
@@ -109,7 +139,9 @@ class Recorder:
         self._handles: list[Any] = []
         self._flush_at = self.flush_every
         self._flush_deadline = time.monotonic() + flush_secs
+        self._flush_due = False  # taken at the next forward pass or optimizer step
         self._writer: PartWriter | None = None
+        self._claim: Claim | None = None
         self._closed = False
         self._disabled = False  # the log directory cannot be written: record nothing
         self.rank, self.world_size = _dist_rank()
@@ -125,7 +157,7 @@ class Recorder:
         self._meta = Meta(
             shared, self.model, optimizer, dict(meta or {}), schedules, self.world_size
         )
-        self._scalars = Scalars(shared)
+        self._scalars = Scalars(shared, max(1, max_keys))
         self._groups = Groups(shared)
         self._norms = Norms(shared, self.stats_every)
         self._histograms = Histograms(shared, self.hist_every)
@@ -160,6 +192,12 @@ class Recorder:
         return self._shared.step
 
     @property
+    def logdir(self) -> Path:
+        """The run directory recorded into: ``logdir``, or its sibling with
+        ``on_conflict="new"``."""
+        return self.root
+
+    @property
     def user_meta(self) -> dict[str, Any]:
         """The metadata given in ``meta=`` and through ``update_meta``."""
         return self._meta.given
@@ -183,11 +221,23 @@ class Recorder:
         self.close()
 
     def start(self) -> None:
-        """Register the hooks and write the metadata; ``__enter__`` calls it."""
+        """Take the log directory, register the hooks and write the metadata; ``__enter__``
+        calls it. Raises ``RunExistsError`` when the directory is another writer's or holds a
+        run that the options do not say to resume or overwrite."""
+        wanted = self.root
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            self._clear_stale()
+            self._claim = got = claim(
+                self.root,
+                self.rank,
+                self.world_size,
+                resume=self.resume,
+                overwrite=self.overwrite,
+                on_conflict=self.on_conflict,
+            )
         except OSError as exc:
+            if isinstance(exc, RunExistsError):
+                self._closed = True
+                raise
             self._disabled = True
             self._closed = True
             warnings.warn(
@@ -197,10 +247,30 @@ class Recorder:
                 stacklevel=3,
             )
             return
+        self.root = got.root
+        if got.root != wanted:
+            warnings.warn(
+                f"runlint: {wanted} is taken; recording into {got.root}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        try:
+            self._start(got)
+        except BaseException:
+            got.lock.release()
+            raise
+
+    def _start(self, got: Claim) -> None:
+        if got.resumed:
+            shared = self._shared
+            shared.step = self._fwd_step = got.step
+            self.epoch = got.epoch
+            self._flush_at = got.step + self.flush_every
+            self._meta.resume(got.meta, got.step)
         background = self._background
         if background is None:
             background = any(p.device.type == "cuda" for p in self._shared.params)
-        self._writer = PartWriter(self.root, self.rank, background=background)
+        self._writer = PartWriter(self.root, self.rank, background=background, seq=got.seq)
         opt = self.optimizer
         self._handles.append(opt.register_step_pre_hook(self._pre_step))
         self._handles.append(opt.register_step_post_hook(self._post_step))
@@ -226,16 +296,21 @@ class Recorder:
         self._handles.clear()
         self._activations.detach()
         self._outputs.detach()
-        weights = self._weights
-        if weights.last != self.step and weights.off is None:
-            with weights:
-                weights.before_step(self.step)
-        with self._flushing:
-            self._flush(meta=False)
-        if self._writer is not None:
+        if self._claim is None:  # never started, or refused the directory
+            return
+        try:
+            weights = self._weights
+            if weights.last != self.step and weights.off is None:
+                with weights:
+                    weights.before_step(self.step)
             with self._flushing:
-                self._writer.close()
-        self._write_meta(complete=True)
+                self._flush(meta=False)
+            if self._writer is not None:
+                with self._flushing:
+                    self._writer.close()
+            self._write_meta(complete=True)
+        finally:
+            self._claim.lock.release()  # last: the run is whole on disk
 
     # -- user API ---------------------------------------------------------------------------
     def log(self, **scalars: Any) -> None:
@@ -250,8 +325,11 @@ class Recorder:
             self._micro += 1
             stash = self._shared.stash
             for key, value in scalars.items():
-                if not table.put(key, row, value, stash):
-                    probe.ignored(key, value)
+                try:
+                    if not table.put(key, row, value, stash):
+                        probe.ignored(table, key, value)
+                except Exception as exc:  # only this value is lost
+                    probe.ignored(table, key, value, exc)
         except Exception as exc:
             probe.fail(exc)
 
@@ -267,8 +345,11 @@ class Recorder:
             self.epoch += 1
             stash = self._shared.stash
             for key, value in metrics.items():
-                if not table.put(key, row, value, stash):
-                    probe.ignored(key, value)
+                try:
+                    if not table.put(key, row, value, stash):
+                        probe.ignored(table, key, value)
+                except Exception as exc:  # only this value is lost
+                    probe.ignored(table, key, value, exc)
         with self._flushing:
             self._flush()
 
@@ -334,6 +415,9 @@ class Recorder:
         if self._fwd_step != step:
             self._micro = 0
             self._fwd_step = step
+            if self._flush_due:  # the last step's values are all logged now
+                with self._flushing:
+                    self._flush()
         activations = self._activations
         # ``begin`` changes nothing on the other steps: no call there
         if activations.collecting or activations.handles or step % activations.every == 0:
@@ -344,6 +428,9 @@ class Recorder:
             meta.see_inputs(inputs)
 
     def _pre_step(self, optimizer: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> None:
+        if self._flush_due:  # no forward pass seen since the step that made it due
+            with self._flushing:
+                self._flush()
         step = self._shared.step
         activations = self._activations
         if activations.pending >= activations.PENDING_VALUES:
@@ -369,13 +456,13 @@ class Recorder:
         shared.step = step = shared.step + 1
         self._micro = 0
         if step >= self._flush_at or time.monotonic() >= self._flush_deadline:
-            with self._flushing:
-                self._flush()
+            self._flush_due = True
 
     # -- flushing ---------------------------------------------------------------------------
     def _flush(self, *, meta: bool = True) -> None:
         """Hand everything recorded since the last flush to the writer (thread)."""
         shared = self._shared
+        self._flush_due = False
         self._flush_at = shared.step + self.flush_every
         self._flush_deadline = time.monotonic() + self.flush_secs
         self._scalars.check()
@@ -387,7 +474,7 @@ class Recorder:
         rows = [(probe, r) for probe, r in taken if r is not None]
         if rows:
             copy = HostCopy(stash) if stash else None  # starts the device -> host copies
-            self._writer.submit(functools.partial(_columns, rows, copy))
+            self._writer.submit(functools.partial(_columns, rows, copy, self._scalars))
         if meta and self.rank == 0:  # keeps steps/epochs/batch size current for a killed run
             doc = self._meta_doc(complete=False)
             self._writer.submit_call(functools.partial(write_json, self.root / META_FILE, doc))
@@ -415,25 +502,16 @@ class Recorder:
             "meta": meta,
         }
 
-    def _clear_stale(self) -> None:
-        """Remove this rank's files of an earlier run in the same directory."""
-        for path in self.root.glob("*.parquet"):
-            parsed = parse_compact(path.name)
-            if parsed and parsed[1] == self.rank:
-                path.unlink()
-        parts = self.root / PARTS_DIR
-        if parts.is_dir():
-            for path in parts.glob(f"*-r{self.rank}-*.parquet"):
-                path.unlink()
-        if self.rank == 0 and (self.root / META_FILE).exists():
-            (self.root / META_FILE).unlink()
 
-
-def _columns(rows: list[tuple[Probe, Any]], copy: HostCopy | None) -> dict[str, dict[str, Any]]:
+def _columns(
+    rows: list[tuple[Probe, Any]], copy: HostCopy | None, log: Scalars
+) -> dict[str, dict[str, Any]]:
     """On the writer (thread): wait for the copy; each probe's columns, in the tables' order."""
     scalars, vectors = copy.wait() if copy is not None else (np.zeros(0), np.zeros(0))
     out: dict[str, dict[str, Any]] = {}
     for probe, taken in rows:
+        if probe is log and copy is not None and copy.failed:
+            log.not_copied(taken, copy.failed)
         out.update(probe.columns(taken, scalars, vectors))
     return {name: out[name] for name in TABLES if name in out}
 

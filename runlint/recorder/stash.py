@@ -10,6 +10,7 @@ the host in one transfer per device; each probe builds its table's columns from 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -19,7 +20,7 @@ import torch
 
 from runlint.schema.tables import RANK
 
-__all__ = ["HostCopy", "Stash", "Table", "Values", "ranked", "slices"]
+__all__ = ["HostCopy", "Keys", "Stash", "Table", "Values", "ranked", "slices"]
 
 _NUMBERS = (bool, int, float, np.floating, np.integer)
 
@@ -36,29 +37,40 @@ class Values:
         self.refs: list[int] = []  # indices of ``Stash`` scalars
 
     def array(self, n: int, scalars: np.ndarray) -> pa.Array:
-        """The column as float64, null where a row has no value."""
+        """The column as float64, null where a row has no value; ``scalars`` is the stash on
+        the host (``HostCopy.wait``), masked where a tensor's value was lost."""
         out = np.full(n, np.nan)
         present = np.zeros(n, dtype=bool)
         if self.rows:
             out[self.rows] = self.numbers
             present[self.rows] = True
         if self.refs:
-            out[self.ref_rows] = scalars[self.refs]
-            present[self.ref_rows] = True
+            got = scalars[self.refs]
+            out[self.ref_rows] = np.ma.getdata(got)
+            present[self.ref_rows] = ~np.ma.getmaskarray(got)
         return pa.array(out, mask=None if present.all() else ~present)
+
+    def missing(self, scalars: np.ndarray) -> bool:
+        """Whether one of the tensors of this column was lost on its way to the host."""
+        return bool(self.refs) and bool(np.ma.getmaskarray(scalars[self.refs]).any())
 
 
 class Table:
     """Rows recorded since the last flush: ``fixed`` columns hold one value per row (``add``),
-    ``values`` columns are numbers that rows may lack (``value``)."""
+    ``values`` columns are numbers that rows may lack (``put``).
 
-    __slots__ = ("_appends", "fixed", "n", "values")
+    ``keys``, shared by the tables of successive flushes, bounds the value columns a run may
+    have: past ``keys.limit`` distinct names, new ones are refused (``put`` returns False).
+    """
 
-    def __init__(self, *fixed: str) -> None:
+    __slots__ = ("_appends", "fixed", "keys", "n", "values")
+
+    def __init__(self, *fixed: str, keys: Keys | None = None) -> None:
         self.n = 0
         self.fixed: dict[str, list[Any]] = {key: [] for key in fixed}
         self._appends = tuple(column.append for column in self.fixed.values())
         self.values: dict[str, Values] = {}
+        self.keys = keys
 
     def add(self, *row: Any) -> int:
         """Append one row of the fixed columns (all of them, in their order); its index."""
@@ -68,43 +80,80 @@ class Table:
         self.n = n + 1
         return n
 
-    def value(self, key: str) -> Values:
+    def value(self, key: str) -> Values | None:
+        """Column ``key``, made if need be; ``None`` if it would be one too many."""
         column = self.values.get(key)
         if column is None:
+            keys = self.keys
+            if keys is not None and not keys.admit(key):
+                return None
             column = self.values[key] = Values()
         return column
 
     def put(self, key: str, row: int, value: Any, stash: Stash, *, copy: bool = False) -> bool:
         """Record ``value`` in column ``key`` of ``row``: a number as it is, a one-element tensor
         kept in ``stash`` (by reference unless ``copy``: ``Stash.scalar``), ``None`` as missing.
-        Anything else is left out: returns False."""
+        Anything else, or a column past the key limit, is left out: returns False. If it
+        raises, nothing was recorded."""
         kind = type(value)
+        tensor = False
         if kind is float or kind is int or kind is bool:
-            column = self.value(key)
-            column.rows.append(row)
-            column.numbers.append(value)
+            number = value
         elif isinstance(value, torch.Tensor) and value.numel() == 1:
-            column = self.value(key)
-            column.ref_rows.append(row)
-            column.refs.append(stash.scalar(value, copy=copy))
+            tensor = True
         elif isinstance(value, _NUMBERS):
-            column = self.value(key)
-            column.rows.append(row)
-            column.numbers.append(float(value))
+            number = float(value)
         elif value is None:
-            self.value(key)
+            return self.value(key) is not None
         else:
             return False
+        column = self.values.get(key) or self.value(key)
+        if column is None:
+            return False
+        if tensor:
+            ref = stash.scalar(value, copy=copy)  # may raise: then nothing is appended
+            column.ref_rows.append(row)
+            column.refs.append(ref)
+        else:
+            column.rows.append(row)
+            column.numbers.append(number)
+        return True
+
+
+class Keys:
+    """The value column names a table may have over a run: at most ``limit``."""
+
+    __slots__ = ("limit", "names", "refused")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.names: set[str] = set()
+        self.refused = 0  # names refused so far
+
+    def admit(self, key: str) -> bool:
+        names = self.names
+        if key in names:
+            return True
+        if len(names) >= self.limit:
+            self.refused += 1
+            return False
+        names.add(key)
         return True
 
 
 class HostCopy:
     """The stash on its way to the host: one flat float32 buffer per device (its scalars, then
     its vectors), copied without blocking; ``wait`` returns every scalar and vector in stash
-    order."""
+    order.
+
+    A device whose tensors cannot be copied together (a tensor on the ``meta`` device, which
+    holds no data) is copied tensor by tensor instead: those that fail are lost (``failed``:
+    scalar index -> the error), the others are kept.
+    """
 
     def __init__(self, stash: Stash) -> None:
         self.lost = stash.lost
+        self.failed: dict[int, str] = {}
         self.n_scalars = len(stash.scalars)
         self._starts = np.cumsum([0, *(v.numel() for v in stash.vectors)])  # then the total
         by_device: dict[torch.device, tuple[list[int], list[int]]] = {}
@@ -114,23 +163,40 @@ class HostCopy:
             by_device.setdefault(t.device, ([], []))[1].append(i)
         self._parts: list[tuple[torch.Tensor, Any, list[int], list[int]]] = []
         for s_idx, v_idx in by_device.values():
-            pieces = [stash.vectors[i] for i in v_idx]
-            if s_idx:
-                pieces.insert(0, torch.stack([stash.scalars[i] for i in s_idx]))
-            flat = torch.cat(pieces) if len(pieces) > 1 else pieces[0]
-            event = None
-            if flat.device.type == "cuda":
-                host = torch.empty(flat.shape, dtype=flat.dtype, pin_memory=True)
-                host.copy_(flat, non_blocking=True)
-                event = torch.cuda.Event()
-                event.record()
-                flat = host
-            elif flat.device.type != "cpu":
-                flat = flat.cpu()
-            self._parts.append((flat, event, s_idx, v_idx))
+            try:
+                self._parts.append(self._copy(stash, s_idx, v_idx))
+            except Exception:  # one by one: keep what can be copied
+                for i in s_idx:
+                    try:
+                        self._parts.append(self._copy(stash, [i], []))
+                    except Exception as exc:
+                        self.failed[i] = f"{type(exc).__name__}: {exc}"
+                for i in v_idx:
+                    with contextlib.suppress(Exception):  # a lost vector stays NaN
+                        self._parts.append(self._copy(stash, [], [i]))
+
+    @staticmethod
+    def _copy(
+        stash: Stash, s_idx: list[int], v_idx: list[int]
+    ) -> tuple[torch.Tensor, Any, list[int], list[int]]:
+        pieces = [stash.vectors[i] for i in v_idx]
+        if s_idx:
+            pieces.insert(0, torch.stack([stash.scalars[i] for i in s_idx]))
+        flat = torch.cat(pieces) if len(pieces) > 1 else pieces[0]
+        event = None
+        if flat.device.type == "cuda":
+            host = torch.empty(flat.shape, dtype=flat.dtype, pin_memory=True)
+            host.copy_(flat, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record()
+            flat = host
+        elif flat.device.type != "cpu":
+            flat = flat.cpu()
+        return flat, event, s_idx, v_idx
 
     def wait(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every scalar and the vectors concatenated, as numpy (polls: no blocking sync call)."""
+        """Every scalar and the vectors concatenated, as numpy (polls: no blocking sync call).
+        The scalars are a masked array when some were lost (changed in place, or not copied)."""
         scalars = np.full(self.n_scalars, np.nan, dtype=np.float32)
         vectors = np.full(self._starts[-1], np.nan, dtype=np.float32)
         starts = self._starts
@@ -143,7 +209,12 @@ class HostCopy:
                 size = starts[i + 1] - starts[i]
                 vectors[starts[i] : starts[i + 1]] = data[at : at + size]
                 at += size
-        scalars[self.lost] = np.nan
+        if self.lost or self.failed:
+            scalars[self.lost] = np.nan  # the value it holds now is not the one logged
+            mask = np.zeros(self.n_scalars, dtype=bool)
+            mask[self.lost] = True
+            mask[list(self.failed)] = True
+            return np.ma.MaskedArray(scalars, mask=mask), vectors
         return scalars, vectors
 
 

@@ -1,9 +1,12 @@
 """Crash-safe Parquet writing: complete part files renamed into place, compacted on close.
 
 A Parquet file is unreadable without its footer, so nothing is ever appended: each flush writes
-whole part files to a temporary name and renames them atomically into ``parts/``. A run killed
-with SIGKILL therefore keeps every flushed step. ``close()`` merges a rank's parts into one file
-per table and removes them.
+whole part files to a temporary name and renames them atomically into ``parts/``. Every part
+names, in its schema metadata (``FLUSH_KEY``), all the tables of its flush, and readers take a
+flush only once each of them is on disk: a kill between two renames leaves a flush that no
+reader sees, never one table of it without the others. A run killed with SIGKILL therefore
+keeps every flushed step, whole. ``close()`` merges a rank's parts into one file per table and
+removes them.
 """
 
 from __future__ import annotations
@@ -22,7 +25,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from runlint.schema.layout import PARTS_DIR, compact_name, parse_part, part_name
+from runlint.schema.layout import (
+    FLUSH_KEY,
+    PARTS_DIR,
+    committed,
+    compact_name,
+    flush_tables,
+    parse_part,
+    part_name,
+)
 
 #: Per table, its columns (lists, numpy or Arrow arrays of equal length).
 Columns = Mapping[str, Mapping[str, Any]]
@@ -61,13 +72,13 @@ class PartWriter:
     the training loop.
     """
 
-    def __init__(self, root: Path, rank: int, *, background: bool = True) -> None:
+    def __init__(self, root: Path, rank: int, *, background: bool = True, seq: int = 0) -> None:
         self.root = root
         self.rank = rank
         self.parts = root / PARTS_DIR
         self.bytes_written = 0
         self.failed = False
-        self._seq = 0
+        self._seq = seq  # the number of the next flush
         self._queue: queue.Queue[Callable[[], object] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         try:
@@ -127,9 +138,16 @@ class PartWriter:
             self._fail(exc)
 
     def _write(self, produce: Callable[[], Columns]) -> None:
-        for table, columns in produce().items():
+        tables = produce()
+        flush = {FLUSH_KEY: ",".join(tables).encode()}  # a reader waits for all of them
+        for table, columns in tables.items():
             path = self.parts / part_name(table, self.rank, self._seq)
-            write_table(path, pa.table(dict(columns)), compact=False)
+            data = pa.table(dict(columns)).replace_schema_metadata(flush)
+            try:
+                write_table(path, data, compact=False)
+            except FileNotFoundError:  # another rank compacted and removed the empty parts/
+                self.parts.mkdir(parents=True, exist_ok=True)
+                write_table(path, data, compact=False)
             self.bytes_written += path.stat().st_size
         self._seq += 1
 
@@ -144,21 +162,28 @@ class PartWriter:
 
 
 def compact(root: Path, rank: int) -> None:
-    """Merge ``parts/<table>-r<rank>-*.parquet`` into ``<table>-r<rank>.parquet``."""
+    """Merge the complete flushes of ``parts/<table>-r<rank>-*.parquet`` into
+    ``<table>-r<rank>.parquet``: every table's file first, then the parts are deleted, so a kill
+    at any point leaves each table whole in one place or the other."""
     parts_dir = root / PARTS_DIR
     if not parts_dir.is_dir():
         return
-    by_table: dict[str, list[Path]] = {}
+    flushes: dict[tuple[int, int], dict[str, pa.Table]] = {}
+    paths: list[Path] = []
     for path in sorted(parts_dir.iterdir()):
         parsed = parse_part(path.name)
         if parsed and parsed[1] == rank:
-            by_table.setdefault(parsed[0], []).append(path)
-    for table, paths in by_table.items():
-        target = root / compact_name(table, rank)
-        if not target.exists():  # it exists only if an earlier compaction died after writing it
-            tables = [pq.read_table(p) for p in paths]
-            write_table(target, pa.concat_tables(tables, promote_options="permissive"))
-        for p in paths:
-            p.unlink()
+            flushes.setdefault((rank, parsed[2]), {})[parsed[0]] = pq.read_table(path)
+            paths.append(path)
+    done = committed(flushes, (), lambda t: flush_tables(t.schema.metadata))
+    by_table: dict[str, list[pa.Table]] = {}
+    for key in sorted(done):
+        for table, data in flushes[key].items():
+            by_table.setdefault(table, []).append(data.replace_schema_metadata(None))
+    for table, tables in by_table.items():
+        merged = pa.concat_tables(tables, promote_options="permissive")
+        write_table(root / compact_name(table, rank), merged)
+    for p in paths:
+        p.unlink()
     with contextlib.suppress(OSError):  # other ranks' parts may still be there
         parts_dir.rmdir()

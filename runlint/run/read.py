@@ -7,7 +7,7 @@ are read on first access (``_LazyTables``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ from runlint.schema.layout import (
     META_FILE,
     PARTS_DIR,
     TABLES,
+    committed,
+    flush_tables,
     parse_compact,
     parse_part,
 )
@@ -69,27 +71,37 @@ class _LazyTables(Mapping[str, pd.DataFrame]):
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._files = {table: _table_files(root, table) for table in TABLES}
         self._footers: dict[Path, pq.FileMetaData] = {}  # read at load, reused when reading
+        try:
+            self._files = self._list()
+            for files in self._files.values():
+                self._check_footers(files)
+        except FileNotFoundError:  # a live run compacted its parts meanwhile: list again
+            self._files = self._list()
+            for files in self._files.values():
+                self._check_footers(files)
         self.present = [t for t, files in self._files.items() if files]
-        for table in self.present:
-            try:
-                self._check_footers(self._files[table])
-            except FileNotFoundError:  # a live run compacted its parts meanwhile: list again
-                self._files[table] = _table_files(root, table)
-                self._check_footers(self._files[table])
         self._cache: dict[str, pd.DataFrame] = {}
         self._arrow: dict[str, pa.Table | None] = {}
         self._failed: dict[str, RunError] = {}
 
-    def _check_footers(self, files: list[Path]) -> None:
-        for file in files:
+    def _list(self) -> dict[str, list[Path]]:
+        return _table_files(self.root, self._footer)
+
+    def _footer(self, file: Path) -> pq.FileMetaData:
+        footer = self._footers.get(file)
+        if footer is None:
             try:
-                self._footers[file] = pq.read_metadata(file)
+                footer = self._footers[file] = pq.read_metadata(file)
             except FileNotFoundError:
                 raise
             except (OSError, pa.ArrowException, ValueError) as exc:
                 raise self._error(file, exc) from None
+        return footer
+
+    def _check_footers(self, files: list[Path]) -> None:
+        for file in files:
+            self._footer(file)
 
     def __getitem__(self, table: str) -> pd.DataFrame:
         frame = self._cache.get(table)
@@ -134,7 +146,8 @@ class _LazyTables(Mapping[str, pd.DataFrame]):
         try:
             parts = [_read_parquet(f, self._footers.get(f)) for f in files]
         except FileNotFoundError:  # a live run compacted its parts meanwhile: list again
-            files = self._files[table] = _table_files(self.root, table)
+            self._footers.clear()
+            files = self._files[table] = self._list()[table]
             parts = [self._read_one(f) for f in files]
         except (OSError, pa.ArrowException, ValueError) as exc:
             bad = next((f for f in files if not _readable(f)), files[0])
@@ -185,20 +198,30 @@ def _readable(file: Path) -> bool:
     return True
 
 
-def _table_files(root: Path, table: str) -> list[Path]:
-    """Compacted files per rank, else that rank's flushed parts (a live or killed run)."""
-    files: dict[int, list[Path]] = {}
-    for path in root.glob(f"{table}-r*.parquet"):
+def _table_files(root: Path, footer: Callable[[Path], pq.FileMetaData]) -> dict[str, list[Path]]:
+    """Per table, its files: each rank's compacted file, else that rank's parts (a live or
+    killed run) of the flushes whose every table is on disk (``layout.committed``: a flush cut
+    short by a kill is left out whole). ``footer`` reads a part's footer."""
+    compacted: dict[tuple[str, int], Path] = {}
+    for path in root.glob("*-r*.parquet"):
         parsed = parse_compact(path.name)
-        if parsed and parsed[0] == table:
-            files[parsed[1]] = [path]
+        if parsed and parsed[0] in TABLES:
+            compacted[parsed] = path
+    flushes: dict[tuple[int, int], dict[str, Path]] = {}
     parts_dir = root / PARTS_DIR
     if parts_dir.is_dir():
-        for path in sorted(parts_dir.glob(f"{table}-r*-*.parquet")):
+        for path in parts_dir.glob("*-r*-*.parquet"):
             part = parse_part(path.name)
-            if part and part[0] == table and part[1] not in files:
-                files.setdefault(-1 - part[1], []).append(path)
-    return [p for _, paths in sorted(files.items()) for p in paths]
+            if part and part[0] in TABLES and (part[0], part[1]) not in compacted:
+                flushes.setdefault((part[1], part[2]), {})[part[0]] = path
+    done = committed(flushes, compacted, lambda p: flush_tables(footer(p).metadata))
+    files: dict[str, list[tuple[int, int, Path]]] = {table: [] for table in TABLES}
+    for (table, rank), path in compacted.items():
+        files[table].append((rank, -1, path))
+    for rank, seq in done:
+        for table, path in flushes[(rank, seq)].items():
+            files[table].append((rank, seq, path))
+    return {table: [p for *_, p in sorted(found)] for table, found in files.items()}
 
 
 def _read_meta(root: Path) -> dict[str, Any]:

@@ -60,6 +60,7 @@ __all__ = ["Meta"]
 )
 
 GIVEN = "given"
+_RESUMED = "resumed"  # steps where the recording was resumed (``resume=True``)
 #: How each inferable key is inferred (its provenance is ``"inferred: <how>"``).
 _INFERRED = {
     _NUM_CLASSES: "out_features of the last Linear layer",
@@ -87,6 +88,22 @@ class Meta(Probe):
         self._schedules = schedules
         self._world_size = world_size
         self._static: dict[str, Any] = {}
+        self._previous: dict[str, Any] = {}  # the metadata of the run resumed
+        self.resumed: list[int] = []  # the steps where recordings of this run resumed
+
+    def resume(self, doc: dict[str, Any], step: int) -> None:
+        """Continue the run whose ``meta.json`` is ``doc``: what it said about the start of the
+        run (initial weight statistics, optimizer settings, seed, given values) stays."""
+        previous = doc.get("meta")
+        previous = previous if isinstance(previous, dict) else {}
+        self._previous = previous
+        before = previous.get(_RESUMED)
+        self.resumed = [*(before if isinstance(before, list) else []), step]
+        provenance = previous.get(_PROVENANCE)
+        if isinstance(provenance, dict):
+            for key, how in provenance.items():
+                if how == GIVEN and key in previous and key not in self.given:
+                    self.given[key] = previous[key]
 
     def take_static(self) -> None:
         """The parts of the metadata that do not change while training (one host sync)."""
@@ -108,6 +125,33 @@ class Meta(Probe):
             _TORCH_INITIAL_SEED: torch.initial_seed(),
             _RECORDER: dict(self._schedules),
         }
+        if self._previous:
+            self._keep_start(self._previous)
+
+    def _keep_start(self, previous: dict[str, Any]) -> None:
+        """On resume: the start of the run is the first recording's, where it still fits."""
+        static = self._static
+        old_params = previous.get(_PARAMS)
+        if isinstance(old_params, list):
+            old = {
+                (p.get("name"), tuple(p.get("shape") or ())): p
+                for p in old_params
+                if isinstance(p, dict)
+            }
+            for param in static[_PARAMS]:
+                first = old.get((param["name"], tuple(param["shape"])))
+                if first is not None:
+                    for key in ("init_std", "init_mean"):
+                        if key in first:
+                            param[key] = first[key]
+        old_optimizer = previous.get(_OPTIMIZER)
+        if (
+            isinstance(old_optimizer, dict)
+            and old_optimizer.get("class") == static[_OPTIMIZER]["class"]
+        ):
+            static[_OPTIMIZER] = old_optimizer
+        if _TORCH_INITIAL_SEED in previous:
+            static[_TORCH_INITIAL_SEED] = previous[_TORCH_INITIAL_SEED]
 
     def see_inputs(self, inputs: tuple[Any, ...]) -> None:
         """A training forward pass's inputs: the first tensor's first dimension is the batch
@@ -142,6 +186,8 @@ class Meta(Probe):
         meta[_EPOCHS] = epochs
         meta[_PROBES_OFF] = probes_off
         meta[_BYTES_WRITTEN] = bytes_written
+        if self.resumed:
+            meta[_RESUMED] = list(self.resumed)
         return meta
 
 
