@@ -16,6 +16,7 @@ from runlint.run import Run, RunError, find_runs, load_run
 
 if TYPE_CHECKING:
     from runlint.recorder import Recorder
+    from runlint.recorder.rundir import RunExistsError
 
 try:
     __version__ = metadata.version("runlint")  # one home: pyproject.toml's [project] version
@@ -28,6 +29,7 @@ __all__ = [
     "Rule",
     "Run",
     "RunError",
+    "RunExistsError",
     "Severity",
     "__version__",
     "find_runs",
@@ -56,4 +58,8 @@ def _recorder() -> type[Recorder]:
 def __getattr__(name: str) -> Any:
     if name == "Recorder":
         return _recorder()
+    if name == "RunExistsError":  # what ``record`` raises for a directory it may not write
+        with requires_extra("torch", "runlint.record"):
+            from runlint.recorder.rundir import RunExistsError
+        return RunExistsError
     raise AttributeError(f"module 'runlint' has no attribute {name!r}")
