@@ -61,6 +61,7 @@ class LrNotDecayed(Rule):
     name = "lr-not-decayed"
     severity = Severity.INFO
     requires = ("epochs.val_loss", "steps.lr")
+    whole_run = True
 
     @dataclass
     class Options(Rule.Options):

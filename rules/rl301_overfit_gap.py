@@ -46,6 +46,7 @@ class OverfitGap(Rule):
     name = "overfit-gap"
     severity = Severity.WARNING
     requires = (TRAIN_AND_VAL,)
+    whole_run = True
 
     @dataclass
     class Options(Rule.Options):

@@ -60,6 +60,7 @@ class Underfit(Rule):
     name = "underfit"
     severity = Severity.WARNING
     requires = (TRAIN_AND_VAL,)
+    whole_run = True
     explained_by = ("RL102", "RL201", "RL202", "RL206", "RL401", "RL402", "RL502", "RL503")
 
     @dataclass

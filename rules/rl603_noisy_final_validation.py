@@ -43,6 +43,7 @@ class NoisyFinalValidation(Rule):
     name = "noisy-final-validation"
     severity = Severity.INFO
     requires = ("epochs.val_loss",)
+    whole_run = True
     explained_by = ("RL202",)
 
     @dataclass

@@ -46,6 +46,7 @@ class FirstLayerUnchanged(Rule):
     name = "first-layer-unchanged"
     severity = Severity.WARNING
     requires = ("weights",)
+    whole_run = True
     explained_by = ("RL104", "RL201", "RL206", "RL401", "RL402", "RL404", "RL502", "RL503")
 
     @dataclass

@@ -111,6 +111,9 @@ class Rule:
     explained_by: ClassVar[tuple[str, ...]] = ()
     #: the ``## Fix`` section, as one line
     default_fix: ClassVar[str] = ""
+    #: the rule judges how the run ended (a plateau never decayed, the last epochs' gap): it is
+    #: not run on a run still training (live checking), only on a finished one
+    whole_run: ClassVar[bool] = False
     #: a helper base class, not a rule (``class Base(Rule, abstract=True)``)
     abstract: ClassVar[bool] = True
 
