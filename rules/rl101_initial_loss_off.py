@@ -66,7 +66,7 @@ class InitialLossOff(Rule):
     name = "initial-loss-off"
     severity = Severity.WARNING
     requires = ("steps.loss", "meta.num_classes")
-    explained_by = ("RL104",)
+    explained_by = ("RL104", "RL105")
 
     @dataclass
     class Options(Rule.Options):

@@ -7,13 +7,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from runlint.analysis import curves
 from runlint.analysis.expected import BINARY_LOSSES, SOFTMAX_LOSSES
-from runlint.check import Finding, Rule, Severity, option
+from runlint.check import Finding, Rule, Severity, any_of, option
 from runlint.run import Run
 
 #: Losses that apply the softmax (or the sigmoid) themselves: they expect raw logits.
 LOGIT_LOSSES = (SOFTMAX_LOSSES - {"nll", "log_softmax"}) | (
     BINARY_LOSSES - {"bce", "binary_cross_entropy"}
+)
+#: Losses that are ≥ 0 on the inputs they expect (a negative value means wrong inputs).
+NON_NEGATIVE_LOSSES = (
+    SOFTMAX_LOSSES | BINARY_LOSSES | frozenset({"mse", "l1", "huber", "smooth_l1"})
 )
 #: The loss that takes what a final Softmax or Sigmoid gives.
 _FOR_PROBABILITIES = {
@@ -28,7 +33,9 @@ class LossInputOff(Rule):
     """The model hands its loss the wrong kind of numbers: probabilities to a loss that expects
     logits, logits to one that expects log-probabilities, or an output as wide as no class count.
 
-    Read from the model's output on the statistics steps (the ``outputs`` table) and the loss
+    A loss that cannot be negative on the inputs it expects (cross-entropy, nll, BCE, MSE, ...)
+    but goes below zero is an ``error``: ``nll_loss`` of raw scores is unbounded below.
+    Otherwise it is read from the model's output on the statistics steps (``outputs``) and the loss
     the run names (``meta.loss``). Probabilities: every value in [0, 1] (``unit_fraction``
     ≥ ``probability_share``) and, for more than one output, every row summing to 1 within
     ``sum_tolerance``, at every recorded step. Log-probabilities: rows whose logsumexp is 0
@@ -64,7 +71,7 @@ class LossInputOff(Rule):
     code = "RL105"
     name = "loss-input-off"
     severity = Severity.WARNING
-    requires = ("outputs.unit_fraction", "meta.loss")
+    requires = (any_of("outputs.unit_fraction", "steps.loss"), "meta.loss")
 
     @dataclass
     class Options(Rule.Options):
@@ -75,12 +82,38 @@ class LossInputOff(Rule):
             1e-3, "rows summing to 1 (probabilities) or with logsumexp 0 (log-probabilities) within"
         )
         min_steps: int = option(2, "recorded steps needed to judge")
+        negative_tolerance: float = option(
+            1e-6, "a loss that cannot be negative below minus this: it is fed the wrong input"
+        )
 
     options: Options
+
+    def _negative(self, run: Run, loss: str) -> Finding | None:
+        """A loss that cannot be negative on valid input went below ``-negative_tolerance``."""
+        if loss not in NON_NEGATIVE_LOSSES:
+            return None
+        steps, values = curves.series(run.steps, "loss")
+        if values.size == 0 or float(values.min()) >= -self.options.negative_tolerance:
+            return None
+        at = int(np.argmin(values))
+        return self.finding(
+            run,
+            _negative_message(loss, float(values[at]), int(steps[at])),
+            "apply log_softmax before nll_loss (or use cross_entropy on the logits), and give "
+            "each loss the inputs its documentation names",
+            severity=Severity.ERROR,
+            steps=(int(steps[0]), int(steps[at])),
+            where="loss",
+            evidence={"loss": loss, "lowest": float(values[at])},
+        )
 
     def check(self, run: Run) -> Iterator[Finding]:
         opts = self.options
         loss = run.setup.loss or ""
+        negative = self._negative(run, loss)
+        if negative is not None:
+            yield negative
+            return
         out = run.outputs
         if len(out) < opts.min_steps:
             return
@@ -161,6 +194,14 @@ class LossInputOff(Rule):
                 where="outputs",
                 evidence={**evidence, "num_classes": classes},
             )
+
+
+def _negative_message(loss: str, low: float, step: int) -> str:
+    return (
+        f"the loss is {loss}, which cannot go below 0 on what it expects, but it reached "
+        f"{low:.3g} at step {step}: it is fed the wrong kind of numbers (raw scores to nll_loss, "
+        "logits to a loss that expects probabilities)"
+    )
 
 
 def _last_module(run: Run) -> str:

@@ -67,6 +67,9 @@ class UpdateRatioOff(Rule):
             0.2, "Adam-type: median ratio of the first full-lr steps above this"
         )
         early_samples: int = option(1, "first full-lr samples judged (Adam: lr / rms(W) exactly)")
+        all_slow: float = option(
+            1e-4, "even the fastest dense layer below this: the lr is too low whatever the spread"
+        )
         peer_factor: float = option(100.0, "one dense layer this many times slower than its peers")
         lr_frac: float = option(0.5, "judge steps where lr >= lr_frac × max lr")
         min_samples: int = option(3, "recorded steps needed")
@@ -93,7 +96,9 @@ class UpdateRatioOff(Rule):
         }
         spread = float(per_layer.max() / per_layer.min())
         early = self._early(run, per_layer.index, mask)
-        if typical < o.low and spread <= o.peer_factor:
+        # a layer far slower than its peers is RL402's (vanishing gradients), unless even the
+        # fastest layer is too slow: then the learning rate holds every layer back
+        if typical < o.low and (spread <= o.peer_factor or per_layer.max() < o.all_slow):
             message = f"median update/param ratio {fmt(typical)} over {span} for {layers}"
             fix = f"raise the learning rate ×{_round_factor(o.target / typical)}"
             yield self._finding(run, message, "low", fix, steps, evidence)

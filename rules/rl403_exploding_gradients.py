@@ -64,7 +64,9 @@ class ExplodingGradients(Rule):
 
     @dataclass
     class Options(Rule.Options):
-        growth: float = option(50.0, "late / first recorded global gradient norm")
+        growth: float = option(
+            15.0, "late / first recorded global gradient norm above this (healthy runs: ≤ 6)"
+        )
         weight_ratio: float = option(5.0, "median dense ‖∇W‖/‖W‖ above this")
         depth: float = option(1e3, "input-side / output-side gradient-to-weight ratio above this")
         end_frac: float = option(0.25, '"late": the last fraction of the recorded steps')

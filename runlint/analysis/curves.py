@@ -197,8 +197,11 @@ class Curve:
         Measured from fraction ``start`` of the curve on (default ``JUDGED_FROM``). The mean
         (not a median) keeps the heavy tail of small-batch losses (most batches near zero, a
         few large) in the measure. The trend is floored at ``floor`` × the run's initial loss
-        so that a loss near zero does not make tiny absolute wiggles look large.
+        so that a loss near zero does not make tiny absolute wiggles look large. NaN for a
+        curve that goes negative (such a loss has no relative scale).
         """
+        if float(np.min(self.values)) < 0:
+            return float("nan")
         a = self.judged() if start is None else int(start * len(self.values))
         level = np.maximum(self.smooth[a:], floor * max(self.initial, self.first, 1e-12))
         return float(np.mean(np.abs(self.residual[a:]) / level))
