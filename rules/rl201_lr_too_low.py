@@ -70,6 +70,11 @@ class LrTooLow(Rule):
         min_remaining: float = option(
             0.6, "... and the loss still ends above this × its initial value"
         )
+        slow_update: float = option(
+            3e-4,
+            "a linear fall is a warning when the weights' median update ratio is below this "
+            "(drawn healthy runs: 5e-4 and up), else advice",
+        )
         max_update_ratio: float = option(
             1e-4, '"barely moving": the weights\' median ‖Δθ‖/‖θ‖ per step is below this'
         )
@@ -96,13 +101,22 @@ class LrTooLow(Rule):
                 and second_half >= opts.min_linearity * first_half
                 and remaining > opts.min_remaining
             ):
+                # the shape alone also fits a short run or a hard task: a warning needs the
+                # weights to move slowly too (or an lr below its optimizer's usual range)
+                ratio = _update_ratio(run)
+                low = _LOW_LR.get(run.setup.optimizer_class)
+                slow = (ratio is not None and ratio < opts.slow_update) or (
+                    low is not None and lr is not None and 0 < lr < low
+                )
+                moving = f"; weights move {ratio:.1e} of their norm per step" if ratio else ""
                 yield self.finding(
                     run,
                     f"the loss falls slowly and linearly{lr_text}: {start:.3g} → {middle:.3g} "
                     f"→ {end:.3g} over steps {a}–{b} "
                     f"(second half fell {second_half / first_half:.0%} as much as the first; "
-                    f"{drop:.0%} of the loss gone in all)",
+                    f"{drop:.0%} of the loss gone in all){moving}",
                     "raise the learning rate ×10",
+                    severity=self.severity if slow else Severity.INFO,
                     steps=(a, b),
                     where="loss",
                     evidence={

@@ -105,6 +105,11 @@ class LrTooHigh(Rule):
         high_update: float = option(
             1e-2, "... or, without validation, its dense update ratios exceed this (10× ~1e-3)"
         )
+        big_climb: float = option(
+            0.5,
+            "a climb back above this × the fall before it is a warning alone; a smaller one "
+            "needs the run unsettled too",
+        )
         min_climb: float = option(
             0.1, "a climb back must last this fraction of the curve (a late blip does not count)"
         )
@@ -161,6 +166,11 @@ class LrTooHigh(Rule):
                 if whole is not None and judged is whole and low_at < _warmup_len(whole, curve)
                 else ""
             )
+            # a climb back as large as a third of the fall is a warning on its own; a smaller
+            # one only when the run cannot settle either
+            strong = rise >= opts.big_climb * (judged.first - low) or _unsettled(
+                run, opts.unsettled_val, opts.high_update
+            )
             yield self.finding(
                 run,
                 f"the smoothed loss fell from {judged.first:.3g} to {low:.3g} by step "
@@ -170,6 +180,7 @@ class LrTooHigh(Rule):
                 f"{_lr_note(run, int(judged.steps[low_at]), int(judged.steps[top_at]))}",
                 "lower the learning rate ×0.3, or decay it (step decay ×0.5) once the loss "
                 "stops falling",
+                severity=self.severity if strong else Severity.INFO,
                 steps=(int(judged.steps[low_at]), int(judged.steps[top_at])),
                 where="loss",
                 evidence={

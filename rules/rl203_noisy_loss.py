@@ -60,7 +60,7 @@ class NoisyLoss(Rule):
         )
         small_batch: int = option(16, "below this batch size the fix is to raise the batch size")
         tiny_batch: int = option(
-            8, "noise at a batch size of at most this is a warning; otherwise it is advice (info)"
+            4, "noise at a batch size of at most this is a warning; otherwise it is advice (info)"
         )
         level_floor: float = option(0.3, "the trend is floored at this × the initial loss")
         min_steps: int = option(MIN_CURVE_POINTS, "fewer logged loss points are not judged")

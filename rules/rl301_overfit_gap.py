@@ -53,11 +53,10 @@ class OverfitGap(Rule):
         gap: float = option(0.15, "median train − val accuracy over the late epochs above this")
         gap_min: float = option(0.05, "a smaller gap counts when the validation loss is rising")
         gap_alone: float = option(
-            0.3,
-            "a gap above this is a warning on its own; a smaller one needs a rising val loss or "
-            "a memorized training set",
+            0.25,
+            "a gap above this is a warning on its own; a smaller one (drawn healthy runs reach "
+            "0.2) needs a rising validation loss",
         )
-        memorized: float = option(0.99, "training accuracy at least this: the set is memorized")
         rise: float = option(1.5, "late validation loss / its minimum")
         late: float = option(1 / 3, "fraction of the epochs judged")
         min_epochs: int = option(3, "fewer epochs with both curves are not judged")
@@ -77,7 +76,7 @@ class OverfitGap(Rule):
                 extra = f"; {rising[0]}" if rising is not None else ""
                 # a gap alone may be the data's (small sets generalize less): a warning needs
                 # the validation loss rising too, or a gap no healthy run shows
-                strong = rising is not None or gap > o.gap_alone or train >= o.memorized
+                strong = rising is not None or gap > o.gap_alone
                 yield self.finding(
                     run,
                     f"train accuracy {fmt(train)} vs validation {fmt(val)}: gap {fmt(gap)} "

@@ -102,7 +102,7 @@ class UpdateRatioOff(Rule):
             message = f"median update/param ratio {fmt(typical)} over {span} for {layers}"
             fix = f"raise the learning rate ×{_round_factor(o.target / typical)}"
             yield self._finding(run, message, "low", fix, steps, evidence)
-        elif typical > o.high and spread <= o.peer_factor:
+        elif typical > o.high and spread <= o.peer_factor and self._stays_high(run, per_layer):
             message = f"median update/param ratio {fmt(typical)} over {span} for {layers}"
             fix = f"lower the learning rate ×1/{_round_factor(typical / o.target)}"
             yield self._finding(run, message, "high", fix + " or add warm-up", steps, evidence)
@@ -137,6 +137,21 @@ class UpdateRatioOff(Rule):
             steps=steps,
             evidence=evidence,
         )
+
+    def _stays_high(self, run: Run, per_layer: pd.Series) -> bool:
+        """For an adaptive optimizer (Adam, Adagrad, RMSprop: its first steps are ~lr per weight
+        whatever the gradient), whether the ratio is still above ``high`` in the later half of
+        the steps; other optimizers: True."""
+        o = self.options
+        if not any(k in run.setup.optimizer_class.lower() for k in _ADAPTIVE):
+            return True
+        long = params_long(run)
+        uniq, _ = long.steps()
+        if len(uniq) < 2 * o.min_samples:
+            return True
+        ratio = long.col("update_ratio")
+        later = (long.step >= uniq[len(uniq) // 2]) & long.rows_of(per_layer.index) & (ratio > 0)
+        return bool(later.any() and float(np.median(ratio[later])) > o.high)
 
     def _early(
         self, run: Run, dense: pd.Index, mask: np.ndarray
@@ -185,6 +200,10 @@ class UpdateRatioOff(Rule):
                 where=str(name),
                 evidence={"ratio": value, "peer_median": typical},
             )
+
+
+#: Optimizers whose step per weight is normalized by a running gradient scale.
+_ADAPTIVE = ("adam", "adagrad", "rmsprop", "adadelta", "adamax", "nadam", "radam")
 
 
 def _round_factor(x: float) -> str:
