@@ -71,7 +71,7 @@ class LrTooLow(Rule):
             0.6, "... and the loss still ends above this × its initial value"
         )
         slow_update: float = option(
-            3e-4,
+            4.5e-4,
             "a linear fall is a warning when the weights' median update ratio is below this "
             "(drawn healthy runs: 5e-4 and up), else advice",
         )
