@@ -19,8 +19,10 @@ class LinearScaleSearch(SweepRule):
     For each positive numeric hyperparameter whose range spans at least ``min_decades``
     decades (the declared range, else the sampled one) and whose name the seed says to search
     on a log scale (``log_names``: learning rate, weight decay, L2, ...) — or that spans
-    ``any_decades`` whatever its name — the rule compares how the sampled values fill the
-    range with a uniform and with a log-uniform density: log-likelihoods, a Kolmogorov-Smirnov
+    ``any_decades`` whatever its name (a sampled range, where the tool declared none, from
+    ``min_decades_sampled``: uniform sampling never reaches the low decades) — the rule
+    compares how the sampled values fill the range with a uniform and with a log-uniform
+    density: log-likelihoods, a Kolmogorov-Smirnov
     test against each (``p_fit``, ``p_reject``), the share of values in the top decade and the
     decades that hold no value. It fires when the values fit the uniform density and reject
     the log-uniform one; a range the tool declares linear (Optuna's ``log=False``) fires when
@@ -62,6 +64,11 @@ class LinearScaleSearch(SweepRule):
             "log scale",
         )
         min_decades: float = option(2.0, "decades a named hyperparameter's range must span")
+        min_decades_sampled: float = option(
+            1.25,
+            "decades a named hyperparameter's sampled range (none declared) must span: uniform "
+            "sampling from [0, high] leaves its lowest value near high / trials",
+        )
         any_decades: float = option(3.0, "decades that make any positive hyperparameter judged")
         min_trials: int = option(8, "fewer sampled values are not judged")
         p_fit: float = option(0.05, "KS p-value above which the values fit a uniform density")
@@ -86,7 +93,8 @@ class LinearScaleSearch(SweepRule):
                 continue
             decades = math.log10(high / low)
             named = bool(pattern.search(dim.name))
-            if decades < (o.min_decades if named else o.any_decades):
+            floor = o.min_decades if dim.declared else o.min_decades_sampled
+            if decades < (floor if named else o.any_decades):
                 continue
             if len(positive) < o.min_trials:
                 short.append(f"{dim.name}: {len(positive)} sampled values (< {o.min_trials})")
@@ -103,6 +111,8 @@ class LinearScaleSearch(SweepRule):
                 continue
             empty = fit.bins - fit.covered
             said = "; the study declares it with log=False" if declared_linear else ""
+            if not dim.declared:
+                said = f" (the sampled range: no trial below {fmt(low)})"
             lo10, hi10 = math.floor(math.log10(low) + 1e-9), math.ceil(math.log10(high) - 1e-9)
             yield self.finding(
                 search,
