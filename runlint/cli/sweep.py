@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from contextlib import nullcontext
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from runlint.check.rule import Rule
 
-from runlint.check.config import SWEEP_FAMILY as FAMILY
 from runlint.check.config import ConfigError
 from runlint.cli.check import check_flags, settings
 from runlint.cli.flags import Command, CommandError, Flag, switch
@@ -31,7 +28,6 @@ __all__ = ["SWEEP", "sweep_flags"]
 
 DIRECTIONS = {"min": "minimize", "minimize": "minimize", "max": "maximize", "maximize": "maximize"}
 SWEEP_KEYS = ("objective", "direction", "study", "hyperparameters")
-CODE_PREFIX_RE = re.compile(r"^RL\d{0,3}$")  # as runlint.check.engine's
 
 
 def _direction(text: str) -> str:
@@ -116,13 +112,6 @@ def _sweep_config(table: dict[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
-def _anchor(target: str) -> Path:
-    """Where to look for the config of a target: its folder, a SQLite file's folder."""
-    if target.lower().startswith("sqlite:///"):
-        return Path(target[len("sqlite:///") :].partition("#")[0]).parent
-    return Path(target) if "://" not in target else Path.cwd()
-
-
 def run_sweep(args: argparse.Namespace) -> int:
     """Lint the search under ``args.paths``, print the report, return the exit code."""
     from runlint.check import engine
@@ -132,20 +121,20 @@ def run_sweep(args: argparse.Namespace) -> int:
     from runlint.sweep import Want, lint, load_search, open_source
     from runlint.sweep import rule as sweep_rule
     from runlint.sweep.report import SweepReport
-    from runlint.sweep.sources import SourceError
+    from runlint.sweep.sources import SourceError, config_anchor
 
     targets: list[str] = list(args.paths)
     ns = argparse.Namespace(**vars(args))
-    ns.paths = [_anchor(t) for t in targets]
+    ns.paths = [config_anchor(t) for t in targets]
     try:
         s = settings(ns)
         cfg = s.config
         table = _sweep_config(cfg.sweep, cfg.where)
         catalog = engine.discover()
         sweeps = sweep_rule.discover()
-        run_cfg, sweep_cfg = _split_config(cfg, catalog, sweeps)
-        run_sel, sweep_sel = _split(s.select, catalog, sweeps, "--select")
-        run_ign, sweep_ign = _split(s.ignore, catalog, sweeps, "--ignore")
+        run_cfg, sweep_cfg = sweep_rule.split_config(cfg, catalog, sweeps)
+        run_sel, sweep_sel = sweep_rule.split_selectors(s.select, catalog, sweeps, "--select")
+        run_ign, sweep_ign = sweep_rule.split_selectors(s.ignore, catalog, sweeps, "--ignore")
         run_rules = engine.configure(catalog, run_cfg, run_sel or None, run_ign or [])
         rules = sweep_rule.configure(sweeps, sweep_cfg, sweep_sel or None, sweep_ign or [])
     except ConfigError as exc:
@@ -219,47 +208,6 @@ def run_sweep(args: argparse.Namespace) -> int:
     if s.fmt == "html" and s.output is not None:
         print(f"wrote {s.output}", file=sys.stderr)
     return code
-
-
-def _split(
-    tokens: list[str] | None, catalog: Any, sweeps: Any, where: str
-) -> tuple[list[str] | None, list[str] | None]:
-    """Selectors split into those naming run rules and those naming sweep rules (``ALL`` and
-    ``RL`` name both); ``None`` stays ``None``. An unknown selector is a ``ConfigError``."""
-    if tokens is None:
-        return None, None
-    run: list[str] = []
-    sweep: list[str] = []
-    run_names = {r.name for r in catalog.rules}
-    sweep_names = {r.name for r in sweeps.rules}
-    for token in tokens:
-        upper = token.upper()
-        if token == "ALL" or upper == "RL":
-            run.append(token)
-            sweep.append(token)
-        elif CODE_PREFIX_RE.match(upper):
-            (sweep if upper.startswith(FAMILY) else run).append(token)
-        elif token.lower() in sweep_names:
-            sweep.append(token)
-        elif token.lower() in run_names:
-            run.append(token)
-        else:
-            known = [*catalog.codes, *sweeps.codes, *run_names, *sweep_names, "ALL"]
-            raise ConfigError(f"{where}: unknown rule selector {token!r}{suggest(token, known)}")
-    return run, sweep
-
-
-def _split_config(cfg: Any, catalog: Any, sweeps: Any) -> tuple[Any, Any]:
-    """The config as the run rules see it and as the sweep rules see it: each with the
-    selectors that name its own catalog. A ``select`` naming none of a catalog's rules leaves
-    that catalog's rules all selected."""
-    from dataclasses import replace as copy
-
-    run_sel, sweep_sel = _split(cfg.select, catalog, sweeps, cfg.where)
-    run_ign, sweep_ign = _split(cfg.ignore, catalog, sweeps, cfg.where)
-    run_cfg = copy(cfg, select=run_sel or None, ignore=run_ign or [])
-    sweep_cfg = copy(cfg, select=sweep_sel or None, ignore=sweep_ign or [])
-    return run_cfg, sweep_cfg
 
 
 SWEEP = Command(

@@ -118,15 +118,17 @@ def lint_paths(
     could be read."""
     from runlint.check import engine
     from runlint.check.config import find_config, load_config
-    from runlint.sweep.rule import configure, discover
-    from runlint.sweep.sources import SourceError, load_search, open_source
+    from runlint.sweep.rule import configure, discover, split_config
+    from runlint.sweep.sources import SourceError, config_anchor, load_search, open_source
 
     sources = [open_source(t) for t in targets]
     search, errors = load_search(sources, want or Want())
     if search is None:
         raise SourceError("; ".join(m for _, m in errors) or "no trials found")
-    cfg = load_config(find_config(Path(targets[0]) if Path(targets[0]).exists() else None))
-    rules = configure(discover(), cfg, select, ignore)
-    run_rules = engine.configure(engine.discover(), cfg, None, [])
+    cfg = load_config(find_config(config_anchor(targets[0])))
+    catalog, sweeps = engine.discover(), discover()
+    run_cfg, sweep_cfg = split_config(cfg, catalog, sweeps)
+    rules = configure(sweeps, sweep_cfg, select, ignore)
+    run_rules = engine.configure(catalog, run_cfg, None, [])
     checker = Checker(run_rules, meta=dict(cfg.meta))
     return lint(search, rules, checker, trials)

@@ -32,6 +32,7 @@ class SweepReport(Report):
         runs = len(self.results)
         head, _, tail = line.partition(f" in {runs} run{'' if runs == 1 else 's'}")
         trials = f" in a search of {n} trial{'' if n == 1 else 's'} ({judged} with a result)"
-        checked = runs - 1
+        location = self.search.location
+        checked = sum(r.path != location and r.status != "error" for r in self.results)
         extra = f" and {checked} trial run{'' if checked == 1 else 's'}" if checked > 0 else ""
         return head + trials + extra + tail

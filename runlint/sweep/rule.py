@@ -21,12 +21,18 @@ import inspect
 import pkgutil
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, ClassVar
 
 from runlint.check.config import Config, ConfigError, parse_severity
-from runlint.check.engine import RULES_PACKAGE, build_options, select_rules
+from runlint.check.engine import (
+    CODE_PREFIX_RE,
+    RULES_PACKAGE,
+    Catalog,
+    build_options,
+    select_rules,
+)
 from runlint.check.rule import (
     CODE_RE,
     DOC_SECTIONS,
@@ -47,6 +53,8 @@ __all__ = [
     "SweepRule",
     "configure",
     "discover",
+    "split_config",
+    "split_selectors",
 ]
 
 #: The code family of sweep rules.
@@ -281,3 +289,42 @@ def configure(
         [*config.ignore, *ignore],
     )
     return [built.get(r.code) or r() for r in chosen]  # type: ignore[misc]
+
+
+def split_selectors(
+    tokens: Sequence[str] | None, catalog: Catalog, sweeps: SweepCatalog, where: str
+) -> tuple[list[str] | None, list[str] | None]:
+    """Selectors split into those naming run rules and those naming sweep rules (``ALL`` and
+    ``RL`` name both); ``None`` stays ``None``. An unknown selector is a ``ConfigError``."""
+    if tokens is None:
+        return None, None
+    run: list[str] = []
+    sweep: list[str] = []
+    run_names = {r.name for r in catalog.rules}
+    sweep_names = {r.name for r in sweeps.rules}
+    for token in tokens:
+        upper = token.upper()
+        if token == "ALL" or upper == "RL":
+            run.append(token)
+            sweep.append(token)
+        elif CODE_PREFIX_RE.match(upper):
+            (sweep if upper.startswith(FAMILY) else run).append(token)
+        elif token.lower() in sweep_names:
+            sweep.append(token)
+        elif token.lower() in run_names:
+            run.append(token)
+        else:
+            known = [*catalog.codes, *sweeps.codes, *run_names, *sweep_names, "ALL"]
+            raise ConfigError(f"{where}: unknown rule selector {token!r}{suggest(token, known)}")
+    return run, sweep
+
+
+def split_config(cfg: Config, catalog: Catalog, sweeps: SweepCatalog) -> tuple[Config, Config]:
+    """The config as the run rules see it and as the sweep rules see it: each with the
+    selectors that name its own catalog. A ``select`` naming none of a catalog's rules leaves
+    that catalog's rules all selected."""
+    run_sel, sweep_sel = split_selectors(cfg.select, catalog, sweeps, cfg.where)
+    run_ign, sweep_ign = split_selectors(cfg.ignore, catalog, sweeps, cfg.where)
+    run_cfg = replace(cfg, select=run_sel or None, ignore=run_ign or [])
+    sweep_cfg = replace(cfg, select=sweep_sel or None, ignore=sweep_ign or [])
+    return run_cfg, sweep_cfg

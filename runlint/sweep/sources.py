@@ -33,6 +33,7 @@ __all__ = [
     "SourceError",
     "TrialSource",
     "Want",
+    "config_anchor",
     "load_search",
     "open_source",
 ]
@@ -73,6 +74,14 @@ class TrialSource(Protocol):
     location: str
 
     def load(self, want: Want) -> Loaded: ...
+
+
+def config_anchor(target: str) -> Path:
+    """Where the ``pyproject.toml`` of a target is looked for: its folder (a SQLite file's
+    folder), the working directory for other URLs."""
+    if target.lower().startswith("sqlite:///"):
+        return Path(target[len("sqlite:///") :].partition("#")[0]).parent
+    return Path(target) if not URL_RE.match(target) else Path.cwd()
 
 
 def open_source(target: str) -> TrialSource:
