@@ -8,7 +8,8 @@ One model per page, several renderings:
   ``print_rule`` (``runlint rule CODE``, through rich);
 - ``render_catalog(rules, fmt)``: the catalog table as text, markdown or JSON
   (``runlint rules``, README);
-- the generated blocks of README.md (the rule catalog, the flags of ``runlint check``) and
+- the generated blocks of README.md (the rule catalog, the flags of ``runlint check``, the sweep
+  rules and the flags ``runlint sweep`` adds) and
   docs/format.md (layout, tables and columns, metadata keys: ``runlint.schema``) between
   ``<!-- generated: NAME -->`` and ``<!-- end -->``; the prose around them is hand-written.
 
@@ -26,7 +27,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from runlint.check import engine
 from runlint.check.rule import Finding, Rule
@@ -429,6 +430,24 @@ def _rules_block() -> str:
     return render_catalog(engine.discover().rules, "markdown").rstrip("\n")
 
 
+def _sweep_rules_block() -> str:
+    """The sweep rules (``RL8xx``, ``runlint.sweep``): the same table as the run rules'."""
+    from runlint.sweep.rule import discover as discover_sweep
+
+    rules = cast("list[type[Rule]]", list(discover_sweep().rules))  # the same class attributes
+    return render_catalog(rules, "markdown").rstrip("\n")
+
+
+def _sweep_flags_block() -> str:
+    """The flags ``runlint sweep`` adds to ``runlint check``'s."""
+    from runlint.cli.sweep import EXTRA
+
+    lines = ["| flag | meaning |", "|---|---|"]
+    for flag in EXTRA:
+        lines.append(f"| `{_cell(flag.spelled)}` | {_cell(flag.doc or flag.help)} |")
+    return "\n".join(lines)
+
+
 def _check_flags_block() -> str:
     from runlint.cli.check import check_flags
 
@@ -442,7 +461,12 @@ def _check_flags_block() -> str:
 
 #: The generated blocks of each file, by name.
 BLOCKS: dict[str, dict[str, Callable[[], str]]] = {
-    "README.md": {"rules": _rules_block, "check-flags": _check_flags_block},
+    "README.md": {
+        "rules": _rules_block,
+        "check-flags": _check_flags_block,
+        "sweep-rules": _sweep_rules_block,
+        "sweep-flags": _sweep_flags_block,
+    },
     "docs/format.md": {
         "format-title": _format_title,
         "layout": _layout_block,

@@ -2,7 +2,7 @@
 
 The plain install (``pip install runlint``) checks runs without torch; recording, gradcheck,
 sanity and the framework callbacks need an extra (``runlint[torch]``, ``runlint[lightning]``,
-``runlint[hf]``).
+``runlint[hf]``); reading an Optuna storage needs ``runlint[optuna]``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from contextlib import contextmanager
 __all__ = ["OPTIONAL_MODULES", "MissingExtra", "requires_extra"]
 
 #: Top-level modules that only the extras install.
-OPTIONAL_MODULES = frozenset({"torch", "lightning", "transformers", "accelerate"})
+OPTIONAL_MODULES = frozenset(
+    {"torch", "lightning", "transformers", "accelerate", "optuna", "sqlalchemy"}
+)
 
 
 class MissingExtra(ImportError):

@@ -12,7 +12,14 @@ num-classes = 10            # metadata for runs that lack it: every key of
 [tool.runlint.RL401]        # one table per rule code: its options and its severity
 severity = "error"
 high = 0.05
+
+[tool.runlint.sweep]        # runlint sweep: objective, direction, hyperparameters
+objective = "val_loss"
 ```
+
+Tables of the sweep family (``RL8xx``) and ``[tool.runlint.sweep]`` are kept apart
+(``sweep_rules``, ``sweep``) and validated by ``runlint sweep``: ``runlint check`` never sees
+them.
 
 Keys may be written kebab-case or snake_case. Unknown keys are errors with a "did you mean"
 hint; rule tables are checked against the rule catalog by ``runlint.engine``.
@@ -42,6 +49,8 @@ __all__ = [
 ]
 
 CODE_RE = re.compile(r"^RL\d{3}$")
+#: The code family of ``runlint sweep``'s rules (``runlint.sweep.rule``).
+SWEEP_FAMILY = "RL8"
 
 #: The keys of ``[tool.runlint]`` besides the metadata keys (``meta_options``) and rule tables.
 SETTING_KEYS = ("select", "ignore", "fail-on", "exit-zero")
@@ -75,6 +84,10 @@ class Config:
     meta: dict[str, Any] = field(default_factory=dict)
     #: rule code → its table, keys normalized to snake_case (``severity`` included)
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the sweep rules' tables (``RL8xx``), as ``rules``
+    sweep_rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ``[tool.runlint.sweep]`` as written (``runlint sweep`` validates it)
+    sweep: dict[str, Any] = field(default_factory=dict)
 
     @property
     def where(self) -> str:
@@ -127,7 +140,10 @@ def parse_config(table: dict[str, Any], path: Path | None = None) -> Config:
         if CODE_RE.match(key):
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: {key} must be a table ([tool.runlint.{key}])")
-            config.rules[key] = {snake(k): v for k, v in value.items()}
+            target = config.sweep_rules if key.startswith(SWEEP_FAMILY) else config.rules
+            target[key] = {snake(k): v for k, v in value.items()}
+        elif key == "sweep" and isinstance(value, dict):
+            config.sweep = dict(value)
         elif name in ("select", "ignore"):
             setattr(config, name, _string_list(value, name, where))
         elif name == "fail-on":

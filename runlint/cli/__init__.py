@@ -1,5 +1,5 @@
-"""The ``runlint`` command line: ``check``, ``report``, ``rules``, ``rule``, ``gradcheck``,
-``sanity``.
+"""The ``runlint`` command line: ``check``, ``report``, ``sweep``, ``rules``, ``rule``,
+``gradcheck``, ``sanity``.
 
 One parser, argparse, for every command: each command and each of its flags is declared once
 (``runlint.cli.flags``), in the command's module. argparse was chosen over typer because it
@@ -23,6 +23,7 @@ from runlint.cli.flags import PROG, Command, CommandError, UsageError, parse, pr
 from runlint.cli.pretrain import GRADCHECK, SANITY
 from runlint.cli.report import REPORT
 from runlint.cli.rules import RULE, RULES
+from runlint.cli.sweep import SWEEP
 from runlint.hints import suggest
 
 __all__ = ["COMMANDS", "Command", "invoke", "main"]
@@ -37,7 +38,7 @@ VERSION = Command("version", "Print runlint's version.", "", lambda: (), _versio
 
 #: Every command, in the order ``runlint --help`` lists them.
 COMMANDS: dict[str, Command] = {
-    c.name: c for c in (CHECK, REPORT, RULES, RULE, GRADCHECK, SANITY, VERSION)
+    c.name: c for c in (CHECK, REPORT, SWEEP, RULES, RULE, GRADCHECK, SANITY, VERSION)
 }
 
 DESCRIPTION = 'A linter for neural-network training runs (CS231n "Learning the parameters").'

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING, cast
 
 from runlint.cli.flags import Command, CommandError, Flag
+
+if TYPE_CHECKING:
+    from runlint.check.rule import Rule
 
 __all__ = ["RULE", "RULES"]
 
@@ -34,15 +38,19 @@ def _catalog_problems(errors: tuple[str, ...]) -> int:
 def list_rules(args: argparse.Namespace) -> int:
     from runlint import docs
     from runlint.check import engine
+    from runlint.sweep.rule import discover as discover_sweep
 
     catalog = engine.discover()
+    sweeps = discover_sweep()
+    # the sweep rules (RL8xx, runlint sweep) have the run rules' class attributes
+    rules = [*catalog.rules, *cast("tuple[type[Rule], ...]", sweeps.rules)]
     if args.fmt == "text":
         from rich.console import Console
 
-        Console(highlight=False).print(docs.catalog_table(catalog.rules))
+        Console(highlight=False).print(docs.catalog_table(rules))
     else:
-        sys.stdout.write(docs.render_catalog(catalog.rules, args.fmt))
-    return _catalog_problems(catalog.errors)
+        sys.stdout.write(docs.render_catalog(rules, args.fmt))
+    return _catalog_problems(tuple(dict.fromkeys([*catalog.errors, *sweeps.errors])))
 
 
 def explain_rule(args: argparse.Namespace) -> int:
@@ -51,11 +59,14 @@ def explain_rule(args: argparse.Namespace) -> int:
     from runlint import docs
     from runlint.check import engine
     from runlint.hints import suggest
+    from runlint.sweep.rule import discover as discover_sweep
 
     catalog = engine.discover()
-    rule = catalog.get(args.code)
+    sweeps = discover_sweep()
+    rule = catalog.get(args.code) or cast("type[Rule] | None", sweeps.get(args.code))
     if rule is None:
         names = [*catalog.codes, *(r.name for r in catalog.rules)]
+        names += [*sweeps.codes, *(r.name for r in sweeps.rules)]
         raise CommandError(f"unknown rule {args.code!r}{suggest(args.code, names)}")
     docs.print_rule(docs.rule_page(rule, example=True), Console(highlight=False))
     return 0
