@@ -17,7 +17,7 @@ from pathlib import Path
 
 corpus = Path(sys.argv[1]).resolve()
 HEALTHY = corpus / "spiral-mlp-sgd-momentum"
-FAULTY = corpus / "rl101-last-layer-x50"  # an RL101 error
+FAULTY = corpus / "rl101-last-layer-x50"  # an RL101 warning (exit 1 under the default --fail-on)
 IMPORTED = corpus / "rl202-hf-adamw-lr-x500"  # a Hugging Face Trainer folder
 bindir = Path(sys.executable).parent
 RUNLINT = str(bindir / "runlint")
@@ -61,7 +61,8 @@ expect(any(f["code"] == "RL101" for f in doc["findings"]), "json: no RL101 findi
 expect(doc["summary"]["exit_code"] == 1, "json: summary.exit_code")
 
 github = run(RUNLINT, "check", str(FAULTY), "--format", "github", expect=1)
-expect(any(line.startswith("::error ") for line in github.splitlines()), "github: no ::error")
+annotations = [line for line in github.splitlines() if line.startswith(("::error ", "::warning "))]
+expect(any("title=RL101" in line for line in annotations), "github: no RL101 annotation")
 
 sarif = json.loads(run(RUNLINT, "check", str(FAULTY), "--format", "sarif", expect=1))
 expect(sarif.get("version") == "2.1.0" and sarif["runs"][0]["results"], "sarif: no results")
