@@ -2,6 +2,7 @@
 
     python bench/detection.py [--corpus fixtures/corpus] [--direct] [--show-runs]
     python bench/detection.py --space DIR [DIR ...] [--direct] [--show-runs]
+    python bench/detection.py --real tune|test|all [--show-runs]
 
 Runs ``runlint check <runs> --format json --exit-zero`` on every run of the corpus's
 ``manifest.json`` and prints, per rule: the faulty runs expecting it, how many it caught
@@ -18,6 +19,9 @@ the recall (faulty runs of the family on which a rule of the family fired a warn
 per rule the false alarms (warning or error) and errors on healthy runs, per fault class (and
 level) the recall, and the targets: healthy runs with a warning or error ≤ 2 %, healthy runs
 with an error = 0, faulty runs caught by the right family ≥ 90 %, every family ≥ 80 %.
+
+``--real`` prints the real-log table of ``bench/real_logs.py`` (logs other people wrote, against
+the judgements made before runlint saw them).
 """
 
 from __future__ import annotations
@@ -419,12 +423,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--direct", action="store_true", help="run the rules in-process")
     parser.add_argument(
+        "--real",
+        choices=("tune", "test", "all"),
+        help="the real-log table instead: fixtures/real against its human judgements "
+        "(bench/real_logs.py, this split)",
+    )
+    parser.add_argument(
         "--show-runs",
         action="store_true",
         help="name the runs behind the counts (healthy runs per rule; --space: missed faulty runs)",
     )
     args = parser.parse_args(argv)
 
+    if args.real:
+        import real_logs
+
+        return real_logs.main(["--split", args.real, *(["--show"] if args.show_runs else [])])
     if args.space:
         print("$ python " + shlex.join(["bench/detection.py", *(argv or sys.argv[1:])]))
         return space_main(args.space, args.direct, args.show_runs)

@@ -263,6 +263,9 @@ class Levels:
     tail: int  # points in the end's median
     steps: tuple[int, int]
     points: int
+    first: float = float("nan")  # the first point
+    rest_max: float = float("nan")  # the highest point after it
+    rest_median: float = float("nan")  # the median of the points after it
 
     def fall(self) -> float:
         """The fall from the start to the end, as a fraction of the start."""
@@ -272,7 +275,16 @@ class Levels:
         """Whether the curve fell by at least ``min_drop`` of its start, by more than the
         scatter of its points explains (twice the standard error of the two medians)."""
         error = 1.253 * self.scatter * float(np.sqrt(1 / self.head + 1 / self.tail))
-        return self.fall() >= min_drop and self.start - self.end > 2 * error
+        if self.fall() >= min_drop and self.start - self.end > 2 * error:
+            return True
+        return self.fell_at_once(min_drop)
+
+    def fell_at_once(self, min_drop: float) -> bool:
+        """Whether the curve fell from its first point before the start's median was taken:
+        every later point is below the first, and their median by ``min_drop`` of it. Were the
+        points noise around a flat level, the first would be the highest with chance 1/points
+        (under 13 % from MIN_FEW_POINTS on, under 4 % from 28)."""
+        return self.first > self.rest_max and self.rest_median <= (1 - min_drop) * self.first
 
 
 def levels(frame: pd.DataFrame, column: str = "loss") -> Levels | None:
@@ -293,4 +305,7 @@ def levels(frame: pd.DataFrame, column: str = "loss") -> Levels | None:
         tail,
         (int(steps[0]), int(steps[-1])),
         n,
+        float(values[0]),
+        float(np.max(values[1:])),
+        float(np.median(values[1:])),
     )
