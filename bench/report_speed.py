@@ -28,16 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from check_speed import write_corpus
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from runlint.report.html import browser
 
 
 def plotly_page(page: str) -> str:
@@ -60,24 +51,10 @@ def plotly_page(page: str) -> str:
 
 def browse(path: Path) -> dict[str, float] | str:
     """Load and draw times of the page in headless Chromium, or why they were not measured."""
-    if not Path(CHROMIUM).exists():
-        return f"{CHROMIUM} not installed (apt-get install chromium)"
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        return "playwright not installed (pip install playwright)"
-    errors: list[str] = []
-    with tempfile.TemporaryDirectory() as profile, sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(
-            profile,
-            executable_path=CHROMIUM,
-            args=FLAGS,  # the fresh profile is passed as --user-data-dir by Playwright
-            headless=True,
-            viewport={"width": 1400, "height": 1000},
-        )
-        page = ctx.new_page()
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    why = browser.missing()
+    if why:
+        return why
+    with browser.headless_page(1400, 1000) as (page, errors):
         start = time.perf_counter()
         page.goto(path.as_uri(), wait_until="load", timeout=120_000)
         page.wait_for_function("window.runlintReport && window.runlintReport.ready")
@@ -90,7 +67,6 @@ def browse(path: Path) -> dict[str, float] | str:
         everything = time.perf_counter() - t0
         total = page.evaluate("window.runlintReport.total")
         heap = page.evaluate("performance.memory ? performance.memory.usedJSHeapSize : 0")
-        ctx.close()
     if errors:
         return "console errors: " + "; ".join(errors[:3])
     return {

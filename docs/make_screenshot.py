@@ -16,15 +16,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "fixtures" / "corpus"
 RUNS = ["rl503-cnn-negative-bias", "rl301-tiny-train-set", "blobs-mlp-adam-cosine"]
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def main() -> None:
@@ -34,21 +25,11 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=1300, help="pixels of the section shown")
     args = parser.parse_args()
 
-    from playwright.sync_api import sync_playwright
+    from runlint.report.html import browser, write_report
 
-    from runlint.report.html import write_report
-
-    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
+    with tempfile.TemporaryDirectory() as tmp, browser.headless_page(1280, 900) as (page, _):
         page_file = Path(tmp) / "report.html"
         write_report([CORPUS / name for name in RUNS], page_file)
-        ctx = pw.chromium.launch_persistent_context(
-            str(Path(tmp) / "profile"),  # a fresh --user-data-dir
-            executable_path="/usr/bin/chromium",
-            args=FLAGS,
-            headless=True,
-            viewport={"width": 1280, "height": 900},
-        )
-        page = ctx.new_page()
         page.goto(page_file.as_uri(), wait_until="load")
         page.wait_for_function("window.runlintReport && window.runlintReport.ready")
         page.evaluate("window.runlintReport.drawAll()")
@@ -60,7 +41,6 @@ def main() -> None:
             full_page=True,
             clip={"x": 0, "y": box["y"], "width": 1280, "height": args.height},
         )
-        ctx.close()
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB)")
 
 

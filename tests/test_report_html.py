@@ -9,21 +9,19 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from runlint.check.rule import Finding, Severity
-from runlint.report.html import Written, check_paths, render, write_report
+from runlint.report.html import Written, browser, check_paths, render, write_report
 from runlint.report.html.extract import place
 from runlint.report.html.series import MISSING, bucket_minmax, deltas, drop_flat, quantize
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "fixtures" / "corpus"
 REAL = ROOT / "fixtures" / "real"
-CHROMIUM = Path("/usr/bin/chromium")
 #: where the browser test leaves its screenshot for people to look at
 ARTIFACTS = Path(os.environ.get("RUNLINT_ARTIFACTS", ROOT / "build" / "test-artifacts"))
 
@@ -249,15 +247,6 @@ def test_import_runlint_does_not_load_the_report() -> None:
 
 # -- in a real browser -------------------------------------------------------------------------
 
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 # (run, code, the plot its band must be on)
 EXPECTED_BANDS = [
@@ -271,20 +260,14 @@ EXPECTED_BANDS = [
 ]
 
 
-def _browser() -> object:
-    """Playwright's entry point, or skip (fail where RUNLINT_REQUIRE_BROWSER=1, as in CI)."""
-    missing = None
-    if not CHROMIUM.exists():
-        missing = f"{CHROMIUM} not installed (apt-get install chromium): no browser test"
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing = missing or "playwright not installed (pip install playwright): no browser test"
-    if missing:
+def _browser() -> None:
+    """Skip when no headless page can be opened here (fail where RUNLINT_REQUIRE_BROWSER=1, as
+    in CI)."""
+    why = browser.missing()
+    if why:
         if os.environ.get("RUNLINT_REQUIRE_BROWSER") == "1":
-            pytest.fail(missing)
-        pytest.skip(missing)
-    return sync_playwright
+            pytest.fail(why)
+        pytest.skip(f"{why}: no browser test")
 
 
 @pytest.fixture(scope="module")
@@ -298,21 +281,9 @@ def corpus_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_corpus_report_draws_every_plot_in_chromium_with_no_console_error(
     corpus_report: Path,
 ) -> None:
-    sync_playwright = _browser()
-    errors: list[str] = []
+    _browser()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as profile, sync_playwright() as pw:  # type: ignore[operator]
-        ctx = pw.chromium.launch_persistent_context(
-            profile,  # a fresh --user-data-dir
-            executable_path=str(CHROMIUM),
-            args=FLAGS,
-            headless=True,
-            viewport={"width": 1400, "height": 1000},
-        )
-        page = ctx.new_page()
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("requestfailed", lambda r: errors.append(f"request {r.url}"))
+    with browser.headless_page(1400, 1000) as (page, errors):
         requests: list[str] = []
         page.on("request", lambda r: requests.append(r.url))
         page.goto(corpus_report.as_uri(), wait_until="load")
@@ -386,6 +357,5 @@ def test_the_corpus_report_draws_every_plot_in_chromium_with_no_console_error(
         target = page.locator("section.run", has_text="rl503-cnn-negative-bias").first
         target.scroll_into_view_if_needed()
         target.screenshot(path=str(ARTIFACTS / "report-corpus-run.png"))
-        ctx.close()
     assert (ARTIFACTS / "report-corpus-run.png").stat().st_size > 10_000
     print(f"screenshots: {ARTIFACTS}")

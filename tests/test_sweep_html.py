@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 from pathlib import Path
 
 import pytest
 from helpers_cli import invoke
 from helpers_sweep import optuna_study
-from test_report_html import ARTIFACTS, CHROMIUM, FLAGS, _browser
+from test_report_html import ARTIFACTS, _browser
+
+from runlint.report.html import browser
 
 optuna = pytest.importorskip("optuna", reason="the sweep page is tested on an Optuna study")
 
@@ -47,20 +48,9 @@ def test_the_page_holds_one_plot_per_hyperparameter_on_its_scale(page: Path) -> 
 
 
 def test_the_sweep_plots_draw_in_chromium_with_no_console_error(page: Path) -> None:
-    sync_playwright = _browser()
-    errors: list[str] = []
+    _browser()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as profile, sync_playwright() as pw:  # type: ignore[operator]
-        ctx = pw.chromium.launch_persistent_context(
-            profile,
-            executable_path=str(CHROMIUM),
-            args=FLAGS,
-            headless=True,
-            viewport={"width": 1300, "height": 1100},
-        )
-        tab = ctx.new_page()
-        tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        tab.on("pageerror", lambda e: errors.append(str(e)))
+    with browser.headless_page(1300, 1100) as (tab, errors):
         tab.goto(page.as_uri(), wait_until="load")
         tab.wait_for_function("window.runlintSweep && window.runlintSweep.ready")
         drawn = tab.evaluate("window.runlintSweep.drawAll()")
@@ -69,6 +59,5 @@ def test_the_sweep_plots_draw_in_chromium_with_no_console_error(page: Path) -> N
             " log: [...document.querySelectorAll('.rl-sweep-plot')].length})"
         )
         tab.locator("#plots").screenshot(path=str(ARTIFACTS / "sweep-plots.png"))
-        ctx.close()
     assert not errors, errors
     assert state["errors"] == [] and drawn == state["total"] == 4  # lr, dropout, time, epochs
