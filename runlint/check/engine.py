@@ -110,27 +110,36 @@ class RunResult:
 # -- discovery ---------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=4)
-def discover(package: str = RULES_PACKAGE) -> Catalog:
-    """Import every module of ``package`` not starting with ``_`` and collect its rule classes."""
+def import_rule_modules(package: str) -> tuple[list[types.ModuleType], tuple[str, ...]]:
+    """Import every module of ``package`` not starting with ``_``: the modules, and one error
+    line per module that failed (a broken rule names its file)."""
     try:
         pkg = importlib.import_module(package)
     except Exception as exc:
-        return Catalog((), (f"{package}: cannot import ({_exc_line(exc)})",))
-    found: dict[str, type[Rule]] = {}
+        return [], (f"{package}: cannot import ({_exc_line(exc)})",)
+    modules: list[types.ModuleType] = []
     errors: list[str] = []
     for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue
         module_name = f"{package}.{info.name}"
         try:
-            module = importlib.import_module(module_name)
+            modules.append(importlib.import_module(module_name))
         except RuleDefinitionError as exc:
             errors.append(str(exc))
-            continue
         except Exception as exc:
             errors.append(f"{module_name}: cannot import ({_exc_line(exc)}{_frame(exc)})")
-            continue
+    return modules, tuple(errors)
+
+
+@lru_cache(maxsize=4)
+def discover(package: str = RULES_PACKAGE) -> Catalog:
+    """Collect the rule classes of every module of ``package`` not starting with ``_``."""
+    modules, imported = import_rule_modules(package)
+    found: dict[str, type[Rule]] = {}
+    errors = list(imported)
+    for module in modules:
+        module_name = module.__name__
         for rule in _rule_classes(module):
             other = found.get(rule.code)
             if other is not None and other is not rule:

@@ -11,7 +11,7 @@ import dataclasses
 import enum
 import inspect
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -172,26 +172,7 @@ def _validate(cls: type[Rule]) -> None:
         raise fail(f"code must be 'RL' and three digits (like 'RL401'), got {code!r}")
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise fail(f"name must be kebab-case words (like 'dead-relu'), got {name!r}")
-    if not isinstance(cls.severity, Severity):
-        raise fail(f"severity must be a Severity, got {cls.severity!r}")
-    if cls.check is Rule.check:
-        raise fail("it does not implement check(run)")
-    doc = inspect.getdoc(cls) or ""
-    if cls.__doc__ is None or not doc.strip():
-        raise fail("it has no docstring (a summary line, then its documentation sections)")
-    missing = [s for s in DOC_SECTIONS if not doc_section(doc, s)]
-    if missing:
-        raise fail("its docstring lacks " + ", ".join(f"'## {s}'" for s in missing))
-    titles = re.findall(r"^## (.+?)\s*$", doc, re.M)
-    order = [t for t in titles if t in DOC_SECTIONS]
-    if order != list(DOC_SECTIONS):
-        raise fail(f"its docstring sections must come in the order {', '.join(DOC_SECTIONS)}")
-    if not isinstance(cls.explained_by, tuple) or not all(
-        isinstance(c, str) and CODE_RE.match(c) and c != code for c in cls.explained_by
-    ):
-        raise fail(f"explained_by must be a tuple of other rules' codes, got {cls.explained_by!r}")
-    if not isinstance(cls.requires, tuple):
-        raise fail(f"requires must be a tuple, got {type(cls.requires).__name__}")
+    doc = validate_common(cls, Rule, fail, "run")
     needs: list[Need] = []
     for need in cls.requires:
         if isinstance(need, AnyOf):
@@ -204,6 +185,40 @@ def _validate(cls: type[Rule]) -> None:
         else:
             raise fail(f"requires holds {need!r}: use schema names or any_of(...)")
     cls.needs = tuple(needs)
+    validate_options(cls, fail, doc)
+
+
+def validate_common(
+    cls: Any, base: Any, fail: Callable[[str], RuleDefinitionError], subject: str
+) -> str:
+    """The contract every kind of rule shares (``base`` is its base class, ``subject`` what its
+    ``check`` takes): severity, ``check`` implemented, the docstring's sections in order,
+    ``explained_by`` and ``requires`` tuples. Returns the docstring."""
+    if not isinstance(cls.severity, Severity):
+        raise fail(f"severity must be a Severity, got {cls.severity!r}")
+    if cls.check is base.check:
+        raise fail(f"it does not implement check({subject})")
+    doc = inspect.getdoc(cls) or ""
+    if cls.__doc__ is None or not doc.strip():
+        raise fail("it has no docstring (a summary line, then its documentation sections)")
+    missing = [s for s in DOC_SECTIONS if not doc_section(doc, s)]
+    if missing:
+        raise fail("its docstring lacks " + ", ".join(f"'## {s}'" for s in missing))
+    order = [t for t in re.findall(r"^## (.+?)\s*$", doc, re.M) if t in DOC_SECTIONS]
+    if order != list(DOC_SECTIONS):
+        raise fail(f"its docstring sections must come in the order {', '.join(DOC_SECTIONS)}")
+    if not isinstance(cls.explained_by, tuple) or not all(
+        isinstance(c, str) and CODE_RE.match(c) and c != cls.code for c in cls.explained_by
+    ):
+        raise fail(f"explained_by must be a tuple of other rules' codes, got {cls.explained_by!r}")
+    if not isinstance(cls.requires, tuple):
+        raise fail(f"requires must be a tuple, got {type(cls.requires).__name__}")
+    return doc
+
+
+def validate_options(cls: Any, fail: Callable[[str], RuleDefinitionError], doc: str) -> None:
+    """``Options`` is a dataclass whose every option has a default and help; set the rule's
+    ``default_fix`` from its docstring's ``## Fix``."""
     options = cls.Options
     if not (isinstance(options, type) and dataclasses.is_dataclass(options)):
         raise fail("Options must be a @dataclass class")

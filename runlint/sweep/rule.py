@@ -15,11 +15,7 @@ and ``ignore`` name rules of both catalogs.
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
 import inspect
-import pkgutil
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -31,17 +27,18 @@ from runlint.check.engine import (
     RULES_PACKAGE,
     Catalog,
     build_options,
+    import_rule_modules,
     select_rules,
 )
 from runlint.check.rule import (
     CODE_RE,
-    DOC_SECTIONS,
     NAME_RE,
     Finding,
     RuleDefinitionError,
     Severity,
     _where,
-    doc_section,
+    validate_common,
+    validate_options,
 )
 from runlint.hints import suggest
 from runlint.sweep.model import Search
@@ -154,25 +151,7 @@ def _validate(cls: type[SweepRule]) -> None:
         raise fail(f"a sweep rule's code is {FAMILY} and two digits (like 'RL802'), got {code!r}")
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise fail(f"name must be kebab-case words (like 'best-on-border'), got {name!r}")
-    if not isinstance(cls.severity, Severity):
-        raise fail(f"severity must be a Severity, got {cls.severity!r}")
-    if cls.check is SweepRule.check:
-        raise fail("it does not implement check(search)")
-    doc = inspect.getdoc(cls) or ""
-    if cls.__doc__ is None or not doc.strip():
-        raise fail("it has no docstring (a summary line, then its documentation sections)")
-    missing = [s for s in DOC_SECTIONS if not doc_section(doc, s)]
-    if missing:
-        raise fail("its docstring lacks " + ", ".join(f"'## {s}'" for s in missing))
-    order = [t for t in re.findall(r"^## (.+?)\s*$", doc, re.M) if t in DOC_SECTIONS]
-    if order != list(DOC_SECTIONS):
-        raise fail(f"its docstring sections must come in the order {', '.join(DOC_SECTIONS)}")
-    if not isinstance(cls.explained_by, tuple) or not all(
-        isinstance(c, str) and CODE_RE.match(c) and c != code for c in cls.explained_by
-    ):
-        raise fail(f"explained_by must be a tuple of other rules' codes, got {cls.explained_by!r}")
-    if not isinstance(cls.requires, tuple):
-        raise fail(f"requires must be a tuple, got {type(cls.requires).__name__}")
+    doc = validate_common(cls, SweepRule, fail, "search")
     for need in cls.requires:
         if not isinstance(need, str) or need not in SEARCH_NEEDS:
             raise fail(
@@ -180,15 +159,7 @@ def _validate(cls: type[SweepRule]) -> None:
                 + suggest(str(need), list(SEARCH_NEEDS))
             )
     cls.needs = tuple(cls.requires)
-    options = cls.Options
-    if not (isinstance(options, type) and dataclasses.is_dataclass(options)):
-        raise fail("Options must be a @dataclass class")
-    for f in dataclasses.fields(options):
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise fail(f"option {f.name!r} has no default")
-        if not f.metadata.get("help"):
-            raise fail(f"option {f.name!r} has no help: declare it with option(default, help)")
-    cls.default_fix = " ".join(doc_section(doc, "Fix").replace("``", "").split())
+    validate_options(cls, fail, doc)
 
 
 @dataclass(frozen=True)
@@ -211,24 +182,10 @@ class SweepCatalog:
 def discover(package: str = RULES_PACKAGE) -> SweepCatalog:
     """Import every module of ``package`` and collect its sweep rules (a module that fails to
     import is ``runlint check``'s error to report as well: it is listed here too)."""
-    try:
-        pkg = importlib.import_module(package)
-    except Exception as exc:
-        return SweepCatalog((), (f"{package}: cannot import ({type(exc).__name__}: {exc})",))
+    modules, imported = import_rule_modules(package)
     found: dict[str, type[SweepRule]] = {}
-    errors: list[str] = []
-    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module_name = f"{package}.{info.name}"
-        try:
-            module = importlib.import_module(module_name)
-        except RuleDefinitionError as exc:
-            errors.append(str(exc))
-            continue
-        except Exception as exc:
-            errors.append(f"{module_name}: cannot import ({type(exc).__name__}: {exc})")
-            continue
+    errors = list(imported)
+    for module in modules:
         for obj in vars(module).values():
             if (
                 inspect.isclass(obj)
@@ -238,7 +195,7 @@ def discover(package: str = RULES_PACKAGE) -> SweepCatalog:
             ):
                 other = found.get(obj.code)
                 if other is not None and other is not obj:
-                    errors.append(f"{module_name}: {obj.__name__} reuses code {obj.code}")
+                    errors.append(f"{module.__name__}: {obj.__name__} reuses code {obj.code}")
                     continue
                 found[obj.code] = obj
     return SweepCatalog(tuple(found[c] for c in sorted(found)), tuple(errors))
