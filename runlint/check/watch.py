@@ -181,7 +181,9 @@ def _look(run: _Watched, full: Any, live: Any, printer: _Printer) -> None:
         return
     run.status = result.status
     run.rule_errors = [f"{e.code} {e.name}: {e.error}" for e in result.rule_errors]
-    events = run.state.update(result.findings, run.steps or 0, time.time(), result.ran)
+    events = run.state.update(
+        result.findings, run.steps or 0, time.time(), result.ran, final=closed
+    )
     for event in events:
         printer.event(run.path, event)
     if closed:
