@@ -22,6 +22,7 @@ from torch import nn
 
 import runlint
 from runlint.check.live import (
+    WITHDRAW_AFTER,
     LiveCheck,
     LiveEvent,
     LiveState,
@@ -85,7 +86,7 @@ def test_stop_on_parses_severities_codes_and_names() -> None:
 
 
 def test_a_finding_is_reported_once_and_withdrawn_when_a_later_check_drops_it() -> None:
-    state = LiveState()
+    state = LiveState(withdraw_after=1)
     first = state.update([_finding("RL202"), _finding("RL401", where="fc1")], 10, 0.0)
     assert [(e.kind, e.finding.code) for e in first] == [("new", "RL202"), ("new", "RL401")]
     assert state.update([_finding("RL202"), _finding("RL401", where="fc1")], 20, 0.0) == []
@@ -95,6 +96,21 @@ def test_a_finding_is_reported_once_and_withdrawn_when_a_later_check_drops_it() 
     assert changed[0].previous is Severity.WARNING or changed[1].previous is Severity.WARNING
     # a rule that did not run this time (skipped, crashed) withdraws nothing
     assert state.update([], 40, 0.0, judged=[]) == []
+
+
+def test_a_finding_missing_from_one_check_is_not_withdrawn_and_reported_again() -> None:
+    state = LiveState()  # withdrawn after WITHDRAW_AFTER checks without it
+    assert WITHDRAW_AFTER >= 2
+    assert [e.kind for e in state.update([_finding("RL202")], 10, 0.0)] == ["new"]
+    assert state.update([], 20, 0.0) == []  # at the edge of its threshold for one flush
+    assert state.update([_finding("RL202")], 30, 0.0) == []  # back: no flap
+    for n in range(1, WITHDRAW_AFTER):
+        assert state.update([], 30 + 10 * n, 0.0) == []
+    (gone,) = state.update([], 100, 0.0)
+    assert gone.kind == "withdrawn" and gone.first_step == 10
+    state.update([_finding("RL401")], 110, 0.0)
+    (final,) = state.update([], 120, 0.0, final=True)  # the run closed: no grace
+    assert final.kind == "withdrawn" and final.finding.code == "RL401"
 
 
 def test_events_survive_a_round_trip_through_json() -> None:

@@ -303,13 +303,25 @@ def keyed(findings: Iterable[Finding]) -> Iterator[tuple[str, Finding]]:
 class _Known:
     finding: Finding
     first_step: int
+    missed: int = 0  # consecutive checks that did not report it
+
+
+#: Consecutive checks that must no longer report a finding before it is withdrawn: a finding
+#: at the edge of its threshold (a spike one flush's smoothing hides) is not withdrawn and then
+#: reported again at the next flush.
+WITHDRAW_AFTER = 3
 
 
 class LiveState:
-    """The findings of the last check, and the events that turn one check into the next."""
+    """The findings of the last check, and the events that turn one check into the next.
 
-    def __init__(self) -> None:
+    A finding is withdrawn when ``withdraw_after`` consecutive checks no longer report it (at
+    once in the ``final`` check of a run that has closed); one that comes back meanwhile was
+    never withdrawn and is not reported again."""
+
+    def __init__(self, withdraw_after: int = WITHDRAW_AFTER) -> None:
         self.current: dict[str, _Known] = {}
+        self.withdraw_after = max(1, withdraw_after)
 
     def update(
         self,
@@ -317,11 +329,14 @@ class LiveState:
         step: int,
         now: float,
         judged: Iterable[str] | None = None,
+        *,
+        final: bool = False,
     ) -> list[LiveEvent]:
         """Compare a check's findings with the last ones: new, changed and withdrawn events.
 
         ``judged``: the codes of the rules that ran in this check (default: all). A finding of a
         rule that did not run this time (skipped, crashed) is kept, not withdrawn: no news.
+        ``final``: the run has closed; what this check does not report is withdrawn now.
         """
         events: list[LiveEvent] = []
         fresh: dict[str, _Known] = {}
@@ -341,6 +356,9 @@ class LiveState:
                 continue
             if ran is not None and known.finding.code not in ran:
                 fresh[key] = known
+                continue
+            if not final and known.missed + 1 < self.withdraw_after:
+                fresh[key] = _Known(known.finding, known.first_step, known.missed + 1)
                 continue
             events.append(
                 LiveEvent("withdrawn", known.finding, step, known.first_step, now, key=key)
@@ -603,14 +621,15 @@ class RunChecker:
         if record:
             self.state.replay(read_events(self.root))  # a resumed run: go on from its state
 
-    def check(self, step: int) -> CheckOutcome:
-        """Check the run as it is on disk now; ``step``: the optimizer steps it holds."""
+    def check(self, step: int, *, final: bool = False) -> CheckOutcome:
+        """Check the run as it is on disk now; ``step``: the optimizer steps it holds;
+        ``final``: the recorder has closed (the last check: withdrawals are not deferred)."""
         c0, t0 = time.thread_time(), time.perf_counter()
         result = self.checker.check_path(self.root)
         now = time.time()
         outcome = CheckOutcome(step, [], 0, 0.0, 0.0, status=result.status, error=result.error)
         if result.status != "error":  # an unreadable moment (a part being compacted) is no news
-            outcome.events = self.state.update(result.findings, step, now, result.ran)
+            outcome.events = self.state.update(result.findings, step, now, result.ran, final=final)
             outcome.findings = len(result.findings)
             outcome.rule_errors = [f"{e.code} {e.name}: {e.error}" for e in result.rule_errors]
             if self.record:
@@ -660,7 +679,7 @@ def serve(
                 break
         resting = time.monotonic() < rest_until and not closing
         if pending is not None and not resting:
-            outcome = checker.check(int(pending.get("step", 0)))
+            outcome = checker.check(int(pending.get("step", 0)), final=closing)
             doc = outcome.to_dict()
             doc["seq"] = pending.get("seq", 0)
             emit(doc)
