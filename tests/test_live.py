@@ -171,6 +171,17 @@ def test_the_live_findings_are_in_the_run_directory_and_the_report(
     assert "live check: stopped training at step" in out and "first seen: " in out
 
 
+def test_the_html_report_says_why_training_stopped(
+    stopped_run: tuple[runlint.Recorder, Path],
+) -> None:
+    from runlint.report.html.extract import run_payload
+
+    _, logdir = stopped_run
+    page = run_payload(runlint.load_run(logdir), [], 0)
+    (note,) = [n for n in page.notes if n.startswith("training stopped by the live check")]
+    assert "stop_on=error" in note and ("RL103" in note or "RL202" in note)
+
+
 def test_warnings_are_logged_once_each_and_never_stop_an_error_policy(tmp_path: Path) -> None:
     seen: list[LiveEvent] = []
     # lr 5: the loss spikes and units die (warnings) but stays finite (no error)

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -140,3 +142,16 @@ def test_watch_refuses_a_format_it_cannot_stream(closed_run: Path) -> None:
     proc = _runlint("check", "--watch", str(closed_run), "--format", "sarif")
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "--watch prints text, json, github" in err
+
+
+def test_watch_ends_on_ctrl_c_with_what_it_knows(tmp_path: Path) -> None:
+    proc = _runlint("check", "--watch", str(tmp_path / "not-yet"), "--format", "json")
+    deadline = time.monotonic() + 60
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # the watcher is up and waiting for the path to appear
+    assert json.loads(first)["event"] == "waiting" and time.monotonic() < deadline
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [e["event"] for e in events] == ["interrupted", "summary"]
+    assert proc.returncode == 0 and events[-1]["runs"] == 0
