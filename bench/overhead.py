@@ -24,7 +24,13 @@ and the garbage collections of each generation during the measurement (all copie
 recorder that kept Python objects per step would set off full collections, each a pass over
 every object torch holds).
 
+With ``--live`` a further copy records with the live check on (``check=True``, default
+settings otherwise: a check after each flush, in a niced checker process); the line after its
+model says how many checks ran and the CPU time each took in the checker (not counted in the
+copy's own cpu ratio: it is another process, which is why it is printed apart).
+
     python bench/overhead.py                 # about 3 minutes on a 2-core CPU
+    python bench/overhead.py --live --models mlp-tanh
     python bench/overhead.py --rounds 40 --models mlp-tanh
 """
 
@@ -118,7 +124,13 @@ def _bootstrap_median(values: list[float], n: int = 2000, seed: int = 0) -> tupl
 
 
 def measure(
-    name: str, rounds: int, block: int, root: Path, thread: bool = False, control: bool = True
+    name: str,
+    rounds: int,
+    block: int,
+    root: Path,
+    thread: bool = False,
+    control: bool = True,
+    live: bool = False,
 ) -> dict[str, float]:
     torch.manual_seed(0)
     base, batch = MODELS[name]()
@@ -127,6 +139,7 @@ def measure(
         "plain",
         "recorded",
         *(["recorded-thread"] if thread else []),
+        *(["recorded-live"] if live else []),
         *(["control"] if control else []),
     ]
     models = {v: copy.deepcopy(base) for v in variants}
@@ -137,6 +150,14 @@ def measure(
     if thread:
         recs["recorded-thread"] = runlint.record(
             models["recorded-thread"], opts["recorded-thread"], root / f"{name}-t", background=True
+        )
+    if live:
+        recs["recorded-live"] = runlint.record(
+            models["recorded-live"],
+            opts["recorded-live"],
+            root / f"{name}-live",
+            check=True,
+            on_finding=lambda event: None,  # quiet: the findings are not what is measured
         )
     for rec in recs.values():
         rec.start()
@@ -191,6 +212,11 @@ def measure(
         out[f"{v}_step_ratio"] = statistics.median(steps[v]) / plain_step
         out[f"{v}_mean_ratio"] = sum(blocks[v]) / sum(blocks["plain"])
         out[f"{v}_cpu_ratio"] = cpu[v] / cpu["plain"]
+    hook = recs["recorded-live"].live if live else None
+    if hook is not None:
+        out["live_checks"] = hook.checks
+        out["live_cpu_ms"] = 1e3 * hook.cpu / max(1, hook.checks)
+        out["live_wall_ms"] = 1e3 * hook.wall / max(1, hook.checks)
     size = sum(p.stat().st_size for p in (root / name).rglob("*") if p.is_file())
     out["bytes_per_step"] = size / done
     out["steps"] = done
@@ -205,6 +231,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--thread", action="store_true", help="also a background-writer copy")
+    parser.add_argument("--live", action="store_true", help="also a copy with check=True")
     parser.add_argument(
         "--no-control", dest="control", action="store_false", help="no plain control copy"
     )
@@ -217,6 +244,7 @@ def main() -> None:
     variants = [
         "recorded",
         *(["recorded-thread"] if args.thread else []),
+        *(["recorded-live"] if args.live else []),
         *(["control"] if args.control else []),
     ]
     print(
@@ -226,7 +254,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
             r = measure(
-                name, args.rounds, args.block, Path(tmp), thread=args.thread, control=args.control
+                name,
+                args.rounds,
+                args.block,
+                Path(tmp),
+                thread=args.thread,
+                control=args.control,
+                live=args.live,
             )
             for v in variants:
                 print(
@@ -235,6 +269,13 @@ def main() -> None:
                     f" {r[f'{v}_q1']:6.3f}-{r[f'{v}_q3']:.3f}"
                     f" {r[f'{v}_step_ratio']:6.3f} {r[f'{v}_mean_ratio']:6.3f}"
                     f" {r[f'{v}_cpu_ratio']:6.3f} {r['bytes_per_step']:10.0f}",
+                    flush=True,
+                )
+            if "live_checks" in r:
+                print(
+                    f"{'':<12} live check: {r['live_checks']:.0f} checks, CPU"
+                    f" {r['live_cpu_ms']:.0f} ms per check (wall {r['live_wall_ms']:.0f} ms) in"
+                    " the checker process",
                     flush=True,
                 )
             print(

@@ -35,6 +35,11 @@ class LossNotDecreasing(Rule):
     ## Known problems
     - A fine-tuning run that starts at a good loss and holds it is flagged.
     - Very short runs (fewer than ``min_steps`` steps) are not judged.
+    - A run still being written (a live check) is judged only from ``min_steps`` steps on: a
+      few dozen steps without progress say little. A finished short run is judged.
+    - A run still being written whose learning rate is still rising at its last step (a warm-up
+      not over yet, as in the first flushes of a live check) is not judged: the loss is not
+      expected to move yet.
 
     ## Fix
     Overfit ~20 examples first: if even that fails, check that the labels match the inputs and
@@ -82,6 +87,15 @@ class LossNotDecreasing(Rule):
 
     def check(self, run: Run) -> Iterator[Finding]:
         opts = self.options
+        warming = _still_warming_up(run) if not run.complete else None
+        if warming is not None:
+            raise NotJudged(warming)
+        trained = int(run.steps.index.max()) + 1 if len(run.steps.index) else 0
+        if not run.complete and trained < opts.min_steps:
+            raise NotJudged(
+                f"the run is still young ({trained} steps so far): a lack of progress needs "
+                f"{opts.min_steps} steps of training to be evidence"
+            )
         curve = curves.prepare_falling(run, opts.min_steps)
         what, where = "loss", "loss"
         if curve is not None:
@@ -129,6 +143,23 @@ class LossNotDecreasing(Rule):
             where=where,
             evidence={"start": start, "end": end, "fall": fall},
         )
+
+
+def _still_warming_up(run: Run) -> str | None:
+    """Why the run cannot be judged yet when its learning rate is still rising at the last
+    logged step (a warm-up not over: a live run's first flushes), else None."""
+    if "lr" not in run.steps.columns:
+        return None
+    steps, lr = curves.series(run.steps, "lr")
+    if lr.size < 2 or lr[0] <= 0:
+        return None
+    peak = int(np.argmax(lr))
+    if lr[-1] < 0.98 * lr[peak] or lr[-1] < 2 * lr[0]:
+        return None
+    return (
+        f"the learning rate is still warming up ({lr[0]:.3g} at step {int(steps[0])} → "
+        f"{lr[-1]:.3g} at step {int(steps[-1])}): no progress is expected yet"
+    )
 
 
 def _fell_per_epoch(run: Run, drop: float) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+from runlint.check.live import LiveCheck, LiveEvent
 from runlint.check.rule import Finding, Rule, Severity
 from runlint.extras import MissingExtra, requires_extra
 from runlint.run import Run, RunError, find_runs, load_run
@@ -24,6 +25,8 @@ except metadata.PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 __all__ = [
     "Finding",
+    "LiveCheck",
+    "LiveEvent",
     "MissingExtra",
     "Recorder",
     "Rule",
@@ -43,7 +46,8 @@ def record(
 ) -> Recorder:
     """Record a PyTorch training run into ``logdir``; use as a context manager.
 
-    See ``runlint.recorder.Recorder`` for the options (probe schedules, flush interval).
+    See ``runlint.recorder.Recorder`` for the options (probe schedules, flush interval, live
+    checking: ``check=True``, ``stop_on="error"``, ``on_finding``).
     Raises ``MissingExtra`` (an ``ImportError``) when torch is not installed.
     """
     return _recorder()(model, optimizer, logdir, meta=meta, **options)

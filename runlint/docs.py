@@ -357,6 +357,7 @@ def _layout_block() -> str:
     width = 33
     rows = [
         (f"{layout.META_FILE}", "run metadata (rank 0 only), rewritten atomically"),
+        (f"{layout.FINDINGS_FILE}", "live check only: one JSON event per line (appended)"),
         (f"{layout.PARTS_DIR}/", "while running: one file per table, rank and flush"),
         *((f"  {part(t, 0, 0)}", "") for t in tables),
         (f"  {part(first, 1, 0)}", "another rank's parts"),

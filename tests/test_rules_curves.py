@@ -28,8 +28,9 @@ from runlint.rules.rl602_momentum_off import MomentumOff
 from runlint.rules.rl603_noisy_final_validation import NoisyFinalValidation
 
 import runlint
-from runlint.check.rule import Finding, Rule, Severity
+from runlint.check.rule import Finding, NotJudged, Rule, Severity
 from runlint.run import Run
+from runlint.run.replay import Flushes
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "corpus"
 
@@ -351,6 +352,22 @@ def test_rl603_is_advice_only() -> None:
 
 
 # -- all of them ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["images-cnn-sgd-warmup-cosine", "blobs-mlp-adam-onecycle"])
+def test_rl204_does_not_judge_a_live_run_that_is_still_young_or_warming_up(name: str) -> None:
+    flushes = Flushes(CORPUS / name)
+    first = flushes.at(flushes.marks[0])  # its first flush (an epoch): the loss is still near ln C
+    assert not first.complete and len(first.steps) < 50
+    with pytest.raises(NotJudged, match=r"still young|still warming up"):
+        list(LossNotDecreasing().check(first))
+    assert findings(LossNotDecreasing(), flushes.at(flushes.steps)) == []
+
+
+def test_rl204_judges_a_stuck_live_run_from_its_first_quarter() -> None:
+    flushes = Flushes(CORPUS / "rl204-labels-shuffled-per-batch")
+    (finding,) = findings(LossNotDecreasing(), flushes.at(62))  # a quarter of the run, live
+    assert finding.severity == Severity.ERROR and "at chance level" in finding.message
 
 
 def _all_rules() -> Iterator[Rule]:

@@ -403,14 +403,21 @@ class Checker:
         except Exception as exc:  # an importer or reader bug: still one line, never a traceback
             result.status, result.error = "error", f"{path}: cannot read ({_exc_line(exc)})"
             return result
-        result.source = run.source
-        if not run.complete:
-            result.status = "incomplete"
         if run.source == "runlint" and not (Path(path) / META_FILE).is_file():
             result.notes.append(
                 f"{path}: no {META_FILE} (metadata lost: rules that need it are skipped; "
                 "--num-classes/--batch-size supply it)"
             )
+        return self.check_run(run, result)
+
+    def check_run(self, run: Run, result: RunResult | None = None) -> RunResult:
+        """Check a loaded ``run`` with every rule (``result``: one to fill, else a new one);
+        never raises for bad input or bad rules."""
+        if result is None:
+            result = RunResult(path=str(run.path))
+        result.source = run.source
+        if not run.complete:
+            result.status = "incomplete"
         self._apply_meta(run)
         for rule in self.rules:
             self._run_rule(rule, run, result)

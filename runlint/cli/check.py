@@ -101,6 +101,13 @@ FLAGS = (
         doc="also list the rules each run skipped, with the reason (e.g. "
         "`meta.num_classes not recorded`), and the rules that ran",
     ),
+    switch(
+        ("--watch",),
+        "Follow the runs while they are written; print each finding once, as it appears.",
+        doc="follow the runs while they are written (new runs too): print each finding once as "
+        "it appears (and its withdrawal), in `text`, `json` (one event per line) or `github`; "
+        "exit when every run has closed, or on Ctrl-C, with the exit codes below",
+    ),
     Flag(
         ("--config",),
         "Config file (pyproject.toml or a TOML of [tool.runlint] keys).",
@@ -201,7 +208,7 @@ def settings(args: argparse.Namespace) -> Settings:
 
 def run_check(args: argparse.Namespace) -> int:
     """Check the runs under ``args.paths``, print the report, return the exit code."""
-    from runlint.check import engine
+    from runlint.check import engine, live
     from runlint.report import Report, make_reporter
 
     try:
@@ -210,6 +217,19 @@ def run_check(args: argparse.Namespace) -> int:
         rules = engine.configure(catalog, s.config, s.select, s.ignore)
     except ConfigError as exc:
         raise CommandError(str(exc)) from None
+    if getattr(args, "watch", False):  # follow runs being written: runlint.check.watch
+        from runlint.check.watch import watch_command
+
+        return watch_command(
+            s.paths,
+            rules,
+            fmt=s.fmt,
+            output=s.output,
+            fail_on=s.fail_on,
+            exit_zero=s.exit_zero,
+            meta=s.meta,
+            problems=catalog.errors,
+        )
 
     results = []
     runs = []
@@ -228,6 +248,7 @@ def run_check(args: argparse.Namespace) -> int:
         for result in results:
             reporter.add(result)
         for result in checker.check(runs, s.jobs):
+            live.annotate(result)  # what a live check knew when (runlint.check.live)
             results.append(result)
             reporter.add(result)
         code = engine.exit_code(results, s.fail_on, s.exit_zero)

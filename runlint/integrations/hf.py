@@ -10,6 +10,10 @@ models whose loss the Trainer computes outside ``forward`` fall back to the Trai
 averages (``meta["first_loss_is_average"]`` then says so). Evaluation metrics close an epoch
 (``eval_loss`` → ``val_loss``, ``eval_accuracy`` → ``val_acc``). The number of classes comes
 from ``model.config`` (``num_labels`` of a classifier, ``vocab_size`` of a language model).
+
+With a live check (``RunlintCallback(logdir, check=True, stop_on="error")``, the options of
+``runlint.record``) a stop sets ``control.should_training_stop`` at the end of the step: the
+Trainer ends training there and the run is closed in ``on_train_end``.
 """
 
 from __future__ import annotations
@@ -74,6 +78,12 @@ class RunlintCallback(TrainerCallback):
             self._losses_from_model += 1
             # a copy: the Trainer scales this tensor in place after the forward pass
             self.recorder.log(loss=loss.detach().clone())
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if self.recorder is not None and self.recorder.should_stop:  # the live check's stop_on
+            control.should_training_stop = True
 
     def on_log(
         self,

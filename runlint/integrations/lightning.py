@@ -7,6 +7,11 @@ Gradient statistics are taken in ``on_before_optimizer_step`` (after backward, g
 accumulation, AMP unscaling), the loss from what ``training_step`` returns, epoch metrics
 (``val_loss``, ``val_acc``, ``train_acc``, ...) from ``trainer.callback_metrics`` at the end of
 each training epoch (Lightning validates before that). The first optimizer is recorded.
+
+With a live check (``RunlintCallback(logdir, check=True, stop_on="error")``, the options of
+``runlint.record``) a stop sets ``trainer.should_stop`` at the end of the batch: Lightning ends
+the fit there (after ``min_steps``/``min_epochs``, as for ``EarlyStopping``) and the run is
+closed in ``on_train_end``.
 """
 
 from __future__ import annotations
@@ -82,6 +87,8 @@ class RunlintCallback(pl.Callback):
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if isinstance(loss, torch.Tensor):
             self.recorder.log(loss=loss.detach())
+        if self.recorder.should_stop:  # the live check's stop_on: end at this batch
+            trainer.should_stop = True
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.recorder is not None:

@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from runlint.check.live import LiveCheck, LiveEvent
+from runlint.recorder.live import LiveHook
 from runlint.recorder.probes import (
     Activations,
     Groups,
@@ -51,6 +53,9 @@ from runlint.schema.layout import FORMAT_NAME, FORMAT_VERSION, META_FILE, TABLES
 
 __all__ = ["Recorder", "RunExistsError"]
 
+#: The ``meta.json`` key of a stop the live check asked for (``runlint.schema.meta``).
+STOPPED = "stopped"
+
 
 class Recorder:
     """Records a training run; use through ``runlint.record(...)`` as a context manager.
@@ -67,6 +72,16 @@ class Recorder:
                     with training for the GIL and cores, see bench/overhead.py)
       max_keys      distinct names ``log`` (and, apart, ``log_epoch``) may record over the run
                     (1000); further names are left out, with one warning
+
+    Live checking (``runlint.check.live``): the rules run on the run so far after each flush,
+    in a checker process, off the training thread (no host sync, no flush of its own):
+      check         True, or a ``runlint.LiveCheck`` (rules, mode, timeouts); default off
+      stop_on       ``"error"`` (or another severity), or rule codes/names: ``rec.should_stop``
+                    becomes True when the check finds one; the reason goes into ``meta.json``
+                    (``stopped``). Default ``None``: never stop
+      on_finding    called with each ``runlint.LiveEvent`` (new, changed, withdrawn finding) on
+                    the training thread at a step boundary; default: one ``logging`` line
+    ``stop_on`` or ``on_finding`` alone turn the check on. Only rank 0 checks.
 
     One run, one writer (docs/format.md, "Ownership"): from ``start`` to ``close`` the recorder
     holds an exclusive lock on ``logdir`` (an OS lock on ``.runlint-r<rank>.lock``, released by
@@ -114,7 +129,12 @@ class Recorder:
         resume: bool = False,
         overwrite: bool = False,
         on_conflict: str = "error",
+        check: bool | LiveCheck | None = None,
+        stop_on: Any = None,
+        on_finding: Callable[[LiveEvent], object] | None = None,
     ) -> None:
+        self._live_spec = LiveCheck.of(check, stop_on, on_finding)  # bad arguments raise here
+        self._live: LiveHook | None = None
         if on_conflict not in CONFLICT_POLICIES:
             raise ValueError(f"on_conflict must be one of {CONFLICT_POLICIES}, not {on_conflict!r}")
         if resume and overwrite:
@@ -218,6 +238,8 @@ class Recorder:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._live is not None and isinstance(exc[1], KeyboardInterrupt):
+            self._live.spec.close_timeout = 0.0  # Ctrl-C: no waiting for a last check
         self.close()
 
     def start(self) -> None:
@@ -285,6 +307,9 @@ class Recorder:
             self._norms.prepare()  # device constants, made before training
             self._histograms.prepare()
         self._write_meta(complete=False)
+        if self._live_spec is not None and self.rank == 0:
+            self._live = LiveHook(self.root, self._live_spec)
+            self._live.start()
 
     def close(self) -> None:
         """Remove every hook, flush, compact the parts and mark the run complete. Never raises."""
@@ -308,6 +333,8 @@ class Recorder:
             if self._writer is not None:
                 with self._flushing:
                     self._writer.close()
+            if self._live is not None:  # the check of the last flush, before the lock goes
+                self._live.close(self.step)
             self._write_meta(complete=True)
         finally:
             self._claim.lock.release()  # last: the run is whole on disk
@@ -375,6 +402,23 @@ class Recorder:
         It reaches ``meta.json`` at the next flush and on close.
         """
         self._meta.given.update(values)
+
+    @property
+    def should_stop(self) -> bool:
+        """Whether the live check asked training to stop (``stop_on``): test it at step
+        boundaries and leave the loop; always False without a stop policy."""
+        live = self._live
+        if live is None:
+            return False
+        if live.pending:
+            live.drain(self.step)
+        return live.should_stop
+
+    @property
+    def live(self) -> LiveHook | None:
+        """The live check (``check=True``), or None: its ``findings`` so far, ``stopped``,
+        ``checks`` and their ``cpu`` seconds, ``wait()`` for the check of the last flush."""
+        return self._live
 
     @property
     def bytes_written(self) -> int:
@@ -457,6 +501,9 @@ class Recorder:
         self._micro = 0
         if step >= self._flush_at or time.monotonic() >= self._flush_deadline:
             self._flush_due = True
+        live = self._live
+        if live is not None and live.pending:  # the checker spoke: findings, maybe a stop
+            live.drain(step)
 
     # -- flushing ---------------------------------------------------------------------------
     def _flush(self, *, meta: bool = True) -> None:
@@ -478,6 +525,8 @@ class Recorder:
         if meta and self.rank == 0:  # keeps steps/epochs/batch size current for a killed run
             doc = self._meta_doc(complete=False)
             self._writer.submit_call(functools.partial(write_json, self.root / META_FILE, doc))
+        if rows and self._live is not None:  # after the flush is on disk: check it
+            self._writer.submit_call(functools.partial(self._live.notify, shared.step))
 
     # -- metadata ---------------------------------------------------------------------------
     def _write_meta(self, *, complete: bool) -> None:
@@ -495,6 +544,8 @@ class Recorder:
             probes_off=self.probes_off,
             bytes_written=self.bytes_written,
         )
+        if self._live is not None and self._live.stopped is not None:
+            meta[STOPPED] = dict(self._live.stopped)
         return {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from runlint.recorder.lock import LockHeld, RunLock, describe_owner
 from runlint.schema.layout import (
+    FINDINGS_FILE,
     META_FILE,
     PARTS_DIR,
     committed,
@@ -231,11 +232,13 @@ def _remove_temporary(root: Path, rank: int) -> None:
 
 
 def _clear(root: Path, rank: int, world_size: int) -> None:
-    """``overwrite=True``: delete this rank's files; rank 0 also ``meta.json`` and the files of
+    """``overwrite=True``: delete this rank's files; rank 0 also ``meta.json``, the live check's
+    ``findings.jsonl`` and the files of
     ranks this job does not have (an earlier, larger job's), unless one of them is recording."""
     if rank == 0:
-        with contextlib.suppress(FileNotFoundError):
-            (root / META_FILE).unlink()
+        for name in (META_FILE, FINDINGS_FILE):
+            with contextlib.suppress(FileNotFoundError):
+                (root / name).unlink()
     for path in _rank_files(root, rank):
         path.unlink()
     if rank != 0:

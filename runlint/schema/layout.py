@@ -13,6 +13,9 @@ FORMAT_VERSION = 1
 
 META_FILE = "meta.json"
 PARTS_DIR = "parts"
+#: What a live check (``runlint.record(..., check=True)``) learnt while the run trained: one
+#: JSON event per line (a finding first seen, its severity changed, withdrawn).
+FINDINGS_FILE = "findings.jsonl"
 
 #: Tables a recorder writes, in order (their columns: ``runlint.schema.tables``).
 TABLES = tuple(_TABLE_SPECS)

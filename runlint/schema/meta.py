@@ -322,6 +322,18 @@ META: dict[str, MetaKey] = {
             _frozen,
         ),
         MetaKey(
+            "resumed",
+            "list",
+            "steps at which a recording resumed this run (`resume=True`); absent if none",
+        ),
+        MetaKey(
+            "stopped",
+            "object",
+            "the live check asked training to stop (`stop_on`): `step` (steps done when it "
+            "asked), `codes`, `reason` (one line), `time`, `policy`; absent if it never did",
+            _object,
+        ),
+        MetaKey(
             "first_loss_is_average",
             "bool",
             "the first logged loss already averages several steps (imported logs)",

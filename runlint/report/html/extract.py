@@ -324,6 +324,12 @@ def place(finding: Finding, plots: set[str], params: set[str], modules: set[str]
 def run_payload(run: Run, findings: Sequence[tuple[int, Finding]], index: int) -> RunPage:
     """The page's view of ``run``; ``findings`` are (report-wide index, finding) pairs."""
     notes: list[str] = []
+    stopped = run.meta.get("stopped")
+    if isinstance(stopped, dict):  # the live check ended training (runlint.check.live)
+        notes.append(
+            f"training stopped by the live check at step {stopped.get('step', '?')} "
+            f"(stop_on={stopped.get('policy', '?')}): {stopped.get('reason', '')}"
+        )
     cards: list[Card] = []
     plots: dict[str, Any] = {}
     epochs = _Epochs(run)
