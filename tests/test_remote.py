@@ -286,3 +286,10 @@ def test_a_local_check_never_imports_fsspec() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
     )
     assert proc.stdout.strip().splitlines()[-1] == "False False", proc.stderr
+
+
+def test_any_fsspec_url_works_a_file_url_too(corpus_runs: Path) -> None:
+    local_code, local = check_json(str(corpus_runs))
+    code, doc = check_json(f"file://{corpus_runs}")
+    assert code == local_code and codes_by_run(doc) == codes_by_run(local)
+    assert all(r["path"].startswith(f"file://{corpus_runs}/") for r in doc["runs"])

@@ -75,9 +75,11 @@ def is_url(text: str | Path) -> bool:
 class RemoteRun:
     """One run in object storage: its URL and the files to fetch (picklable, for workers).
 
-    ``files`` are ``(relative path, size)`` below the run's URL, ``""`` for a run that is one
-    file (a TensorBoard event file, a ``metrics.csv``); ``mtime`` the latest modification time
-    the listing gave (seconds since the epoch), if any.
+    ``url`` is the run's name in reports (characters that are not printable percent-encoded),
+    ``source`` the URL its files are fetched from (as the store names them); ``files`` are
+    ``(relative path, size)`` below it, ``""`` for a run that is one file (a TensorBoard event
+    file, a ``metrics.csv``); ``mtime`` the latest modification time the listing gave (seconds
+    since the epoch), if any.
     """
 
     url: str
@@ -85,6 +87,7 @@ class RemoteRun:
     files: tuple[tuple[str, int], ...] = ()
     mtime: float | None = None
     name: str = field(default="", compare=False)  # the run folder's (or file's) own name
+    source: str = ""
 
     def __str__(self) -> str:
         return self.url
@@ -173,7 +176,8 @@ def find_remote(url: str) -> list[RemoteRun]:
         kind = _file_kind(name)
         if kind is None:
             return []
-        return [RemoteRun(base, kind, (("", _size(info)),), _mtime(info), name=name)]
+        files = (("", _size(info)),)
+        return [RemoteRun(_show(base), kind, files, _mtime(info), name=name, source=base)]
     tree = _Folder()
     prefix = root + "/" if root else ""
     for path, info in listing.items():
@@ -192,8 +196,9 @@ def _walk(folder: _Folder, base: str, rel: list[str], out: list[RemoteRun], name
     if kind is not None:
         files = needed_files(folder, kind)
         mtimes = [m for f, _ in files if (m := _lookup(folder, f)[1]) is not None]
-        url = base + "".join("/" + _quote(p) for p in rel)
-        out.append(RemoteRun(url, kind, tuple(files), max(mtimes, default=None), name=name))
+        source = base + "".join("/" + p for p in rel)
+        mtime = max(mtimes, default=None)
+        out.append(RemoteRun(_show(source), kind, tuple(files), mtime, name=name, source=source))
         return
     for child in sorted(folder.folders):
         if not child.startswith("."):
@@ -285,12 +290,8 @@ def _safe(part: str) -> bool:
     return part not in ("", ".", "..") and "\\" not in part and "\0" not in part and len(part) < 256
 
 
-def _quote(part: str) -> str:
-    """A name as shown in reports: characters that are not printable are percent-encoded."""
-    return "".join(c if c.isprintable() else quote(c, safe="") for c in part)
-
-
 def _show(url: str) -> str:
+    """A URL as shown in reports: characters that are not printable are percent-encoded."""
     return "".join(c if c.isprintable() else quote(c, safe="") for c in url)
 
 
@@ -325,7 +326,7 @@ def fetch(run: RemoteRun, dest: Path) -> Path:
             f"{run.url}: its logs are {run.size / 2**20:.0f} MiB, over the limit of "
             f"{MAX_RUN_BYTES / 2**20:.0f} MiB a run"
         )
-    fs, root = _filesystem(run.url)
+    fs, root = _filesystem(run.source or run.url)
     name = run.name if _safe(run.name) else "run"
     local = dest / name
     remote_paths, local_paths = [], []
