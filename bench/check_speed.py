@@ -1,6 +1,6 @@
 """How fast ``runlint check`` is: runs/second, peak memory, and one small run's wall time.
 
-    python bench/check_speed.py [--runs 200] [--steps 10000] [--layers 20] [--every 10]
+    python bench/check_speed.py [--runs 200] [--steps 10000] [--layers 20] [--every 10] [--s3]
 
 Synthesizes runs in the recorder's on-disk format (pyarrow, in a temp dir): ``steps`` and
 ``groups`` every step, ``params`` and ``activations`` every ``--every`` steps for ``--layers``
@@ -8,6 +8,11 @@ layers, histograms and first-layer weights now and then, ten epochs. Then, side 
 run of this script, it times ``runlint check --jobs 1`` and ``--jobs 2`` on the corpus (JSON to
 /dev/null), the peak RSS of the checking processes at two corpus sizes, and the wall time of
 ``runlint check`` on one small run. Every command is a fresh subprocess.
+
+With ``--s3`` it also uploads the same runs to an S3-compatible server on 127.0.0.1 (moto's,
+started here: ``pip install -e '.[dev]'``) and times ``runlint check s3://bench/runs`` beside
+``runlint check`` of the local folder, with the ratio: what reading each run's files through
+s3fs and botocore costs over reading them from disk.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -181,6 +187,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--layers", type=int, default=20)
     parser.add_argument("--every", type=int, default=10)
+    parser.add_argument(
+        "--s3", action="store_true", help="also time the runs read from a local S3 server (moto)"
+    )
     args = parser.parse_args()
 
     from runlint.check import engine
@@ -238,6 +247,72 @@ def main() -> None:
             "runs/CPU-s is load-independent: with two idle cores, --jobs 2 runs at about "
             "2 × runs/CPU-s (--jobs 1 row)."
         )
+        if args.s3:
+            print()
+            object_storage(big, args.runs, size)
+
+
+def start_s3() -> tuple[Any, dict[str, str]]:
+    """A moto S3 server on a free loopback port, and the environment that points botocore at
+    it (fake credentials; no AWS config files are read)."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    return server, env
+
+
+def object_storage(corpus: Path, runs: int, size: float) -> None:
+    """``runlint check`` of the corpus from disk and from a local S3 server, side by side."""
+    server, env = start_s3()
+    os.environ.update(env)  # for this process's upload and every measured subprocess
+    os.environ.pop("AWS_PROFILE", None)
+    try:
+        import s3fs
+
+        fs = s3fs.S3FileSystem()
+        fs.mkdir("bench")
+        start = time.perf_counter()
+        fs.put(str(corpus) + "/", "bench/runs", recursive=True)
+        uploaded = time.perf_counter() - start
+        objects = len(fs.find("bench/runs"))
+        print(
+            f"object storage: the same {runs} runs ({size:.0f} MiB, {objects} objects) uploaded "
+            f"to a moto S3 server on {env['AWS_ENDPOINT_URL']} in {uploaded:.1f}s"
+        )
+        print(
+            f"{'command':44s} {'runs':>5s} {'local s':>8s} {'s3 s':>7s} {'s3/local':>8s} "
+            f"{'local CPU s':>11s} {'s3 CPU s':>8s} {'s3 RSS MiB':>10s}"
+        )
+        for jobs in ("1", "2"):
+            flags = ["--jobs", jobs, "--format", "json", "-o", os.devnull]
+            here = measure(runlint_check(str(corpus), *flags))
+            there = measure(runlint_check("s3://bench/runs", *flags))
+            print(
+                f"{'runlint check --jobs ' + jobs:44s} {runs:5d} {here['wall']:8.2f} "
+                f"{there['wall']:7.2f} {there['wall'] / here['wall']:8.2f} {here['cpu']:11.2f} "
+                f"{there['cpu']:8.2f} {there['rss_mb']:10.0f}"
+            )
+        print(
+            "s3 s: wall time of the check of s3://bench/runs (list once, then each run's files "
+            "fetched to a temporary folder, checked, deleted); the server's own CPU is not in "
+            "the CPU columns."
+        )
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":

@@ -22,12 +22,14 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from runlint.check.config import Config, ConfigError, kebab, parse_severity, snake
 from runlint.check.rule import Finding, NotJudged, Rule, RuleDefinitionError, Severity
+from runlint.extras import MissingExtra
 from runlint.hints import suggest
 from runlint.run import NothingLogged, Run, RunError, find_runs, load_run
+from runlint.run.remote import RemoteError, RemoteRun, find_remote, is_url, local_copy
 from runlint.schema import META, AnyOf, Need
 from runlint.schema.layout import META_FILE
 
@@ -46,6 +48,7 @@ __all__ = [
 ]
 
 RULES_PACKAGE = "runlint.rules"
+_Text = TypeVar("_Text", str, str | None)
 CODE_PREFIX_RE = re.compile(r"^RL\d{0,3}$")
 
 
@@ -362,9 +365,28 @@ def configure(
 # -- checking ----------------------------------------------------------------------------------
 
 
-def expand_paths(paths: Iterable[Path]) -> Iterator[tuple[Path, str | None]]:
-    """Each run below each path, or ``(path, error)`` for a path that holds none."""
+def expand_paths(
+    paths: Iterable[Path | str],
+) -> Iterator[tuple[Path | RemoteRun | str, str | None]]:
+    """Each run below each path, or ``(path, error)`` for a path that holds none (a URL that
+    cannot be read is its text: ``str``, never a run).
+
+    A URL (``s3://bucket/prefix``, any fsspec URL: ``runlint.run.remote``) is listed once and
+    yields a ``RemoteRun`` for each run found in it.
+    """
     for path in paths:
+        if is_url(path):
+            url = str(path)
+            try:
+                remote = find_remote(url)
+            except (RemoteError, MissingExtra) as exc:
+                yield url, str(exc)
+                continue
+            yield from ((run, None) for run in remote)
+            if not remote:
+                yield url, f"{url}: no runs found"
+            continue
+        path = Path(path)
         if not path.exists():
             yield path, f"{path}: no such file or directory"
             continue
@@ -388,8 +410,14 @@ class Checker:
     meta: dict[str, Any] = field(default_factory=dict)
     curve: bool = False
 
-    def check_path(self, path: Path) -> RunResult:
-        """Load one run and check it with every rule; never raises for bad input or bad rules."""
+    def check_path(self, path: Path | RemoteRun) -> RunResult:
+        """Load one run and check it with every rule; never raises for bad input or bad rules.
+
+        A ``RemoteRun`` is fetched into a temporary folder, checked there, reported under its
+        URL, and the folder deleted.
+        """
+        if isinstance(path, RemoteRun):
+            return self._check_remote(path)
         result = RunResult(path=str(path))
         try:
             run = load_run(path)
@@ -430,7 +458,22 @@ class Checker:
                 result.curve = None
         return result
 
-    def check(self, paths: Sequence[Path], jobs: int = 1) -> Iterator[RunResult]:
+    def _check_remote(self, remote: RemoteRun) -> RunResult:
+        try:
+            with local_copy(remote) as local:
+                result = self.check_path(local)
+        except (RemoteError, MissingExtra) as exc:
+            return RunResult(path=remote.url, status="error", error=str(exc))
+        result.path = _renamed(result.path, local, remote.url)
+        result.error = _renamed(result.error, local, remote.url)
+        result.notes = [_renamed(n, local, remote.url) for n in result.notes]
+        for f in result.findings:
+            f.run = _renamed(f.run, local, remote.url)
+        for e in result.rule_errors:
+            e.error = _renamed(e.error, local, remote.url)
+        return result
+
+    def check(self, paths: Sequence[Path | RemoteRun], jobs: int = 1) -> Iterator[RunResult]:
         """Results in the order of ``paths``, streamed as they are ready."""
         if jobs <= 1 or len(paths) <= 1:
             for path in paths:
@@ -492,7 +535,14 @@ def _init_worker(checker: Checker) -> None:
     _WORKER = checker
 
 
-def _check_in_worker(path: Path) -> RunResult:
+def _renamed(text: _Text, local: Path, url: str) -> _Text:
+    """``text`` with the temporary copy's path of a remote run replaced by the run's URL."""
+    if text is None:
+        return text
+    return text.replace(str(local), url)
+
+
+def _check_in_worker(path: Path | RemoteRun) -> RunResult:
     assert _WORKER is not None
     return _WORKER.check_path(path)
 

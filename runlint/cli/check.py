@@ -26,6 +26,7 @@ from runlint.check.config import (
 from runlint.check.rule import Severity
 from runlint.cli.flags import Command, CommandError, Flag, at_least, switch
 from runlint.report import FORMATS
+from runlint.run.remote import is_url
 from runlint.schema.meta import MetaKey
 
 __all__ = ["CHECK", "Settings", "check_flags", "run_check", "settings"]
@@ -34,14 +35,24 @@ LEVELS = tuple(s.value for s in Severity)
 #: Where the metadata flags land in the parsed arguments: ``meta.<key>``.
 META_DEST = "meta."
 
+
+def path_or_url(text: str) -> Path | str:
+    """A ``PATH`` argument: a URL stays text (``Path`` would fold its ``//``), else a path."""
+    return text if is_url(text) else Path(text)
+
+
 #: The flags of ``runlint check`` that are not generated from the schema, in ``--help`` order.
 FLAGS = (
     Flag(
         ("paths",),
-        "Run directories, or folders holding runs (found recursively).",
-        value=Path,
+        "Run directories, or folders holding runs (found recursively); local paths or URLs "
+        "(s3://bucket/prefix, any fsspec URL).",
+        value=path_or_url,
         many=True,
         metavar="PATH",
+        doc="run directories or folders holding runs, found recursively: local paths, or URLs "
+        "such as `s3://bucket/prefix` (any fsspec URL; needs `pip install 'runlint[s3]'`): "
+        "only the files the loaders read are fetched, one run at a time",
     ),
     Flag(
         ("--select",),
@@ -160,7 +171,7 @@ def check_flags() -> list[Flag]:
 class Settings:
     """What a check runs with: the command line over ``[tool.runlint]`` over the defaults."""
 
-    paths: list[Path]
+    paths: list[Path | str]  # a str is a URL
     config: Config
     select: list[str] | None
     ignore: list[str]
@@ -185,7 +196,11 @@ def settings(args: argparse.Namespace) -> Settings:
     ``--select`` replaces the config's ``select``, ``--ignore`` adds to its ``ignore``, a
     metadata flag overrides the config's value of the same key.
     """
-    path = args.config if args.config is not None else find_config(args.paths[0])
+    first = args.paths[0]
+    if args.config is not None:
+        path = args.config
+    else:  # a URL's config is the working directory's
+        path = find_config(Path.cwd() if is_url(first) else Path(first))
     cfg = load_config(path)
     meta = dict(cfg.meta)
     for name, value in vars(args).items():
@@ -234,7 +249,7 @@ def run_check(args: argparse.Namespace) -> int:
     results = []
     runs = []
     for path, error in engine.expand_paths(s.paths):
-        if error is None:
+        if error is None and not isinstance(path, str):
             runs.append(path)
         else:
             results.append(engine.RunResult(path=str(path), status="error", error=error))

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from runlint.check.engine import RunResult
 from runlint.check.rule import Finding, Rule, Severity
+from runlint.run.remote import is_url
 
 __all__ = ["FORMATS", "Report", "Reporter", "jsonable", "make_reporter"]
 
@@ -158,7 +159,10 @@ def finding_dict(finding: Finding) -> dict[str, Any]:
 
 
 def display_path(path: str | Path) -> str:
-    """``path`` relative to the working directory when it lies below it, with ``/``."""
+    """``path`` relative to the working directory when it lies below it, with ``/``; a URL (a
+    run in object storage) as it is."""
+    if is_url(path):
+        return str(path)
     p = Path(path)
     try:
         rel = os.path.relpath(p.resolve(), Path.cwd().resolve())
@@ -169,5 +173,7 @@ def display_path(path: str | Path) -> str:
 
 def location(result_path: str) -> str:
     """The file a finding points at: the run's ``meta.json`` when it has one, else the run."""
+    if is_url(result_path):
+        return result_path
     meta = Path(result_path) / "meta.json"
     return display_path(meta if meta.is_file() else result_path)

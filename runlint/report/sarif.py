@@ -12,6 +12,7 @@ from runlint.check.rule import Rule
 from runlint.docs import rule_markdown, rule_page, rule_text
 from runlint.report import Report, display_path, jsonable, location
 from runlint.report import Reporter as _Base
+from runlint.run.remote import is_url
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVELS = {"error": "error", "warning": "warning", "info": "note"}
@@ -19,6 +20,8 @@ LEVELS = {"error": "error", "warning": "warning", "info": "note"}
 
 def _uri(path: str) -> str:
     shown = display_path(path)
+    if is_url(path):
+        return shown
     return Path(path).resolve().as_uri() if Path(shown).is_absolute() else shown
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from runlint.run import importers
 from runlint.schema.layout import META_FILE, PARTS_DIR, parse_compact
 
-__all__ = ["find_runs", "is_run_dir"]
+__all__ = ["find_runs", "is_run_dir", "is_run_listing"]
 
 
 def find_runs(path: Path) -> Iterator[Path]:
@@ -33,3 +33,8 @@ def is_run_dir(path: Path) -> bool:
     if (path / META_FILE).is_file() or (path / PARTS_DIR).is_dir():
         return True
     return any(parse_compact(p.name) for p in path.glob("*.parquet"))
+
+
+def is_run_listing(files: Collection[str], folders: Collection[str]) -> bool:
+    """``is_run_dir`` from a listing: the names of a folder's files and of its subfolders."""
+    return META_FILE in files or PARTS_DIR in folders or any(map(parse_compact, files))

@@ -18,6 +18,7 @@ from typing import Literal
 
 from runlint.check.engine import Checker, RuleError, RunResult, Skipped
 from runlint.check.rule import Finding, NotJudged
+from runlint.run.remote import RemoteRun
 from runlint.sweep.model import Search, Trial
 from runlint.sweep.rule import SweepRule
 from runlint.sweep.sources import Want
@@ -44,7 +45,7 @@ def check_trials(
     else:
         best = search.best
         chosen = [best] if best is not None and best.run is not None else []
-    paths: list[Path] = [t.run for t in chosen if t.run is not None]
+    paths: list[Path | RemoteRun] = [t.run for t in chosen if t.run is not None]
     results = list(checker.check(paths, jobs)) if paths else []
     out = {t.id: r for t, r in zip(chosen, results, strict=True)}
     search.run_results.update(out)

@@ -11,7 +11,10 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from runlint.run.remote import RemoteRun
 
 __all__ = [
     "Dimension",
@@ -140,7 +143,7 @@ class Trial:
     start: float | None = None  # seconds since the epoch
     end: float | None = None
     stage: str = ""
-    run: Path | None = None
+    run: Path | RemoteRun | None = None  # a RemoteRun: a run in object storage
     where: str = ""  # where it was read from (a folder, "study 'x' trial 12")
     distributions: dict[str, Dimension] = field(default_factory=dict)
 

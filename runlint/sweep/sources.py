@@ -21,11 +21,15 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from runlint.run.remote import is_url
 from runlint.sweep.model import Direction, Objective, Search, Trial, direction_of
 from runlint.sweep.params import dedupe, hyperparameters
 from runlint.sweep.space import build_space, build_stages
+
+if TYPE_CHECKING:
+    from runlint.run.remote import RemoteRun
 
 __all__ = [
     "Loaded",
@@ -93,10 +97,7 @@ def open_source(target: str) -> TrialSource:
             from runlint.sweep.optuna_storage import OptunaSource
 
             return OptunaSource(target)
-        raise SourceError(
-            f"{target}: unsupported URL scheme {scheme!r} (an Optuna storage is an RDB URL "
-            "such as sqlite:///study.db; runs are read from local folders)"
-        )
+        return RunsSource(target)  # runs in object storage: any fsspec URL
     path = Path(target)
     if path.is_file() and path.suffix in (".db", ".sqlite", ".sqlite3"):
         from runlint.sweep.optuna_storage import OptunaSource
@@ -119,13 +120,15 @@ class _RunTrial:
 class RunsSource:
     """Every run found under a folder (``runlint check``'s discovery) is one trial."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: Path | str) -> None:
+        self.path: Path | str = path if is_url(path) else Path(path)
         self.location = str(path)
 
     def load(self, want: Want) -> Loaded:
         from runlint.check.engine import expand_paths
+        from runlint.extras import MissingExtra
         from runlint.run import RunError, load_run
+        from runlint.run.remote import RemoteError, RemoteRun, local_copy
 
         out = Loaded([])
         found: list[_RunTrial] = []
@@ -134,9 +137,14 @@ class RunsSource:
                 out.errors.append((str(path), error))
                 continue
             try:
-                run = load_run(path)
-                found.append(_run_trial(run, self.path))
-            except RunError as exc:
+                if isinstance(path, RemoteRun):
+                    # read in a temporary copy; the trial keeps the URL, and the run is fetched
+                    # again when it is checked
+                    with local_copy(path) as local:
+                        found.append(_remote_trial(load_run(local), local, path, str(self.path)))
+                else:
+                    found.append(_run_trial(load_run(path), Path(self.path)))
+            except (RunError, RemoteError, MissingExtra) as exc:
                 out.errors.append((str(path), " ".join(str(exc).split())))
             except Exception as exc:
                 out.errors.append((str(path), f"{path}: cannot read ({type(exc).__name__}: {exc})"))
@@ -170,7 +178,18 @@ class RunsSource:
         return out
 
 
-def _run_trial(run: Any, root: Path) -> _RunTrial:
+def _remote_trial(run: Any, local: Path, remote: RemoteRun, root: str) -> _RunTrial:
+    """A trial read from a temporary copy of a run in object storage, named by its URL."""
+    item = _run_trial(run, local.parent, mtime=remote.mtime)
+    t = item.trial
+    rel = remote.url[len(root.rstrip("/")) + 1 :] if remote.url.startswith(root) else ""
+    t.id = rel or remote.name or remote.url
+    t.run = remote
+    t.where = remote.url
+    return item
+
+
+def _run_trial(run: Any, root: Path, mtime: float | None = None) -> _RunTrial:
     import numpy as np
 
     epochs = run.epochs
@@ -198,7 +217,7 @@ def _run_trial(run: Any, root: Path) -> _RunTrial:
             start, end = float(times.min()), float(times.max())
     if end is None:
         try:
-            end = run.path.stat().st_mtime
+            end = mtime if mtime is not None else run.path.stat().st_mtime
         except OSError:
             end = None
     try:

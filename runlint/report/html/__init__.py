@@ -53,15 +53,16 @@ def check_paths(
     from runlint.check import engine
     from runlint.check.config import find_config, load_config
     from runlint.check.rule import Severity
+    from runlint.run.remote import RemoteRun
 
     roots = [Path(p) for p in paths]
     cfg = load_config(Path(config) if config else find_config(roots[0] if roots else None))
     catalog = engine.discover()
     rules = engine.configure(catalog, cfg, list(select) if select else None, list(ignore))
     results: list[RunResult] = []
-    found: list[Path] = []
+    found: list[Path | RemoteRun] = []
     for path, error in engine.expand_paths(roots):
-        if error is None:
+        if error is None and not isinstance(path, str):
             found.append(path)
         else:
             results.append(RunResult(path=str(path), status="error", error=error))

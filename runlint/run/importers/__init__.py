@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,11 +20,22 @@ from runlint.schema.layout import META_FILE, PARTS_DIR, parse_compact
 if TYPE_CHECKING:
     from runlint.run.views import Run
 
-__all__ = ["EVENTS", "Importer", "detect", "is_event_file", "kind"]
+__all__ = [
+    "EVENTS",
+    "HF_STATE",
+    "Importer",
+    "detect",
+    "is_checkpoint",
+    "is_event_file",
+    "kind",
+    "kind_of_entries",
+]
 
 #: TensorBoard event files are named ``events.out.tfevents`` (some writers) or
 #: ``events.out.tfevents.<time>.<host>...``.
 EVENTS = "events.out.tfevents"
+#: The file a Hugging Face Trainer output folder (or its ``checkpoint-N/``) is read from.
+HF_STATE = "trainer_state.json"
 
 
 def is_event_file(name: str) -> bool:
@@ -44,7 +55,7 @@ def kind(path: Path) -> str | None:
             return "tensorboard"
         if path.name == "metrics.csv":
             return "lightning"
-        if path.name == "trainer_state.json":
+        if path.name == HF_STATE:
             return "hf"
         return None
     try:
@@ -52,20 +63,31 @@ def kind(path: Path) -> str | None:
             entries = {e.name: e for e in it}
     except OSError:
         return None
-    if META_FILE in entries or PARTS_DIR in entries or any(map(parse_compact, entries)):
+    return kind_of_entries(
+        entries, lambda name: os.path.isfile(os.path.join(entries[name].path, HF_STATE))
+    )
+
+
+def kind_of_entries(names: Collection[str], has_state: Callable[[str], bool]) -> str | None:
+    """``kind`` of a folder from the names of its entries: what a listing of the folder, local
+    or in an object store (``runlint.run.remote``), decides. ``has_state(name)`` says whether
+    the entry ``name`` is a folder holding a ``trainer_state.json`` file."""
+    if META_FILE in names or PARTS_DIR in names or any(map(parse_compact, names)):
         return None  # a runlint run directory
-    if "trainer_state.json" in entries:
+    if HF_STATE in names:
         return "hf"
-    for name, entry in entries.items():
-        if _CHECKPOINT.match(name) and os.path.isfile(
-            os.path.join(entry.path, "trainer_state.json")
-        ):
-            return "hf"
-    if "metrics.csv" in entries:
+    if any(is_checkpoint(name) and has_state(name) for name in names):
+        return "hf"
+    if "metrics.csv" in names:
         return "lightning"
-    if any(is_event_file(name) for name in entries):
+    if any(is_event_file(name) for name in names):
         return "tensorboard"
     return None
+
+
+def is_checkpoint(name: str) -> bool:
+    """Whether a folder name is a Hugging Face Trainer checkpoint's (``checkpoint-N``)."""
+    return _CHECKPOINT.match(name) is not None
 
 
 def detect(path: Path) -> Importer | None:
