@@ -235,8 +235,11 @@ def run_check(args: argparse.Namespace) -> int:
     if getattr(args, "watch", False):  # follow runs being written: runlint.check.watch
         from runlint.check.watch import watch_command
 
+        local = [p for p in s.paths if isinstance(p, Path)]
+        if len(local) != len(s.paths):
+            raise CommandError("--watch follows local folders only, not URLs")
         return watch_command(
-            s.paths,
+            local,
             rules,
             fmt=s.fmt,
             output=s.output,
