@@ -18,7 +18,15 @@ from collections.abc import Sequence
 
 from runlint import __version__
 from runlint.cli.check import CHECK
-from runlint.cli.flags import PROG, Command, CommandError, UsageError, parse, print_usage_error
+from runlint.cli.flags import (
+    PROG,
+    Command,
+    CommandError,
+    UsageError,
+    parse,
+    print_error,
+    print_usage_error,
+)
 from runlint.cli.pretrain import GRADCHECK, SANITY
 from runlint.cli.rules import RULE, RULES
 from runlint.hints import suggest
@@ -89,7 +97,7 @@ def invoke(argv: Sequence[str]) -> int:
         print_usage_error(exc)
         return 2
     except CommandError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print_error(exc)
         return 2
 
 

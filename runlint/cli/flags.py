@@ -33,6 +33,7 @@ __all__ = [
     "build_parser",
     "parse",
     "positive_int",
+    "print_error",
     "print_usage_error",
     "switch",
 ]
@@ -220,4 +221,12 @@ def parse(command: Command, argv: Sequence[str]) -> argparse.Namespace:
 
 def print_usage_error(error: UsageError) -> None:
     """One ``runlint: error:`` line on stderr, pointing at the command's ``--help``."""
-    print(f"{PROG}: error: {error} (see '{error.prog} --help')", file=sys.stderr)
+    print_error(f"{error} (see '{error.prog} --help')")
+
+
+def print_error(message: object) -> None:
+    """One ``runlint: error:`` line on stderr; what came from the input is made visible and the
+    line cannot be a CI workflow command (``runlint.report.escape``)."""
+    from runlint.report.escape import guard_text, text
+
+    print(guard_text(f"{PROG}: error: {text(message)}"), file=sys.stderr)

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from runlint.check.engine import RunResult
 from runlint.check.rule import Finding, Rule, Severity
+from runlint.report import escape
 
 __all__ = ["FORMATS", "Report", "Reporter", "jsonable", "make_reporter"]
 
@@ -116,8 +117,11 @@ def make_reporter(fmt: str, out: TextIO, verbose: bool = False) -> Reporter:
 
 
 def jsonable(obj: Any) -> Any:
-    """``obj`` made JSON-safe: NaN/±inf → ``"nan"``/``"inf"``/``"-inf"``, numpy → Python."""
-    if obj is None or isinstance(obj, bool | str):
+    """``obj`` made JSON-safe: NaN/±inf → ``"nan"``/``"inf"``/``"-inf"``, numpy → Python, every
+    string one a UTF-8 document can hold (``runlint.report.escape.json``)."""
+    if isinstance(obj, str):
+        return escape.json(obj)
+    if obj is None or isinstance(obj, bool):
         return obj
     if isinstance(obj, int):
         return obj
@@ -128,18 +132,18 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, Severity):
         return obj.value
     if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
+        return {escape.json(str(k)): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple | set | frozenset):
         return [jsonable(v) for v in obj]
     if isinstance(obj, Path):
-        return str(obj)
+        return escape.json(str(obj))
     tolist = getattr(obj, "tolist", None)  # numpy scalars and arrays
     if callable(tolist):
         return jsonable(tolist())
     item = getattr(obj, "item", None)
     if callable(item):
         return jsonable(item())
-    return str(obj)
+    return escape.json(str(obj))
 
 
 def finding_dict(finding: Finding) -> dict[str, Any]:

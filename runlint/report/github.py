@@ -8,18 +8,14 @@ from __future__ import annotations
 from runlint.check.engine import RunResult
 from runlint.report import Report, location
 from runlint.report import Reporter as _Base
+from runlint.report.escape import github_data, github_property
 
 LEVELS = {"error": "error", "warning": "warning", "info": "notice"}
 
 
-def escape_data(text: str) -> str:
-    """Escape a command's message (``%``, CR, LF)."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def escape_property(text: str) -> str:
-    """Escape a property value (also ``:`` and ``,``)."""
-    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+#: A command's message and its property values, escaped (``runlint.report.escape``).
+escape_data = github_data
+escape_property = github_property
 
 
 def command(level: str, message: str, *, file: str | None = None, title: str = "") -> str:

@@ -6,19 +6,25 @@ import json
 
 from runlint.report import Report, finding_dict, jsonable
 from runlint.report import Reporter as _Base
+from runlint.report.escape import guard_json
 
 
 def document(report: Report) -> dict[str, object]:
     """The JSON report as a dict (JSON-safe)."""
-    return {
+    doc: dict[str, object] = {
         "version": 1,
         "runs": [{"path": r.path, "status": r.status, "error": r.error} for r in report.results],
         "findings": [finding_dict(f) for f in report.findings],
-        "summary": jsonable(report.summary()),
+        "summary": report.summary(),
     }
+    return jsonable(doc)
 
 
 class Reporter(_Base):
     def finish(self, report: Report) -> None:
-        json.dump(document(report), self.out, indent=2, allow_nan=False, ensure_ascii=False)
-        self.out.write("\n")
+        self.out.write(dumps(document(report)) + "\n")
+
+
+def dumps(doc: object) -> str:
+    """A JSON report (or SARIF log) as text: strict JSON, UTF-8, inert in a CI log."""
+    return guard_json(json.dumps(doc, indent=2, allow_nan=False, ensure_ascii=False))

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 
 from runlint.check.engine import RunResult
 from runlint.check.rule import Finding
-from runlint.report import Report
+from runlint.report import Report, escape
 from runlint.report import Reporter as _Base
 
 
@@ -24,9 +24,7 @@ def _finding_text(f: Finding) -> str:
     return text
 
 
-def _clean(text: str) -> str:
-    """Drop characters XML 1.0 cannot hold."""
-    return "".join(ch for ch in text if ch in "\t\n\r" or ord(ch) >= 0x20)
+_clean = escape.xml  # only characters XML 1.0 holds, nothing invisible but tab and LF
 
 
 def suite(result: RunResult, report: Report) -> ET.Element:
@@ -104,5 +102,4 @@ class Reporter(_Base):
         root = document(report)
         ET.indent(root)
         self.out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
-        self.out.write(ET.tostring(root, encoding="unicode"))
-        self.out.write("\n")
+        self.out.write(escape.guard_xml(ET.tostring(root, encoding="unicode")) + "\n")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from runlint.check.rule import Rule
 from runlint.docs import rule_markdown, rule_page, rule_text
 from runlint.report import Report, display_path, jsonable, location
 from runlint.report import Reporter as _Base
+from runlint.report.json import dumps
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVELS = {"error": "error", "warning": "warning", "info": "note"}
@@ -107,5 +107,4 @@ def document(report: Report) -> dict[str, Any]:
 
 class Reporter(_Base):
     def finish(self, report: Report) -> None:
-        json.dump(document(report), self.out, indent=2, allow_nan=False, ensure_ascii=False)
-        self.out.write("\n")
+        self.out.write(dumps(jsonable(document(report))) + "\n")

@@ -11,6 +11,8 @@ from rich.text import Text
 from runlint.check.engine import RunResult
 from runlint.report import Report, display_path
 from runlint.report import Reporter as _Base
+from runlint.report.escape import GuardedWriter
+from runlint.report.escape import text as shown
 
 BARS = "▁▂▃▄▅▆▇█"
 STYLES = {"error": "bold red", "warning": "yellow", "info": "cyan"}
@@ -41,13 +43,24 @@ def _num(x: float) -> str:
 class Reporter(_Base):
     def __init__(self, out: TextIO, verbose: bool = False) -> None:
         super().__init__(out, verbose)
-        self.console = Console(file=out, highlight=False, soft_wrap=True, emoji=False)
+        self.console = Console(
+            file=GuardedWriter(out),  # type: ignore[arg-type]
+            highlight=False,
+            soft_wrap=True,
+            emoji=False,
+            markup=False,
+        )
 
     def add(self, result: RunResult) -> None:
         c = self.console
-        path = display_path(result.path)
+        path = shown(display_path(result.path))
+        name = shown(result.name)
         if result.status == "error":
-            c.print(Text.assemble(("error", "bold red"), ": ", result.error or path))
+            c.print(
+                Text.assemble(
+                    ("error", "bold red"), ": ", shown(result.error) if result.error else path
+                )
+            )
             return
         header = Text.assemble((path, "bold"))
         if result.status == "incomplete":
@@ -60,7 +73,7 @@ class Reporter(_Base):
                 header.append(f" {_num(first)} → {_num(last)} over {n} steps", style="dim")
         c.print(header)
         for note in result.notes:
-            c.print(Text.assemble(("warning", "yellow"), ": ", note))
+            c.print(Text.assemble(("warning", "yellow"), ": ", shown(note)))
         for f in result.findings:
             style = STYLES[f.severity.value]
             c.print(
@@ -69,15 +82,15 @@ class Reporter(_Base):
                     " ",
                     (f.severity.value, style),
                     " ",
-                    result.name,
-                    (f" ({f.name})", "dim"),
+                    name,
+                    (f" ({shown(f.name)})", "dim"),
                 )
             )
-            c.print(Text("  " + f.message))
-            c.print(Text.assemble("  ", ("fix:", "bold green"), " ", f.fix))
+            c.print(Text("  " + shown(f.message)))
+            c.print(Text.assemble("  ", ("fix:", "bold green"), " ", shown(f.fix)))
             extra = []
             if f.where:
-                extra.append(f"where: {f.where}")
+                extra.append(f"where: {shown(f.where)}")
             if f.steps is not None:
                 extra.append(f"steps: {f.steps[0]}–{f.steps[1]}")
             if extra:
@@ -86,20 +99,22 @@ class Reporter(_Base):
             c.print(
                 Text.assemble(
                     ("error", "bold red"),
-                    f": rule {e.code} {e.name} crashed on {result.name}: ",
-                    e.error,
+                    f": rule {e.code} {e.name} crashed on {name}: ",
+                    shown(e.error),
                 )
             )
         if self.verbose:
             for s in result.skipped:
-                c.print(Text(f"  skipped {s.code} {s.name}: {'; '.join(s.reasons)}", style="dim"))
+                c.print(
+                    Text(f"  skipped {s.code} {s.name}: {shown('; '.join(s.reasons))}", style="dim")
+                )
             if result.ran:
                 c.print(Text(f"  ran {len(result.ran)} rules: {' '.join(result.ran)}", style="dim"))
 
     def finish(self, report: Report) -> None:
         c = self.console
         for problem in report.problems:
-            c.print(Text.assemble(("error", "bold red"), ": ", problem))
+            c.print(Text.assemble(("error", "bold red"), ": ", shown(problem)))
         counts = report.counts()
         style = "bold red" if counts["error"] else ("yellow" if counts["warning"] else "green")
         c.print(Text(report.summary_line(), style=style))
