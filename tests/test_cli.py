@@ -70,9 +70,32 @@ def test_per_rule_severity_from_pyproject_found_above_the_runs(
         '[tool.runlint]\nselect = ["RL103"]\nfail-on = "error"\n'
         '[tool.runlint.RL103]\nseverity = "warning"\n'
     )
-    code, out, _ = check(str(project / "logs"))
+    code, out, _ = check("logs", cwd=project)
     assert code == 0 and "RL103 warning d" in out
-    assert check(str(project / "logs"), "--fail-on", "warning")[0] == 1
+    assert check("logs", "--fail-on", "warning", cwd=project)[0] == 1
+    assert check(str(project / "logs"), "--fail-on", "warning", cwd=project / "logs")[0] == 1
+
+
+def test_a_config_dropped_into_the_log_folder_does_not_switch_the_gate_off(
+    tmp_path: Path,
+) -> None:
+    project = tmp_path / "proj"
+    run = write_run(project / "logs" / "d", steps=20, loss=np.r_[np.ones(10), np.full(10, np.nan)])
+    (project / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    off = '[tool.runlint]\nignore = ["ALL"]\nexit-zero = true\n'
+    (project / "logs" / "pyproject.toml").write_text(off)
+    (run / "pyproject.toml").write_text(off)
+    (run / "runlint.toml").write_text('ignore = ["ALL"]\n')
+    (project / "logs" / "sub").mkdir()
+    (project / "logs" / "sub" / "runlint.toml").write_text('ignore = ["ALL"]\n')
+    code, out, _ = check("logs", "--select", "RL103", cwd=project)  # from the project
+    assert code == 1 and "RL103 error d" in out
+    # a checked folder may be the project itself (`runlint check .`), but no folder below it
+    # nor inside a run is one
+    (project / "logs" / "pyproject.toml").unlink()
+    for cwd, path in ((project / "logs" / "sub", ".."), (run, ".")):
+        code, out, _ = check(path, "--select", "RL103", cwd=cwd)
+        assert code == 1 and "RL103 error" in out
 
 
 def test_bad_config_is_exit_2_with_one_line(tmp_path: Path, corpus: Path) -> None:

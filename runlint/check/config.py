@@ -1,4 +1,12 @@
-"""``[tool.runlint]`` configuration: found by walking up from the checked path, validated strictly.
+"""``[tool.runlint]`` configuration: found from the working directory, validated strictly.
+
+Configuration belongs to the project, never to the data: it is found the way ruff finds its
+own, walking up from the working directory (or given with ``--config``), and in each folder
+``runlint.toml`` (or ``.runlint.toml``: its keys at the top level, or under ``[tool.runlint]``)
+comes before a ``pyproject.toml`` with a ``[tool.runlint]`` table. Which paths are checked, and
+in which order, never changes it (though a folder below a checked path is passed over). A
+folder that is a run (a runlint run directory or a folder an importer reads), or lies inside
+one, is passed over too: whoever writes the logs does not choose the rules that judge them.
 
 ```toml
 [tool.runlint]
@@ -23,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,17 +98,43 @@ def kebab(key: str) -> str:
     return key.replace("_", "-")
 
 
-def find_config(start: Path | None = None) -> Path | None:
-    """The nearest ``pyproject.toml`` with a ``[tool.runlint]`` table, walking up from ``start``."""
-    here = Path.cwd() if start is None else start
-    here = here.resolve() if here.exists() else Path.cwd().resolve()
+#: Config files looked for in each folder, in order (``pyproject.toml`` only with the table).
+CONFIG_FILES = ("runlint.toml", ".runlint.toml", "pyproject.toml")
+
+
+def find_config(start: Path | None = None, checked: Sequence[Path] = ()) -> Path | None:
+    """The project's config file: the first of ``CONFIG_FILES`` in ``start`` (default: the
+    working directory) or the nearest folder above it, passing over folders that are runs or
+    lie inside one, or lie below a ``checked`` path (``config_folders``)."""
+    for folder in config_folders(Path.cwd() if start is None else start, checked):
+        for name in CONFIG_FILES:
+            candidate = folder / name
+            if not candidate.is_file():
+                continue
+            if name != "pyproject.toml" or "runlint" in _read_toml(candidate).get("tool", {}):
+                return candidate
+    return None
+
+
+def config_folders(start: Path, checked: Sequence[Path] = ()) -> list[Path]:
+    """``start`` and the folders above it where a config file may be read: neither a run nor
+    inside one, nor below a checked path (a config file dropped into logs is data, not
+    configuration; a checked path itself may be the project: ``runlint check .``)."""
+    from runlint.run import importers
+    from runlint.run.find import is_run_dir
+
+    here = start.resolve() if start.exists() else Path.cwd().resolve()
     if not here.is_dir():
         here = here.parent
-    for folder in (here, *here.parents):
-        candidate = folder / "pyproject.toml"
-        if candidate.is_file() and "runlint" in _read_toml(candidate).get("tool", {}):
-            return candidate
-    return None
+    chain = [here, *here.parents]
+    runs = [is_run_dir(folder) or importers.kind(folder) is not None for folder in chain]
+    trees = [p.resolve() for p in checked if p.exists()]
+    # a folder is inside a run when it, or a folder above it, is one
+    return [
+        folder
+        for i, folder in enumerate(chain)
+        if not any(runs[i:]) and not any(tree in folder.parents for tree in trees)
+    ]
 
 
 def load_config(path: Path | None) -> Config:
@@ -111,7 +146,7 @@ def load_config(path: Path | None) -> Config:
     doc = _read_toml(path)
     tool = doc.get("tool", {})
     table = tool.get("runlint") if isinstance(tool, dict) and "runlint" in tool else None
-    if table is None:
+    if table is None:  # runlint.toml: the keys at the top level
         table = {} if path.name == "pyproject.toml" else doc
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [tool.runlint] must be a table")

@@ -106,8 +106,9 @@ FLAGS = (
         "Config file (pyproject.toml or a TOML of [tool.runlint] keys).",
         value=Path,
         metavar="FILE",
-        doc="a `pyproject.toml` or a TOML file of `[tool.runlint]` keys (default: found by "
-        "walking up from the first path)",
+        doc="a `pyproject.toml` or a TOML file of `[tool.runlint]` keys (default: `runlint.toml` "
+        "or `pyproject.toml` in the working directory or the nearest folder above it; never a "
+        "file inside a run)",
     ),
 )
 
@@ -178,7 +179,7 @@ def settings(args: argparse.Namespace) -> Settings:
     ``--select`` replaces the config's ``select``, ``--ignore`` adds to its ``ignore``, a
     metadata flag overrides the config's value of the same key.
     """
-    path = args.config if args.config is not None else find_config(args.paths[0])
+    path = args.config if args.config is not None else find_config(checked=args.paths)
     cfg = load_config(path)
     meta = dict(cfg.meta)
     for name, value in vars(args).items():
