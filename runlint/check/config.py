@@ -34,11 +34,14 @@ import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runlint.check.rule import Severity
 from runlint.hints import suggest
 from runlint.schema.meta import MetaKey, MetaValueError, flag_keys
+
+if TYPE_CHECKING:
+    from runlint.run.limits import Limits
 
 __all__ = [
     "Config",
@@ -52,8 +55,26 @@ __all__ = [
 
 CODE_RE = re.compile(r"^RL\d{3}$")
 
+#: The per-run read limits (``runlint.run.limits.Limits``) and the unit each is counted in.
+LIMIT_KEYS = {
+    "max-rows": "rows",
+    "max-bytes": "bytes",
+    "max-meta-bytes": "bytes",
+    "max-files": "files",
+}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "kib": 1 << 10,
+    "mib": 1 << 20,
+    "gib": 1 << 30,
+}
+
 #: The keys of ``[tool.runlint]`` besides the metadata keys (``meta_options``) and rule tables.
-SETTING_KEYS = ("select", "ignore", "fail-on", "exit-zero")
+SETTING_KEYS = ("select", "ignore", "fail-on", "exit-zero", *LIMIT_KEYS)
 
 
 def meta_options() -> dict[str, MetaKey]:
@@ -82,6 +103,8 @@ class Config:
     fail_on: Severity | None = None
     exit_zero: bool | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: the read limits set here (snake_case field names of ``Limits``)
+    limits: dict[str, int] = field(default_factory=dict)
     #: rule code → its table, keys normalized to snake_case (``severity`` included)
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -167,6 +190,8 @@ def parse_config(table: dict[str, Any], path: Path | None = None) -> Config:
             setattr(config, name, _string_list(value, name, where))
         elif name == "fail-on":
             config.fail_on = parse_severity(value, f"{where}: fail-on")
+        elif name in LIMIT_KEYS:
+            config.limits[snake(name)] = parse_limit(value, LIMIT_KEYS[name], f"{where}: {name}")
         elif name == "exit-zero":
             if not isinstance(value, bool):
                 raise ConfigError(f"{where}: exit-zero must be true or false, got {value!r}")
@@ -227,6 +252,30 @@ def meta_value_from_text(key: MetaKey, text: str) -> Any:
         except (MetaValueError, TypeError, ValueError):
             continue
     raise ValueError(f"must be {describe_type(key)}, got {text!r}")
+
+
+def parse_limit(value: Any, unit: str, where: str) -> int:
+    """A positive count, or for bytes also a size such as ``"512 MiB"``; ``ConfigError`` else."""
+    if isinstance(value, str) and unit == "bytes":
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
+        scale = _UNITS.get(match[2].lower()) if match else None
+        if match and scale is not None:
+            value = int(float(match[1]) * scale)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        shape = (
+            'a positive number of bytes or a size like "512 MiB"'
+            if unit == "bytes"
+            else f"a positive number of {unit}"
+        )
+        raise ConfigError(f"{where} must be {shape}, got {value!r}")
+    return value
+
+
+def limits_of(config: Config) -> Limits:
+    """The read limits in force: the defaults with what the config sets."""
+    from runlint.run.limits import Limits
+
+    return Limits(**config.limits)  # type: ignore[arg-type]
 
 
 def parse_severity(value: Any, where: str) -> Severity:

@@ -12,6 +12,7 @@ import importlib
 import inspect
 import math
 import multiprocessing
+import os
 import pkgutil
 import re
 import traceback
@@ -27,7 +28,9 @@ from typing import Any
 from runlint.check.config import Config, ConfigError, kebab, parse_severity, snake
 from runlint.check.rule import Finding, NotJudged, Rule, RuleDefinitionError, Severity
 from runlint.hints import suggest
-from runlint.run import NothingLogged, Run, RunError, find_runs, load_run
+from runlint.run import NothingLogged, Run, RunError, load_run
+from runlint.run import limits as read_limits
+from runlint.run.find import Found, Passed, Unreadable, walk
 from runlint.schema import META, AnyOf, Need
 from runlint.schema.layout import META_FILE
 
@@ -353,22 +356,19 @@ def configure(
 # -- checking ----------------------------------------------------------------------------------
 
 
-def expand_paths(paths: Iterable[Path]) -> Iterator[tuple[Path, str | None]]:
-    """Each run below each path, or ``(path, error)`` for a path that holds none."""
+def expand_paths(paths: Iterable[Path]) -> Iterator[Found | Passed | Unreadable]:
+    """Each run below each path as it is found (``runlint.run.find.walk``), the folders passed
+    over and those that could not be listed; ``Unreadable`` for a path that holds no run."""
     for path in paths:
-        if not path.exists():
-            yield path, f"{path}: no such file or directory"
+        if not os.path.lexists(path):
+            yield Unreadable(path, f"{path}: no such file or directory", path)
             continue
         found = False
-        try:
-            for run in find_runs(path):
-                found = True
-                yield run, None
-        except OSError as exc:
-            yield path, f"{path}: cannot list ({exc.strerror or exc})"
-            continue
+        for event in walk(path):
+            found = found or isinstance(event, Found)
+            yield event
         if not found:
-            yield path, f"{path}: no runs found"
+            yield Unreadable(path, f"{path}: no runs found", path)
 
 
 @dataclass
@@ -378,9 +378,15 @@ class Checker:
     rules: list[Rule]
     meta: dict[str, Any] = field(default_factory=dict)
     curve: bool = False
+    #: what a run may take to read (``runlint.run.limits``); its ``roots`` are the checked trees
+    limits: read_limits.Limits = read_limits.DEFAULT
 
     def check_path(self, path: Path) -> RunResult:
         """Load one run and check it with every rule; never raises for bad input or bad rules."""
+        with read_limits.using(self.limits):
+            return self._check_path(path)
+
+    def _check_path(self, path: Path) -> RunResult:
         result = RunResult(path=str(path))
         try:
             run = load_run(path)

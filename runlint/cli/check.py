@@ -19,6 +19,7 @@ from runlint.check.config import (
     Config,
     ConfigError,
     find_config,
+    limits_of,
     load_config,
     meta_options,
     meta_value_from_text,
@@ -212,14 +213,22 @@ def run_check(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise CommandError(str(exc)) from None
 
+    from runlint.run.find import Found, Passed
+
     results = []
     runs = []
-    for path, error in engine.expand_paths(s.paths):
-        if error is None:
-            runs.append(path)
+    passed = []
+    for event in engine.expand_paths(s.paths):
+        if isinstance(event, Found):
+            runs.append(event.path)
+        elif isinstance(event, Passed):
+            passed.append((str(event.path), event.reason))
         else:
-            results.append(engine.RunResult(path=str(path), status="error", error=error))
-    checker = engine.Checker(rules, meta=s.meta, curve=s.fmt == "text")
+            results.append(
+                engine.RunResult(path=str(event.path), status="error", error=event.error)
+            )
+    limits = limits_of(s.config).with_roots(s.paths)
+    checker = engine.Checker(rules, meta=s.meta, curve=s.fmt == "text", limits=limits)
     try:
         target = s.output.open("w", encoding="utf-8") if s.output else nullcontext(sys.stdout)
     except OSError as exc:
@@ -241,6 +250,7 @@ def run_check(args: argparse.Namespace) -> int:
             exit_code=code,
             problems=list(catalog.errors),
             verbose=s.verbose,
+            passed=passed,
         )
         reporter.finish(report)
     return code

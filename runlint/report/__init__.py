@@ -32,6 +32,8 @@ class Report:
     exit_code: int = 0
     problems: list[str] = field(default_factory=list)  # rule modules that failed to load
     verbose: bool = False
+    #: folders the walk passed over, with the reason: ``(path, reason)``
+    passed: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def findings(self) -> list[Finding]:
@@ -65,6 +67,7 @@ class Report:
             ]
             + [{"run": None, "code": None, "name": None, "error": p} for p in self.problems],
             "notes": [{"run": r.path, "note": n} for r in self.results for n in r.notes],
+            "passed_over": [{"path": p, "reason": why} for p, why in self.passed],
             "fail_on": self.fail_on.value,
             "exit_code": self.exit_code,
         }

@@ -113,6 +113,9 @@ class Reporter(_Base):
 
     def finish(self, report: Report) -> None:
         c = self.console
+        if self.verbose:
+            for path, reason in report.passed:
+                c.print(Text(f"passed over {shown(display_path(path))}: {reason}", style="dim"))
         for problem in report.problems:
             c.print(Text.assemble(("error", "bold red"), ": ", shown(problem)))
         counts = report.counts()

@@ -1,29 +1,129 @@
-"""Finding runs: runlint run directories and folders an importer recognizes, recursively."""
+"""Finding runs: runlint run directories and folders an importer recognizes, recursively.
+
+The walk is bounded and never blocks on what a log folder holds (a log folder is untrusted
+input): each folder is listed once (``os.scandir``, no file is opened), a symbolic link is
+followed only when it stays inside the checked tree and leads to a folder not walked yet (so
+two links to each other, or a link to ``/``, end the walk instead of hanging it), at most
+``MAX_DEPTH`` folders deep. What the walk passes over is said (``Passed``: a hidden folder, a
+link out of the tree, ...; ``runlint check -v`` shows the reasons), and a folder it cannot list
+is one ``Unreadable`` line, after which the walk goes on with the next folder.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from runlint.run import importers
 from runlint.schema.layout import META_FILE, PARTS_DIR, parse_compact
 
-__all__ = ["find_runs", "is_run_dir"]
+__all__ = ["MAX_DEPTH", "Found", "Passed", "Unreadable", "find_runs", "is_run_dir", "walk"]
+
+#: Folders deeper than this below a checked path are not walked (the walk says so).
+MAX_DEPTH = 64
+
+
+@dataclass(frozen=True)
+class Found:
+    """A run: a runlint run directory, or a folder (or file) an importer reads."""
+
+    path: Path
+    #: the checked path it was found under (runs are named relative to it)
+    root: Path
+
+
+@dataclass(frozen=True)
+class Passed:
+    """A folder the walk did not enter, and why (shown with ``-v``)."""
+
+    path: Path
+    reason: str
+    root: Path
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A folder that could not be listed: one error line; the walk goes on."""
+
+    path: Path
+    error: str
+    root: Path
+
+
+Event = Found | Passed | Unreadable
 
 
 def find_runs(path: Path) -> Iterator[Path]:
     """Runs at or below ``path``: runlint run directories and folders an importer recognizes."""
-    if is_run_dir(path) or importers.detect(path) is not None:
-        yield path
+    for event in walk(path):
+        if isinstance(event, Found):
+            yield event.path
+
+
+def walk(root: Path, *, max_depth: int = MAX_DEPTH) -> Iterator[Event]:
+    """Every run at or below ``root``, in sorted depth-first order, with what was passed over
+    and what could not be listed; never follows a link out of ``root`` or into a loop."""
+    root = Path(root)
+    if not root.is_dir():
+        if importers.detect(root) is not None:  # an event file, metrics.csv, ... given itself
+            yield Found(root, root)
         return
-    if not path.is_dir():
-        return
-    try:
-        children = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    except OSError:
-        return
-    for child in children:
-        yield from find_runs(child)
+    top = os.path.realpath(root)
+    seen: set[tuple[int, int]] = set()
+    stack: list[tuple[Path, int]] = [(root, 0)]
+    while stack:
+        folder, depth = stack.pop()
+        try:
+            info = os.stat(folder)
+        except OSError as exc:
+            yield Unreadable(folder, f"{folder}: cannot list ({exc.strerror or exc})", root)
+            continue
+        key = (info.st_dev, info.st_ino)
+        if key in seen:
+            yield Passed(folder, "a folder already walked (a link back into the tree)", root)
+            continue
+        seen.add(key)
+        try:
+            with os.scandir(folder) as it:
+                entries = {entry.name: entry for entry in it}
+        except OSError as exc:
+            yield Unreadable(folder, f"{folder}: cannot list ({exc.strerror or exc})", root)
+            continue
+        if _is_run(folder, entries):
+            yield Found(folder, root)
+            continue
+        children = []
+        for name in sorted(entries):
+            entry = entries[name]
+            try:
+                if not entry.is_dir():
+                    continue
+                link = entry.is_symlink()
+            except OSError:
+                continue
+            child = Path(entry.path)
+            if name.startswith("."):
+                yield Passed(child, "a hidden folder", root)
+            elif link and not _inside(os.path.realpath(child), top):
+                yield Passed(child, "a link out of the checked folder", root)
+            elif depth + 1 > max_depth:
+                yield Passed(child, f"deeper than {max_depth} folders below {root}", root)
+            else:
+                children.append(child)
+        stack.extend((child, depth + 1) for child in reversed(children))
+
+
+def _inside(real: str, top: str) -> bool:
+    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def _is_run(folder: Path, entries: dict[str, os.DirEntry[str]]) -> bool:
+    """Whether a folder, listed as ``entries``, is a runlint run directory or an importer's."""
+    if META_FILE in entries or PARTS_DIR in entries or any(map(parse_compact, entries)):
+        return True
+    return importers.kind(folder, entries) is not None
 
 
 def is_run_dir(path: Path) -> bool:
