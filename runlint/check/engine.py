@@ -7,6 +7,7 @@ hides the other rules. A rule whose data is missing is skipped with the reason.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import importlib
 import inspect
@@ -15,11 +16,13 @@ import multiprocessing
 import os
 import pkgutil
 import re
+import signal
 import traceback
 import types
 import typing
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -409,6 +412,14 @@ class Checker:
                 "--num-classes/--batch-size supply it)"
             )
         self._apply_meta(run)
+        unreadable = vet_metadata(run)
+        if unreadable:
+            result.notes.append(
+                _line(
+                    f"{path}: unreadable metadata: {'; '.join(unreadable)} (rules that need it "
+                    "are skipped)"
+                )
+            )
         for rule in self.rules:
             self._run_rule(rule, run, result)
         if self.curve and result.status != "error":
@@ -420,21 +431,77 @@ class Checker:
                 result.curve = None
         return result
 
-    def check(self, paths: Sequence[Path], jobs: int = 1) -> Iterator[RunResult]:
-        """Results in the order of ``paths``, streamed as they are ready."""
-        if jobs <= 1 or len(paths) <= 1:
+    def check(self, paths: Iterable[Path], jobs: int = 1) -> Iterator[RunResult]:
+        """Results in the order of ``paths``, each yielded as soon as it (and those before it)
+        are ready; ``paths`` is consumed as the check goes, so a long walk streams.
+
+        With ``jobs > 1`` runs are checked in a process pool with at most ``2 × jobs`` runs in
+        flight, so memory stays bounded by the pool whatever the number of runs. A worker that
+        dies (the OOM killer, a segfault in a native library) breaks the pool: the runs that
+        were in flight are checked again, each alone in a process of its own, and the one whose
+        process dies again is reported as an error naming the signal; the check goes on.
+        """
+        if jobs <= 1:
             for path in paths:
                 yield self.check_path(path)
             return
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else None)
-        with ProcessPoolExecutor(
-            max_workers=min(jobs, len(paths)),
-            mp_context=context,
-            initializer=_init_worker,
-            initargs=(self,),
-        ) as pool:
-            yield from pool.map(_check_in_worker, paths, chunksize=1)
+        todo = iter(paths)
+        pending: collections.deque[tuple[Path, Future[RunResult]]] = collections.deque()
+        pool = self._pool(jobs)
+        try:
+            while True:
+                while len(pending) < 2 * jobs:
+                    queued = next(todo, None)
+                    if queued is None:
+                        break
+                    try:
+                        pending.append((queued, pool.submit(_check_in_worker, queued)))
+                    except BrokenProcessPool:
+                        pending.append((queued, _broken()))
+                        break
+                if not pending:
+                    return
+                path, future = pending[0]
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    lost = list(pending)
+                    pending.clear()
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    for path, future in lost:  # finished before the break, or checked alone
+                        done = (
+                            future.done() and not future.cancelled() and future.exception() is None
+                        )
+                        yield future.result() if done else self._check_alone(path)
+                    pool = self._pool(jobs)
+                    continue
+                pending.popleft()
+                yield result
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _pool(self, jobs: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=jobs, mp_context=_context(), initializer=_init_worker, initargs=(self,)
+        )
+
+    def _check_alone(self, path: Path) -> RunResult:
+        """Check one run in a process of its own; a process that dies is an error result."""
+        receive, send = _context().Pipe(duplex=False)
+        process = _context().Process(target=_check_and_send, args=(self, path, send), daemon=True)
+        process.start()
+        send.close()
+        try:
+            result: RunResult = receive.recv()
+        except EOFError:  # the process died before it sent a result
+            process.join()
+            return RunResult(
+                path=str(path), status="error", error=f"{path}: {_death(process.exitcode)}"
+            )
+        finally:
+            receive.close()
+        process.join()
+        return result
 
     def _apply_meta(self, run: Run) -> None:
         """Fill metadata the run lacks, or only inferred, from config / command line."""
@@ -477,6 +544,12 @@ class Checker:
 _WORKER: Checker | None = None
 
 
+def _context() -> Any:
+    """Worker processes fork where the platform can (no re-import of rules and pandas)."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else None)
+
+
 def _init_worker(checker: Checker) -> None:
     global _WORKER
     _WORKER = checker
@@ -485,6 +558,69 @@ def _init_worker(checker: Checker) -> None:
 def _check_in_worker(path: Path) -> RunResult:
     assert _WORKER is not None
     return _WORKER.check_path(path)
+
+
+def _check_and_send(checker: Checker, path: Path, send: Any) -> None:
+    send.send(checker.check_path(path))
+    send.close()
+
+
+def _broken() -> Future[RunResult]:
+    future: Future[RunResult] = Future()
+    future.set_exception(BrokenProcessPool("the pool broke"))
+    return future
+
+
+def _death(exitcode: int | None) -> str:
+    """Why the process checking a run ended without a result, in words."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        why = " (out of memory: the OOM killer?)" if -exitcode == signal.SIGKILL else ""
+        return f"the process checking this run was killed by {name}{why}; no result"
+    return f"the process checking this run exited with code {exitcode} before reporting"
+
+
+#: Metadata lists of named items (``runlint.schema.meta``) whose names the rules use as keys.
+_NAMED_LISTS = ("params", "modules")
+
+
+def vet_metadata(run: Run) -> list[str]:
+    """What of the run's metadata cannot be read, one phrase per key (``meta.params is
+    unreadable (item 2 is a string, not an object)``), after leaving it out of the run.
+
+    The schema's own reading (``Run.setup``) leaves out a known key whose value has the wrong
+    shape and names it in ``Setup.problems``; the rules then skip what needs it. On top of it, a
+    list of named items (``params``, ``modules``) must name each item once with a non-empty
+    string, since rules index by those names; a key that fails that, or metadata the schema
+    cannot read at all, is taken out of the run here, so no rule ever sees it.
+    """
+    try:
+        problems = list(run.setup.problems)
+    except Exception as exc:  # the reader itself failed: no metadata key can be trusted
+        known = [k for k in META if k in run.meta]
+        run.meta = {k: v for k, v in run.meta.items() if k not in META}
+        return [f"meta ({', '.join(known) or 'all keys'}) is unreadable ({_exc_line(exc)})"]
+    dropped = []
+    for key in _NAMED_LISTS:
+        raw = run.meta.get(key)
+        if not isinstance(raw, list) or any(p.startswith(f"meta.{key} ") for p in problems):
+            continue
+        names = [item.get("name") if isinstance(item, dict) else None for item in raw]
+        bad = next((i for i, n in enumerate(names) if not isinstance(n, str) or not n), None)
+        if bad is not None:
+            problems.append(f"meta.{key} is unreadable (item {bad} has no name)")
+        elif len(set(names)) != len(names):
+            twice = next(n for n in names if names.count(n) > 1)
+            problems.append(f"meta.{key} is unreadable (two items are named {twice!r})")
+        else:
+            continue
+        dropped.append(key)
+    if dropped:
+        run.meta = {k: v for k, v in run.meta.items() if k not in dropped}
+    return problems
 
 
 def describe_missing(run: Run, need: Need) -> str:

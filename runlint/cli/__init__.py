@@ -107,6 +107,10 @@ def main(argv: Sequence[str] | None = None, *, fast_exit: bool = True) -> None:
     With ``fast_exit`` the process ends (after flushing its output) without the interpreter's
     teardown of pandas and pyarrow: a tenth of a second of a small check.
     """
+    for stream in (sys.stdout, sys.stderr):  # a terminal that is not UTF-8: escapes, no crash
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     try:
         code = invoke(sys.argv[1:] if argv is None else argv)
         sys.stdout.flush()
