@@ -654,7 +654,8 @@ def describe_missing(run: Run, need: Need) -> str:
 def loss_curve(
     run: Run, points: int = 40
 ) -> tuple[list[float] | None, tuple[float, float, int] | None]:
-    """The loss smoothed by an EMA and averaged into ``points`` bins (NaN marks non-finite)."""
+    """The loss smoothed by an EMA and averaged into ``points`` bins (NaN marks non-finite),
+    over the steps that logged it (a loss logged every 10th step is not NaN in between)."""
     import numpy as np
     import pandas as pd
 
@@ -662,6 +663,7 @@ def loss_curve(
     if steps.empty or "loss" not in steps.columns:
         return None, None
     values = steps["loss"].to_numpy(dtype=float, na_value=np.nan)
+    values = values[run.logged("steps", "loss")]  # a step without a loss is not a NaN loss
     if values.size == 0:
         return None, None
     finite = np.isfinite(values)
