@@ -383,6 +383,8 @@ class Checker:
     curve: bool = False
     #: what a run may take to read (``runlint.run.limits``); its ``roots`` are the checked trees
     limits: read_limits.Limits = read_limits.DEFAULT
+    #: why ``check`` ran one run at a time although asked for more (no process pool here)
+    fallback: str | None = None
 
     def check_path(self, path: Path) -> RunResult:
         """Load one run and check it with every rule; never raises for bad input or bad rules."""
@@ -441,16 +443,25 @@ class Checker:
         were in flight are checked again, each alone in a process of its own, and the one whose
         process dies again is reported as an error naming the signal; the check goes on.
         """
-        if jobs <= 1:
-            for path in paths:
-                yield self.check_path(path)
-            return
         todo = iter(paths)
+        if jobs > 1:
+            yield from self._check_in_pool(todo, jobs)
+        for path in todo:  # one at a time (asked for, or no process pool could run)
+            yield self.check_path(path)
+
+    def _check_in_pool(self, todo: Iterator[Path], jobs: int) -> Iterator[RunResult]:
+        """``check`` with a pool; returns when ``todo`` is done, or early (``fallback`` says
+        why) when no process can be started here, leaving the rest of ``todo`` unchecked."""
+        try:
+            pool = self._pool(jobs)
+        except Exception as exc:  # no semaphores, no /dev/shm, ...
+            self._no_pool(jobs, exc)
+            return
         pending: collections.deque[tuple[Path, Future[RunResult]]] = collections.deque()
-        pool = self._pool(jobs)
+        starting = True  # until a submit fails for another reason than a broken pool
         try:
             while True:
-                while len(pending) < 2 * jobs:
+                while starting and len(pending) < 2 * jobs:
                     queued = next(todo, None)
                     if queued is None:
                         break
@@ -459,6 +470,10 @@ class Checker:
                     except BrokenProcessPool:
                         pending.append((queued, _broken()))
                         break
+                    except Exception as exc:  # the pool could not start a process
+                        self._no_pool(jobs, exc)
+                        pending.append((queued, _broken()))
+                        starting = False
                 if not pending:
                     return
                 path, future = pending[0]
@@ -473,12 +488,20 @@ class Checker:
                             future.done() and not future.cancelled() and future.exception() is None
                         )
                         yield future.result() if done else self._check_alone(path)
+                    if not starting:
+                        return
                     pool = self._pool(jobs)
                     continue
                 pending.popleft()
                 yield result
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def _no_pool(self, jobs: int, exc: BaseException) -> None:
+        self.fallback = (
+            f"--jobs {jobs}: no worker process can start here ({_exc_line(exc)}); "
+            "checking one run at a time"
+        )
 
     def _pool(self, jobs: int) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
@@ -489,7 +512,13 @@ class Checker:
         """Check one run in a process of its own; a process that dies is an error result."""
         receive, send = _context().Pipe(duplex=False)
         process = _context().Process(target=_check_and_send, args=(self, path, send), daemon=True)
-        process.start()
+        try:
+            process.start()
+        except Exception as exc:  # no process can start: check it here
+            self._no_pool(2, exc)
+            receive.close()
+            send.close()
+            return self.check_path(path)
         send.close()
         try:
             result: RunResult = receive.recv()

@@ -25,7 +25,7 @@ from runlint.check.config import (
     meta_value_from_text,
 )
 from runlint.check.rule import Severity
-from runlint.cli.flags import Command, CommandError, Flag, at_least, switch
+from runlint.cli.flags import Command, CommandError, Flag, at_least, print_warning, switch
 from runlint.report import FORMATS
 from runlint.schema.meta import MetaKey
 
@@ -240,6 +240,8 @@ def run_check(args: argparse.Namespace) -> int:
         for result in checker.check(runs, s.jobs):
             results.append(result)
             reporter.add(result)
+        if checker.fallback:
+            print_warning(checker.fallback)
         code = engine.exit_code(results, s.fail_on, s.exit_zero)
         if catalog.errors:
             code = 2

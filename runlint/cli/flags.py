@@ -35,6 +35,7 @@ __all__ = [
     "positive_int",
     "print_error",
     "print_usage_error",
+    "print_warning",
     "switch",
 ]
 
@@ -222,6 +223,13 @@ def parse(command: Command, argv: Sequence[str]) -> argparse.Namespace:
 def print_usage_error(error: UsageError) -> None:
     """One ``runlint: error:`` line on stderr, pointing at the command's ``--help``."""
     print_error(f"{error} (see '{error.prog} --help')")
+
+
+def print_warning(message: object) -> None:
+    """One ``runlint: warning:`` line on stderr (escaped as ``print_error``)."""
+    from runlint.report.escape import guard_text, text
+
+    print(guard_text(f"{PROG}: warning: {text(message)}"), file=sys.stderr)
 
 
 def print_error(message: object) -> None:

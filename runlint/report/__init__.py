@@ -177,4 +177,8 @@ def display_path(path: str | Path) -> str:
 def location(result_path: str) -> str:
     """The file a finding points at: the run's ``meta.json`` when it has one, else the run."""
     meta = Path(result_path) / "meta.json"
-    return display_path(meta if meta.is_file() else result_path)
+    try:
+        found = meta.is_file()
+    except OSError:  # an unreadable run folder
+        found = False
+    return display_path(meta if found else result_path)

@@ -97,13 +97,16 @@ def walk(root: Path, *, max_depth: int = MAX_DEPTH) -> Iterator[Event]:
         children = []
         for name in sorted(entries):
             entry = entries[name]
-            try:
-                if not entry.is_dir():
-                    continue
-                link = entry.is_symlink()
-            except OSError:
-                continue
             child = Path(entry.path)
+            link = entry.is_symlink()
+            try:
+                is_folder = entry.is_dir()
+            except OSError:
+                is_folder = False
+            if not is_folder:
+                if link and not os.path.exists(child):
+                    yield Passed(child, "a broken link, or a loop of links", root)
+                continue
             if name.startswith("."):
                 yield Passed(child, "a hidden folder", root)
             elif link and not _inside(os.path.realpath(child), top):

@@ -140,6 +140,9 @@ def open_regular(path: Path, limit: int | None = None, key: str = "max-bytes") -
     """
     if not inside_roots(path):
         raise NotRegular("is a link out of the checked folder")
+    mode = os.stat(path).st_mode  # a socket cannot even be opened: say what it is
+    if not stat.S_ISREG(mode):
+        raise NotRegular(f"is {_kind(mode)}, not a regular file")
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(path, flags)
     try:

@@ -236,6 +236,8 @@ def _read_meta(root: Path) -> dict[str, Any]:
         doc = json.loads(limits.read_meta_bytes(path))
     except limits.TooLarge as exc:
         raise RunError(f"{root}: {exc}") from None
+    except limits.NotRegular as exc:
+        raise RunError(f"{root}: {META_FILE} {exc}") from None
     except (OSError, ValueError) as exc:
         raise RunError(f"{root}: {META_FILE} is not valid JSON ({_one_line(exc)})") from None
     if not isinstance(doc, dict):

@@ -63,6 +63,8 @@ def load(path: Path) -> Run:
         for file in event_files(folder):
             _read(path, file, scalars, budget)
         scalars.tags[before:] = [folder.name] * (len(scalars.tags) - before)
+    if not scalars.tags and scalars.records == 0 and scalars.stopped_at == 0:
+        raise RunError(f"{path}: not a TensorBoard event file (no readable record at byte 0)")
     if not scalars.tags:
         raise NothingLogged(f"{path}: the TensorBoard event files hold no scalars")
     frame = pd.DataFrame(
