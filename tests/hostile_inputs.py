@@ -351,7 +351,7 @@ def build(root: Path) -> Path:
 #: Runs ``runlint check`` with a rule that SIGKILLs the process checking a run named victim;
 #: as root it first checks the tree once (so every module is imported), then drops to nobody.
 WRAPPER = r"""
-import io, multiprocessing, multiprocessing.synchronize, os, signal, sys
+import io, multiprocessing, multiprocessing.synchronize, os, resource, signal, sys
 from contextlib import redirect_stderr, redirect_stdout
 sys.path.insert(0, sys.argv[1])
 from helpers_rules import SECTIONS
@@ -380,7 +380,18 @@ if os.geteuid() == 0 and sys.argv[2] == "nobody":  # import now what the check w
     os.setgroups([])
     os.setgid(65534)
     os.setuid(65534)
-cli.main(args)
+code = 2
+try:
+    code = cli.invoke(args)
+finally:  # the peaks since exec (the rusage of a process spawned by a big one counts that one)
+    with open("/proc/self/status") as status:
+        own = next(int(l.split()[1]) for l in status if l.startswith("VmHWM:"))
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    with open(os.environ["RUNLINT_PEAK_FILE"], "w") as peak:
+        peak.write(str(max(own, workers) / 1024))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 """
 
 
@@ -407,7 +418,13 @@ def _check(
     """One ``runlint check logs -j 2 -f fmt -o out``: exit code (None: hung), stderr, peak MiB."""
     argv = [sys.executable, "-c", WRAPPER, str(HERE), as_user, "check", "logs", "-j", "2"]
     argv += ["--select", "ALL", "-o", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80"}
+    peak_file = out.with_suffix(".peak")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "COLUMNS": "80",
+        "RUNLINT_PEAK_FILE": str(peak_file),
+    }
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
             [*argv, "-f", fmt], cwd=cwd, stdout=subprocess.DEVNULL, stderr=err, env=env
@@ -426,7 +443,8 @@ def _check(
             time.sleep(0.05)
         err.seek(0)
         code = os.waitstatus_to_exitcode(status)
-        return code, err.read().decode(errors="replace"), usage.ru_maxrss / 1024
+        peak = float(peak_file.read_text()) if peak_file.exists() else usage.ru_maxrss / 1024
+        return code, err.read().decode(errors="replace"), peak
 
 
 def _world_readable(root: Path) -> None:

@@ -16,11 +16,13 @@ is read from is opened here:
   (estimated from the footers: rows × value width, before any row is read), or more than
   ``max_files`` files, is one "too large" line (``TooLarge``) naming the limit and its key.
 
-The budget this buys: a run's tables take at most ``max_bytes`` decoded, and checking one takes
-about ten times its decoded size at the peak (pandas views, the rules' smoothing), so a check
-stays under about 0.2 GiB + 10 × ``max_bytes`` per process (1.5 GiB with the defaults; ``-j N``
-runs N such processes). Raise the limits in ``[tool.runlint]`` (``max-rows``, ``max-bytes``,
-``max-meta-bytes``, ``max-files``) for runs that are legitimately larger.
+The budget this buys: a run's tables take at most ``max_bytes`` decoded, and checking a run
+takes at most about four times its decoded size on top of the ~0.12 GiB of a check's process
+(measured: a run just under the default limit, 1M steps × 15 columns or 2M × 7, peaked at
+0.45-0.55 GiB; the 0.6 MB zstd bomb that took 2.5 GiB is refused at 0.12 GiB). So a check
+stays under about 0.15 GiB + 4 × ``max_bytes`` per process (0.65 GiB with the defaults;
+``-j N`` runs N such processes). Raise the limits in ``[tool.runlint]`` (``max-rows``,
+``max-bytes``, ``max-meta-bytes``, ``max-files``) for runs that are legitimately larger.
 """
 
 from __future__ import annotations
