@@ -46,9 +46,7 @@ def _explains(cause: Finding, effect: Finding, graph: Mapping[str, Sequence[str]
     return a is None or b is None or a <= b  # no time to go by: the graph alone decides
 
 
-def causes_of(
-    findings: Sequence[Finding], graph: Mapping[str, Sequence[str]]
-) -> list[int | None]:
+def causes_of(findings: Sequence[Finding], graph: Mapping[str, Sequence[str]]) -> list[int | None]:
     """For each finding, the index of the finding it is a consequence of (``None``: a cause).
 
     ``graph`` maps a rule code to the codes of rules whose problem can cause its own.
@@ -59,9 +57,10 @@ def causes_of(
         if not candidates:
             parents.append(None)
             continue
+
         # the nearest explanation: the latest to appear, then the one explained by another
         # candidate (deeper in the chain), then the first listed
-        def rank(j: int) -> tuple[int, int, int]:
+        def rank(j: int, candidates: list[int] = candidates) -> tuple[int, int, int]:
             start = _start(findings[j])
             deeper = sum(_explains(findings[k], findings[j], graph) for k in candidates if k != j)
             return (start if start is not None else -1, deeper, -j)

@@ -20,7 +20,7 @@ import signal
 import traceback
 import types
 import typing
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from runlint.check.config import Config, ConfigError, kebab, parse_severity, snake
+from runlint.check.diagnose import Diagnosis, diagnose
 from runlint.check.rule import Finding, NotJudged, Rule, RuleDefinitionError, Severity
 from runlint.hints import suggest
 from runlint.run import NothingLogged, Run, RunError, load_run
@@ -106,11 +107,37 @@ class RunResult:
     ran: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # readable but damaged input, one line each
     curve: list[float] | None = None  # the EMA-smoothed loss, downsampled (for sparklines)
-    loss_span: tuple[float, float, int] | None = None  # first, last smoothed loss; steps
+    loss_span: LossSpan | None = None  # the logged loss: first, last, peak, at their steps
+    #: per finding, the index of the finding it is a consequence of (None: a cause)
+    causes: list[int | None] = field(default_factory=list)
+    #: the run's diagnosis: its causes, each with its consequences (``runlint.check.diagnose``)
+    diagnoses: list[Diagnosis] = field(default_factory=list)
 
     @property
     def name(self) -> str:
         return Path(self.path).name or self.path
+
+    def regroup(self, graph: Mapping[str, Sequence[str]]) -> None:
+        """Group the findings into causes and consequences again (after some were removed)."""
+        self.causes, self.diagnoses = diagnose(self.findings, graph)
+
+    def cause_of(self, index: int) -> Finding | None:
+        """The finding that finding ``index`` is a consequence of, if any."""
+        parent = self.causes[index] if index < len(self.causes) else None
+        return self.findings[parent] if parent is not None else None
+
+
+@dataclass(frozen=True)
+class LossSpan:
+    """The logged loss (not smoothed): its first and last finite values and its peak."""
+
+    first: float
+    first_step: int
+    last: float
+    last_step: int
+    peak: float
+    peak_step: int
+    points: int  # logged points
 
 
 # -- discovery ---------------------------------------------------------------------------------
@@ -386,6 +413,11 @@ class Checker:
     #: why ``check`` ran one run at a time although asked for more (no process pool here)
     fallback: str | None = None
 
+    @property
+    def graph(self) -> dict[str, tuple[str, ...]]:
+        """Rule code → the codes of rules whose problem can cause its own (``explained_by``)."""
+        return {rule.code: tuple(rule.explained_by) for rule in self.rules}
+
     def check_path(self, path: Path) -> RunResult:
         """Load one run and check it with every rule; never raises for bad input or bad rules."""
         with read_limits.using(self.limits):
@@ -424,6 +456,7 @@ class Checker:
             )
         for rule in self.rules:
             self._run_rule(rule, run, result)
+        result.regroup(self.graph)
         if self.curve and result.status != "error":
             try:
                 result.curve, result.loss_span = loss_curve(run)
@@ -680,11 +713,10 @@ def describe_missing(run: Run, need: Need) -> str:
     return f"no {need}"
 
 
-def loss_curve(
-    run: Run, points: int = 40
-) -> tuple[list[float] | None, tuple[float, float, int] | None]:
+def loss_curve(run: Run, points: int = 40) -> tuple[list[float] | None, LossSpan | None]:
     """The loss smoothed by an EMA and averaged into ``points`` bins (NaN marks non-finite),
-    over the steps that logged it (a loss logged every 10th step is not NaN in between)."""
+    over the steps that logged it (a loss logged every 10th step is not NaN in between), and
+    the logged values a header quotes (first, last and peak, at their steps)."""
     import numpy as np
     import pandas as pd
 
@@ -692,7 +724,8 @@ def loss_curve(
     if steps.empty or "loss" not in steps.columns:
         return None, None
     values = steps["loss"].to_numpy(dtype=float, na_value=np.nan)
-    values = values[run.logged("steps", "loss")]  # a step without a loss is not a NaN loss
+    logged = run.logged("steps", "loss")  # a step without a loss is not a NaN loss
+    values, at = values[logged], steps.index.to_numpy()[logged]
     if values.size == 0:
         return None, None
     finite = np.isfinite(values)
@@ -702,8 +735,21 @@ def loss_curve(
     smoothed[~finite] = np.nan
     bins = np.array_split(smoothed, min(points, values.size))
     curve = [float(b.mean()) if np.isfinite(b).all() else math.nan for b in bins]
-    good = smoothed[np.isfinite(smoothed)]
-    span = (float(good[0]), float(good[-1]), int(values.size)) if good.size else None
+    if finite[0] and len(curve) > 1:  # the line starts where the log starts, not at a bin mean
+        curve[0] = float(values[0])
+    span = None
+    if finite.any():
+        idx = np.flatnonzero(finite)
+        peak = idx[int(np.argmax(values[idx]))]
+        span = LossSpan(
+            float(values[idx[0]]),
+            int(at[idx[0]]),
+            float(values[idx[-1]]),
+            int(at[idx[-1]]),
+            float(values[peak]),
+            int(at[peak]),
+            int(values.size),
+        )
     return curve, span
 
 

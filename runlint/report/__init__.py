@@ -149,18 +149,41 @@ def jsonable(obj: Any) -> Any:
     return escape.json(str(obj))
 
 
-def finding_dict(finding: Finding) -> dict[str, Any]:
-    """A finding in the DESIGN's JSON shape, JSON-safe."""
+def chain_text(result: RunResult, chain: tuple[int, ...]) -> str:
+    """``RL202 lr-too-high (step 0) → RL503 dead-relu (step 190)``: a diagnosis in one line."""
+    parts = []
+    for i in chain:
+        f = result.findings[i]
+        parts.append(f"{f.code} {f.name}" + (f" (step {f.steps[0]})" if f.steps else ""))
+    return " → ".join(parts)
+
+
+def consequence_line(cause: Finding) -> str:
+    """What a consequence says instead of a fix: the cause to fix first."""
+    return f"a consequence of {cause.code} {cause.name}: fix that first ({cause.fix})"
+
+
+def finding_dict(
+    finding: Finding,
+    cause: int | None = None,
+    consequences: list[int] | None = None,
+) -> dict[str, Any]:
+    """A finding in the DESIGN's JSON shape, JSON-safe, with its place in the run's diagnosis:
+    ``cause``, the index (in the report's ``findings``) of the finding it is a consequence of,
+    or null for a cause; ``consequences``, the indices of the findings it causes directly. A
+    consequence's ``fix`` is empty: its cause's fix comes first."""
     return {
         "code": finding.code,
         "name": finding.name,
         "severity": finding.severity.value,
         "message": finding.message,
-        "fix": finding.fix,
+        "fix": finding.fix if cause is None else "",
         "run": finding.run,
         "steps": jsonable(list(finding.steps)) if finding.steps is not None else None,
         "where": finding.where,
         "evidence": jsonable(finding.evidence),
+        "cause": cause,
+        "consequences": consequences or [],
     }
 
 

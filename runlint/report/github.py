@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from runlint.check.engine import RunResult
-from runlint.report import Report, location
+from runlint.report import Report, consequence_line, location
 from runlint.report import Reporter as _Base
 from runlint.report.escape import github_data, github_property
 
@@ -37,8 +37,10 @@ class Reporter(_Base):
             )
         for note in result.notes:
             lines.append(command("warning", note, file=location(result.path), title="runlint"))
-        for f in result.findings:
-            message = f"{result.name}: {f.message}\nfix: {f.fix}"
+        for i, f in enumerate(result.findings):
+            cause = result.cause_of(i)
+            advice = f"fix: {f.fix}" if cause is None else consequence_line(cause)
+            message = f"{result.name}: {f.message}\n{advice}"
             lines.append(
                 command(
                     LEVELS[f.severity.value],

@@ -9,7 +9,7 @@ from runlint import __version__
 from runlint.check.engine import rule_doc
 from runlint.check.rule import Rule
 from runlint.docs import rule_markdown, rule_page, rule_text
-from runlint.report import Report, display_path, jsonable, location
+from runlint.report import Report, consequence_line, display_path, jsonable, location
 from runlint.report import Reporter as _Base
 from runlint.report.json import dumps
 
@@ -43,11 +43,13 @@ def document(report: Report) -> dict[str, Any]:
     driver_rules = [descriptor(r) for r in rules]
     results = []
     for res in report.results:
-        for f in res.findings:
+        for i, f in enumerate(res.findings):
+            cause = res.cause_of(i)
+            advice = f"fix: {f.fix}" if cause is None else consequence_line(cause)
             item: dict[str, Any] = {
                 "ruleId": f.code,
                 "level": LEVELS[f.severity.value],
-                "message": {"text": f"{res.name}: {f.message}\nfix: {f.fix}"},
+                "message": {"text": f"{res.name}: {f.message}\n{advice}"},
                 "locations": [
                     {"physicalLocation": {"artifactLocation": {"uri": _uri(location(res.path))}}}
                 ],
@@ -56,7 +58,8 @@ def document(report: Report) -> dict[str, Any]:
                         "run": f.run,
                         "steps": f.steps,
                         "where": f.where,
-                        "fix": f.fix,
+                        "fix": f.fix if cause is None else "",
+                        "cause": cause.code if cause is not None else None,
                         "evidence": f.evidence,
                     }
                 ),
