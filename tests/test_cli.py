@@ -232,7 +232,7 @@ def test_help_lists_every_flag_and_bad_values_are_one_error_line(corpus: Path) -
     assert result.exit_code == 0 and result.stdout.startswith("usage: runlint check")
     for flag in check_flags():
         assert all(name in result.stdout for name in flag.names if name.startswith("-"))
-    for argv in ([str(corpus), "--jobs", "-1"], [str(corpus), "--fail-on", "x"], []):
+    for argv in ([str(corpus), "--jobs", "-1"], [str(corpus), "--fail-on", "x"]):
         bad = invoke("check", *argv)
         assert bad.exit_code == 2 and bad.stdout == ""
         assert bad.stderr.startswith("runlint: error: ") and bad.stderr.count("\n") == 1

@@ -215,13 +215,26 @@ def _specificity(rule: type[Rule], token: str) -> int:
 
 
 def check_selectors(tokens: Sequence[str], catalog: Catalog, where: str) -> None:
-    """Raise ``ConfigError`` for a selector that is neither ALL, a code prefix nor a rule name."""
+    """Raise ``ConfigError`` for a selector that selects no rule of the catalog: not ALL, not a
+    rule name, and not a code or code prefix some rule has (``RL999``, ``RL9``: a typo that
+    would run no rule and pass CI silently is a usage error, with a "did you mean")."""
     names = [r.name for r in catalog.rules]
     for token in tokens:
-        if token == "ALL" or CODE_PREFIX_RE.match(token.upper()) or token.lower() in names:
+        upper = token.upper()
+        if token == "ALL" or token.lower() in names:
+            continue
+        if CODE_PREFIX_RE.match(upper) and any(c.startswith(upper) for c in catalog.codes):
             continue
         hint = suggest(token, [*catalog.codes, *names, "ALL"])
-        raise ConfigError(f"{where}: unknown rule selector {token!r}{hint}")
+        why = ""
+        if CODE_PREFIX_RE.match(upper):
+            why = " (no rule's code starts with it)"
+            if not hint and catalog.codes:
+                hint = (
+                    f"; did you mean one of {catalog.codes[0]}..{catalog.codes[-1]}? "
+                    "('runlint rules' lists them)"
+                )
+        raise ConfigError(f"{where}: unknown rule selector {token!r}{why}{hint}")
 
 
 def select_rules(

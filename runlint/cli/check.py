@@ -39,9 +39,10 @@ META_DEST = "meta."
 FLAGS = (
     Flag(
         ("paths",),
-        "Run directories, or folders holding runs (found recursively).",
+        "Run directories, or folders holding runs (found recursively). [default: .]",
         value=Path,
         many=True,
+        optional=True,
         metavar="PATH",
     ),
     Flag(
@@ -101,6 +102,12 @@ FLAGS = (
         "Show skipped rules with the reason.",
         doc="also list the rules each run skipped, with the reason (e.g. "
         "`meta.num_classes not recorded`), and the rules that ran",
+    ),
+    switch(
+        ("--show-settings",),
+        "Print the settings in force and where each came from, then exit.",
+        doc="print the settings in force (selection, severities and options, metadata, read "
+        "limits) and where each came from (default, which config file, which flag), then exit",
     ),
     Flag(
         ("--config",),
@@ -166,6 +173,8 @@ class Settings:
     output: Path | None = None
     jobs: int = 1
     verbose: bool = False
+    #: setting → where its value came from: "default", the config file, or the flag
+    sources: dict[str, str] = field(default_factory=dict)
 
 
 def _split(values: list[str] | None) -> list[str] | None:
@@ -180,14 +189,39 @@ def settings(args: argparse.Namespace) -> Settings:
     ``--select`` replaces the config's ``select``, ``--ignore`` adds to its ``ignore``, a
     metadata flag overrides the config's value of the same key.
     """
-    path = args.config if args.config is not None else find_config(checked=args.paths)
+    paths = list(args.paths) or [Path(".")]
+    path = args.config if args.config is not None else find_config(checked=paths)
     cfg = load_config(path)
+    where = f"{path}" + (" (--config)" if args.config is not None else "")
+    sources = {"config": "--config"} if args.config is not None else {}
+    for key, given in (
+        ("select", cfg.select is not None),
+        ("ignore", bool(cfg.ignore)),
+        ("fail-on", cfg.fail_on is not None),
+        ("exit-zero", cfg.exit_zero is not None),
+    ):
+        sources[key] = where if given else "default"
+    for key in cfg.limits:
+        sources[key.replace("_", "-")] = where
     meta = dict(cfg.meta)
+    for key in meta:
+        sources[f"meta.{key}"] = where
     for name, value in vars(args).items():
         if name.startswith(META_DEST) and value is not None:
             meta[name.removeprefix(META_DEST)] = value
+            sources[f"meta.{name.removeprefix(META_DEST)}"] = f"--{name[len(META_DEST) :]}".replace(
+                "_", "-"
+            )
+    flags = {"select": args.select, "ignore": args.ignore, "fail-on": args.fail_on}
+    for key, value in flags.items():
+        if value:
+            sources[key] = f"--{key}" + (
+                f" (added to {where})" if key == "ignore" and cfg.ignore else ""
+            )
+    if args.exit_zero:
+        sources["exit-zero"] = "--exit-zero"
     return Settings(
-        paths=list(args.paths),
+        paths=paths,
         config=cfg,
         select=_split(args.select),
         ignore=_split(args.ignore) or [],
@@ -198,7 +232,53 @@ def settings(args: argparse.Namespace) -> Settings:
         output=args.output,
         jobs=args.jobs or os.cpu_count() or 1,
         verbose=args.verbose,
+        sources=sources,
     )
+
+
+def show_settings(s: Settings, rules: list[Any], out: Any) -> None:
+    """What ``--show-settings`` prints: each setting, its value, where it came from."""
+    from runlint.check.config import limits_of
+    from runlint.report.escape import text as shown
+
+    config = s.config.path
+    found = s.sources.get("config") or (
+        "found from the working directory" if config else "no runlint.toml, no [tool.runlint]"
+    )
+    rows: list[tuple[str, str, str]] = [
+        ("config", str(config) if config else "(none)", found),
+        (
+            "select",
+            ", ".join(s.select or s.config.select or ["ALL"]),
+            s.sources.get("select", "default"),
+        ),
+        (
+            "ignore",
+            ", ".join([*s.config.ignore, *s.ignore]) or "(none)",
+            s.sources.get("ignore", "default"),
+        ),
+        ("fail-on", s.fail_on.value, s.sources.get("fail-on", "default")),
+        ("exit-zero", str(s.exit_zero).lower(), s.sources.get("exit-zero", "default")),
+    ]
+    limits = limits_of(s.config)
+    for key in ("max-rows", "max-bytes", "max-meta-bytes", "max-files"):
+        rows.append(
+            (key, f"{getattr(limits, key.replace('-', '_')):,}", s.sources.get(key, "default"))
+        )
+    for key, value in sorted(s.meta.items()):
+        rows.append((key.replace("_", "-"), repr(value), s.sources.get(f"meta.{key}", "default")))
+    rows.append(
+        ("rules", f"{len(rules)}: " + " ".join(r.code for r in rules), "select/ignore above")
+    )
+    for rule in rules:
+        table = s.config.rules.get(rule.code)
+        if table:
+            options = ", ".join(f"{k.replace('_', '-')} = {v!r}" for k, v in table.items())
+            rows.append((rule.code, options, f"{config} [tool.runlint.{rule.code}]"))
+    width = max(len(r[0]) for r in rows)
+    values = min(max(len(r[1]) for r in rows), 40)
+    for key, value, source in rows:
+        out.write(shown(f"{key:<{width}}  {value:<{values}}  # {source}") + "\n")
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -212,6 +292,9 @@ def run_check(args: argparse.Namespace) -> int:
         rules = engine.configure(catalog, s.config, s.select, s.ignore)
     except ConfigError as exc:
         raise CommandError(str(exc)) from None
+    if args.show_settings:
+        show_settings(s, rules, sys.stdout)
+        return 0
 
     from runlint.run.find import Found, Passed
 

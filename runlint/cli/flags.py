@@ -66,8 +66,9 @@ class Flag:
     choices: tuple[str, ...] = ()
     #: an option that may be given several times (the values in a list, in order)
     repeat: bool = False
-    #: a positional argument taking one or more values
+    #: a positional argument taking one or more values (zero or more with ``optional``)
     many: bool = False
+    optional: bool = False
     metavar: str = ""
     #: the attribute of the parsed arguments (default: the first long name, snake_case)
     dest: str = ""
@@ -182,7 +183,7 @@ def build_parser(command: Command) -> argparse.ArgumentParser:
     for flag in command.flags():
         kwargs: dict[str, Any] = {"help": _help(flag)}
         if flag.positional:
-            kwargs["nargs"] = "+" if flag.many else None
+            kwargs["nargs"] = ("*" if flag.optional else "+") if flag.many else None
             kwargs["metavar"] = flag.metavar or flag.names[0].upper()
             kwargs["type"] = flag.value
             parser.add_argument(flag.key, **kwargs)
