@@ -96,7 +96,7 @@ def test_json_has_the_design_shape_and_is_strict_json(report: Report) -> None:
     assert [set(r) for r in doc["runs"]] == [{"path", "status", "error"}] * 2
     assert [r["status"] for r in doc["runs"]] == ["ok", "error"]
     keys = {"code", "name", "severity", "message", "fix", "run", "steps", "where", "evidence"}
-    added = {"cause", "consequences"}
+    added = {"cause", "consequences", "fingerprint"}
     assert all(set(f) == keys | added for f in doc["findings"])
     first = doc["findings"][0]
     assert first["steps"] == [3, 9] and first["severity"] == "warning"

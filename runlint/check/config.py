@@ -74,7 +74,9 @@ _UNITS = {
 }
 
 #: The keys of ``[tool.runlint]`` besides the metadata keys (``meta_options``) and rule tables.
-SETTING_KEYS = ("select", "ignore", "fail-on", "exit-zero", *LIMIT_KEYS)
+SETTING_KEYS = ("select", "ignore", "fail-on", "exit-zero", "allow-run-ignores", *LIMIT_KEYS)
+#: Tables of ``[tool.runlint]`` besides the rule tables.
+SETTING_TABLES = ("per-run-ignores",)
 
 
 def meta_options() -> dict[str, MetaKey]:
@@ -105,6 +107,10 @@ class Config:
     meta: dict[str, Any] = field(default_factory=dict)
     #: the read limits set here (snake_case field names of ``Limits``)
     limits: dict[str, int] = field(default_factory=dict)
+    #: run-name glob → rule selectors suppressed for the runs it matches
+    per_run_ignores: dict[str, list[str]] = field(default_factory=dict)
+    #: honour the ``.runlintignore`` files inside run directories
+    allow_run_ignores: bool | None = None
     #: rule code → its table, keys normalized to snake_case (``severity`` included)
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -190,6 +196,19 @@ def parse_config(table: dict[str, Any], path: Path | None = None) -> Config:
             setattr(config, name, _string_list(value, name, where))
         elif name == "fail-on":
             config.fail_on = parse_severity(value, f"{where}: fail-on")
+        elif name == "per-run-ignores":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: per-run-ignores must be a table of globs")
+            config.per_run_ignores = {
+                str(glob): _string_list(tokens, f"per-run-ignores.{glob!r}", where)
+                for glob, tokens in value.items()
+            }
+        elif name == "allow-run-ignores":
+            if not isinstance(value, bool):
+                raise ConfigError(
+                    f"{where}: allow-run-ignores must be true or false, got {value!r}"
+                )
+            config.allow_run_ignores = value
         elif name in LIMIT_KEYS:
             config.limits[snake(name)] = parse_limit(value, LIMIT_KEYS[name], f"{where}: {name}")
         elif name == "exit-zero":
@@ -205,7 +224,9 @@ def parse_config(table: dict[str, Any], path: Path | None = None) -> Config:
                 f"{where}: unknown table {key!r} (rule tables are named by code, like RL401)" + hint
             )
         else:
-            raise ConfigError(f"{where}: unknown key {key!r}" + suggest(name, top_keys()))
+            raise ConfigError(
+                f"{where}: unknown key {key!r}" + suggest(name, [*top_keys(), *SETTING_TABLES])
+            )
     return config
 
 

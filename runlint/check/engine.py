@@ -31,6 +31,7 @@ from typing import Any
 from runlint.check.config import Config, ConfigError, kebab, parse_severity, snake
 from runlint.check.diagnose import Diagnosis, diagnose
 from runlint.check.rule import Finding, NotJudged, Rule, RuleDefinitionError, Severity
+from runlint.check.suppress import RUN_IGNORE_FILE, Suppressed, parse_run_ignores
 from runlint.hints import suggest
 from runlint.run import NothingLogged, Run, RunError, load_run
 from runlint.run import limits as read_limits
@@ -113,9 +114,20 @@ class RunResult:
     #: the run's diagnosis: its causes, each with its consequences (``runlint.check.diagnose``)
     diagnoses: list[Diagnosis] = field(default_factory=list)
 
+    #: the run's name: its path relative to the checked path (``exp-a/version_0``)
+    label: str = ""
+    #: per finding, its stable fingerprint (``runlint.check.suppress``), once suppression ran
+    fingerprints: list[str] = field(default_factory=list)
+    #: findings left out by per-run ignores, the run's .runlintignore or a baseline
+    suppressed: list[Suppressed] = field(default_factory=list)
+    #: the selectors of the run's .runlintignore (read when the config honours it)
+    run_ignores: list[str] = field(default_factory=list)
+    #: what only -v shows (a .runlintignore that is not honoured)
+    info: list[str] = field(default_factory=list)
+
     @property
     def name(self) -> str:
-        return Path(self.path).name or self.path
+        return self.label or Path(self.path).name or self.path
 
     def regroup(self, graph: Mapping[str, Sequence[str]]) -> None:
         """Group the findings into causes and consequences again (after some were removed)."""
@@ -379,6 +391,8 @@ def configure(
     check_selectors(config.ignore, catalog, where)
     check_selectors(select or [], catalog, "--select")
     check_selectors(ignore, catalog, "--ignore")
+    for glob, tokens in config.per_run_ignores.items():
+        check_selectors(tokens, catalog, f"{where}: per-run-ignores {glob!r}")
     built: dict[str, Rule] = {}
     for code, table in config.rules.items():
         rule = catalog.get(code)
@@ -425,6 +439,8 @@ class Checker:
     limits: read_limits.Limits = read_limits.DEFAULT
     #: why ``check`` ran one run at a time although asked for more (no process pool here)
     fallback: str | None = None
+    #: read the runs' .runlintignore files (the config's allow-run-ignores)
+    run_ignore_files: bool = False
 
     @property
     def graph(self) -> dict[str, tuple[str, ...]]:
@@ -458,6 +474,7 @@ class Checker:
                 f"{path}: no {META_FILE} (metadata lost: rules that need it are skipped; "
                 "--num-classes/--batch-size supply it)"
             )
+        self._read_run_ignores(Path(path), result)
         self._apply_meta(run)
         unreadable = vet_metadata(run)
         if unreadable:
@@ -577,6 +594,25 @@ class Checker:
             receive.close()
         process.join()
         return result
+
+    def _read_run_ignores(self, path: Path, result: RunResult) -> None:
+        """The selectors of the run's ``.runlintignore``, when the config honours it."""
+        file = path / RUN_IGNORE_FILE if path.is_dir() else None
+        if file is None or not os.path.lexists(file):
+            return
+        if not self.run_ignore_files:
+            result.info.append(
+                f"{RUN_IGNORE_FILE} not honoured: set allow-run-ignores = true in the config"
+            )
+            return
+        try:
+            text = read_limits.read_meta_bytes(file).decode("utf-8", errors="replace")
+        except (OSError, ValueError) as exc:
+            result.notes.append(_line(f"{path}: {RUN_IGNORE_FILE} cannot be read ({exc})"))
+            return
+        result.run_ignores, problems = parse_run_ignores(text)
+        if problems:
+            result.notes.append(_line(f"{path}: {RUN_IGNORE_FILE}: {'; '.join(problems)}"))
 
     def _apply_meta(self, run: Run) -> None:
         """Fill metadata the run lacks, or only inferred, from config / command line."""

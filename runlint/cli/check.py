@@ -25,7 +25,15 @@ from runlint.check.config import (
     meta_value_from_text,
 )
 from runlint.check.rule import Severity
-from runlint.cli.flags import Command, CommandError, Flag, at_least, print_warning, switch
+from runlint.cli.flags import (
+    Command,
+    CommandError,
+    Flag,
+    at_least,
+    print_note,
+    print_warning,
+    switch,
+)
 from runlint.report import FORMATS
 from runlint.schema.meta import MetaKey
 
@@ -102,6 +110,23 @@ FLAGS = (
         "Show skipped rules with the reason.",
         doc="also list the rules each run skipped, with the reason (e.g. "
         "`meta.num_classes not recorded`), and the rules that ran",
+    ),
+    Flag(
+        ("--baseline",),
+        "Suppress the findings listed in this baseline file (gate only new findings).",
+        value=Path,
+        metavar="FILE",
+        doc="suppress the findings listed in `FILE` (written by `--add-baseline`): a project "
+        "adopting the gate fails only on new findings; suppressed findings are counted in the "
+        "summary",
+    ),
+    Flag(
+        ("--add-baseline",),
+        "Write every finding of this check to a baseline file, then exit 0.",
+        value=Path,
+        metavar="FILE",
+        doc="write the fingerprint of every finding of this check to `FILE` (code, run relative "
+        "to the checked path, where: never the message's numbers) and exit 0 (2 on errors)",
     ),
     switch(
         ("--show-settings",),
@@ -236,6 +261,47 @@ def settings(args: argparse.Namespace) -> Settings:
     )
 
 
+def run_label(path: Path, root: Path) -> str:
+    """A run's name: its path relative to the checked path (``exp-a/version_0``), or, for the
+    checked path itself, its folder's name."""
+    try:
+        rel = path.relative_to(root)
+    except ValueError:
+        rel = Path(path.name)
+    if rel.parts:
+        return rel.as_posix()
+    if path.name and path.name not in (".", ".."):
+        return path.name
+    return Path(os.path.abspath(path)).name or str(path)
+
+
+def baseline_entries(results: list[Any]) -> list[dict[str, Any]]:
+    """The baseline entries of a check's findings (those already suppressed by a baseline too:
+    a new baseline covers what the old one did)."""
+    entries = []
+    for result in results:
+        for finding, fp in zip(result.findings, result.fingerprints, strict=False):
+            entries.append(
+                {
+                    "fingerprint": fp,
+                    "code": finding.code,
+                    "run": result.name,
+                    "where": finding.where,
+                }
+            )
+        for item in result.suppressed:
+            if item.by == "baseline":
+                entries.append(
+                    {
+                        "fingerprint": item.fingerprint,
+                        "code": item.code,
+                        "run": result.name,
+                        "where": item.where,
+                    }
+                )
+    return entries
+
+
 def show_settings(s: Settings, rules: list[Any], out: Any) -> None:
     """What ``--show-settings`` prints: each setting, its value, where it came from."""
     from runlint.check.config import limits_of
@@ -296,14 +362,23 @@ def run_check(args: argparse.Namespace) -> int:
         show_settings(s, rules, sys.stdout)
         return 0
 
+    from runlint.check.suppress import BaselineError, Suppressor, read_baseline, write_baseline
     from runlint.run.find import Found, Passed
 
+    try:
+        baseline = read_baseline(args.baseline) if args.baseline is not None else frozenset()
+    except BaselineError as exc:
+        raise CommandError(str(exc)) from None
+    suppressor = Suppressor(s.config.per_run_ignores, bool(s.config.allow_run_ignores), baseline)
+    graph = {rule.code: tuple(rule.explained_by) for rule in rules}
     results = []
     runs = []
     passed = []
+    labels: dict[str, str] = {}
     for event in engine.expand_paths(s.paths):
         if isinstance(event, Found):
             runs.append(event.path)
+            labels[str(event.path)] = run_label(event.path, event.root)
         elif isinstance(event, Passed):
             passed.append((str(event.path), event.reason))
         else:
@@ -311,7 +386,13 @@ def run_check(args: argparse.Namespace) -> int:
                 engine.RunResult(path=str(event.path), status="error", error=event.error)
             )
     limits = limits_of(s.config).with_roots(s.paths)
-    checker = engine.Checker(rules, meta=s.meta, curve=s.fmt == "text", limits=limits)
+    checker = engine.Checker(
+        rules,
+        meta=s.meta,
+        curve=s.fmt == "text",
+        limits=limits,
+        run_ignore_files=bool(s.config.allow_run_ignores),
+    )
     try:
         target = s.output.open("w", encoding="utf-8") if s.output else nullcontext(sys.stdout)
     except OSError as exc:
@@ -321,6 +402,11 @@ def run_check(args: argparse.Namespace) -> int:
         for result in results:
             reporter.add(result)
         for result in checker.check(runs, s.jobs):
+            result.label = labels.pop(result.path, "")
+            result.findings, result.fingerprints, result.suppressed = suppressor.apply(
+                result.findings, result.name, result.run_ignores
+            )
+            result.regroup(graph)
             results.append(result)
             reporter.add(result)
         if checker.fallback:
@@ -328,6 +414,15 @@ def run_check(args: argparse.Namespace) -> int:
         code = engine.exit_code(results, s.fail_on, s.exit_zero)
         if catalog.errors:
             code = 2
+        if args.add_baseline is not None:
+            code = 2 if code == 2 else 0
+            try:
+                written = write_baseline(args.add_baseline, baseline_entries(results))
+            except OSError as exc:
+                raise CommandError(
+                    f"{args.add_baseline}: cannot write ({exc.strerror or exc})"
+                ) from None
+            print_note(f"wrote {written} findings to the baseline {args.add_baseline}")
         report = Report(
             results=results,
             rules=[type(r) for r in rules],

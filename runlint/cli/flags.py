@@ -34,6 +34,7 @@ __all__ = [
     "parse",
     "positive_int",
     "print_error",
+    "print_note",
     "print_usage_error",
     "print_warning",
     "switch",
@@ -224,6 +225,13 @@ def parse(command: Command, argv: Sequence[str]) -> argparse.Namespace:
 def print_usage_error(error: UsageError) -> None:
     """One ``runlint: error:`` line on stderr, pointing at the command's ``--help``."""
     print_error(f"{error} (see '{error.prog} --help')")
+
+
+def print_note(message: object) -> None:
+    """One ``runlint: <message>`` line on stderr (escaped as ``print_error``)."""
+    from runlint.report.escape import guard_text, text
+
+    print(guard_text(f"{PROG}: {text(message)}"), file=sys.stderr)
 
 
 def print_warning(message: object) -> None:

@@ -45,8 +45,17 @@ class Report:
             out[finding.severity.value] += 1
         return out
 
+    def suppressed(self) -> dict[str, int]:
+        """How many findings were suppressed, by what (baseline, per-run-ignores, ...)."""
+        out: dict[str, int] = {}
+        for r in self.results:
+            for item in r.suppressed:
+                out[item.by] = out.get(item.by, 0) + 1
+        return out
+
     def summary(self) -> dict[str, Any]:
         """The ``summary`` object of the JSON report (also what the text summary line says)."""
+        suppressed = self.suppressed()
         return {
             "findings": len(self.findings),
             "by_severity": self.counts(),
@@ -68,6 +77,8 @@ class Report:
             + [{"run": None, "code": None, "name": None, "error": p} for p in self.problems],
             "notes": [{"run": r.path, "note": n} for r in self.results for n in r.notes],
             "passed_over": [{"path": p, "reason": why} for p, why in self.passed],
+            "suppressed": sum(suppressed.values()),
+            "suppressed_by": suppressed,
             "fail_on": self.fail_on.value,
             "exit_code": self.exit_code,
         }
@@ -89,6 +100,10 @@ class Report:
             line += f"; {unreadable} unreadable run{_s(unreadable)}"
         if crashed:
             line += f"; {crashed} rule error{_s(crashed)}"
+        suppressed = sum(self.suppressed().values())
+        if suppressed:
+            by = ", ".join(f"{n} by {what}" for what, n in sorted(self.suppressed().items()))
+            line += f"; {suppressed} suppressed ({by})"
         return line
 
 
@@ -167,6 +182,7 @@ def finding_dict(
     finding: Finding,
     cause: int | None = None,
     consequences: list[int] | None = None,
+    fingerprint: str | None = None,
 ) -> dict[str, Any]:
     """A finding in the DESIGN's JSON shape, JSON-safe, with its place in the run's diagnosis:
     ``cause``, the index (in the report's ``findings``) of the finding it is a consequence of,
@@ -184,6 +200,7 @@ def finding_dict(
         "evidence": jsonable(finding.evidence),
         "cause": cause,
         "consequences": consequences or [],
+        "fingerprint": fingerprint,
     }
 
 

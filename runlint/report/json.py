@@ -26,8 +26,9 @@ def document(report: Report) -> dict[str, object]:
                 children.setdefault(parent, []).append(base + i)
         for i, f in enumerate(result.findings):
             parent = result.causes[i] if i < len(result.causes) else None
+            fp = result.fingerprints[i] if i < len(result.fingerprints) else None
             findings.append(
-                finding_dict(f, None if parent is None else base + parent, children.get(i))
+                finding_dict(f, None if parent is None else base + parent, children.get(i), fp)
             )
         for d in result.diagnoses:
             diagnoses.append(

@@ -66,6 +66,8 @@ def document(report: Report) -> dict[str, Any]:
             }
             if f.code in index:
                 item["ruleIndex"] = index[f.code]
+            if i < len(res.fingerprints):  # for code scanning to follow a finding across runs
+                item["partialFingerprints"] = {"runlint/v1": res.fingerprints[i]}
             results.append(item)
     notes = []
     for res in report.results:

@@ -120,6 +120,10 @@ class Reporter(_Base):
                 c.print(Text(f"  skipped {s.code} {s.name}: {reasons}", style="dim"))
             if result.ran:
                 c.print(Text(f"  ran {len(result.ran)} rules: {' '.join(result.ran)}", style="dim"))
+            for item in result.suppressed:
+                c.print(Text(f"  suppressed {item.code} {item.name} by {item.by}", style="dim"))
+            for info in result.info:
+                c.print(Text(f"  {shown(info)}", style="dim"))
 
     def _finding(self, f: Finding, name: str, cause: Finding | None = None) -> None:
         """A cause: code, severity, run, message, fix, where/steps. A consequence: the same,
