@@ -131,11 +131,11 @@ def test_bad_paths_are_exit_2_and_others_still_checked(
 def test_unreadable_run_among_good_ones(corpus: Path, tmp_path: Path) -> None:
     bad = write_run(tmp_path / "bad", steps=10)
     (bad / "meta.json").write_text("{")
-    code, out, _ = check(str(bad), str(corpus / "runs" / "healthy"))
+    code, out, err = check(str(bad), str(corpus / "runs" / "healthy"))
     assert code == 2
-    lines = [line for line in out.splitlines() if line.startswith("error:")]
+    lines = [line for line in err.splitlines() if line.startswith("error:")]  # errors: stderr
     assert len(lines) == 1 and "meta.json is not valid JSON" in lines[0] and "bad" in lines[0]
-    assert "healthy" in out
+    assert "healthy" in out and "error:" not in out and "1 unreadable run" in out
 
 
 def test_output_file_and_verbose(corpus: Path, tmp_path: Path) -> None:
@@ -160,8 +160,8 @@ def test_crashing_rule_is_reported_and_exits_2(
 
     real = engine.discover()
     monkeypatch.setattr(engine, "discover", lambda: engine.Catalog((*real.rules, Boom)))
-    code, out, _ = check(str(corpus / "runs"), "--select", "RL103,RL999")
-    assert code == 2 and "rule RL999 boom crashed on diverged: RuntimeError: kaput" in out
+    code, out, err = check(str(corpus / "runs"), "--select", "RL103,RL999")
+    assert code == 2 and "rule RL999 boom crashed on diverged: RuntimeError: kaput" in err
     assert "RL103 error diverged" in out
 
 
@@ -207,7 +207,7 @@ def test_subprocess_exit_codes_and_streams(corpus: Path) -> None:
     )
     proc = _run("check", str(corpus / "empty"))
     assert (
-        proc.returncode == 2 and "no runs found" in proc.stdout and "Traceback" not in proc.stderr
+        proc.returncode == 2 and "no runs found" in proc.stderr and "Traceback" not in proc.stderr
     )
 
 

@@ -74,7 +74,15 @@ _UNITS = {
 }
 
 #: The keys of ``[tool.runlint]`` besides the metadata keys (``meta_options``) and rule tables.
-SETTING_KEYS = ("select", "ignore", "fail-on", "exit-zero", "allow-run-ignores", *LIMIT_KEYS)
+SETTING_KEYS = (
+    "select",
+    "ignore",
+    "exclude",
+    "fail-on",
+    "exit-zero",
+    "allow-run-ignores",
+    *LIMIT_KEYS,
+)
 #: Tables of ``[tool.runlint]`` besides the rule tables.
 SETTING_TABLES = ("per-run-ignores",)
 
@@ -102,6 +110,8 @@ class Config:
     path: Path | None = None
     select: list[str] | None = None
     ignore: list[str] = field(default_factory=list)
+    #: folder globs the walk leaves out (``--exclude`` adds to them)
+    exclude: list[str] = field(default_factory=list)
     fail_on: Severity | None = None
     exit_zero: bool | None = None
     meta: dict[str, Any] = field(default_factory=dict)
@@ -192,7 +202,7 @@ def parse_config(table: dict[str, Any], path: Path | None = None) -> Config:
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: {key} must be a table ([tool.runlint.{key}])")
             config.rules[key] = {snake(k): v for k, v in value.items()}
-        elif name in ("select", "ignore"):
+        elif name in ("select", "ignore", "exclude"):
             setattr(config, name, _string_list(value, name, where))
         elif name == "fail-on":
             config.fail_on = parse_severity(value, f"{where}: fail-on")

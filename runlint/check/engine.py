@@ -413,7 +413,9 @@ def configure(
 # -- checking ----------------------------------------------------------------------------------
 
 
-def expand_paths(paths: Iterable[Path]) -> Iterator[Found | Passed | Unreadable]:
+def expand_paths(
+    paths: Iterable[Path], exclude: Sequence[str] = ()
+) -> Iterator[Found | Passed | Unreadable]:
     """Each run below each path as it is found (``runlint.run.find.walk``), the folders passed
     over and those that could not be listed; ``Unreadable`` for a path that holds no run."""
     for path in paths:
@@ -421,7 +423,7 @@ def expand_paths(paths: Iterable[Path]) -> Iterator[Found | Passed | Unreadable]
             yield Unreadable(path, f"{path}: no such file or directory", path)
             continue
         found = False
-        for event in walk(path):
+        for event in walk(path, exclude=exclude):
             found = found or isinstance(event, Found)
             yield event
         if not found:

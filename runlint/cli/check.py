@@ -8,8 +8,10 @@ the schema's keys that have a ``flag`` (``runlint.check.config.meta_options``): 
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import sys
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +84,7 @@ FLAGS = (
         doc="exit 0 even with findings (errors still exit 2)",
     ),
     Flag(
-        ("--format", "-f"),
+        ("--format", "--output-format", "-f"),
         "Output format.",
         choices=FORMATS,
         default="text",
@@ -110,6 +112,28 @@ FLAGS = (
         "Show skipped rules with the reason.",
         doc="also list the rules each run skipped, with the reason (e.g. "
         "`meta.num_classes not recorded`), and the rules that ran",
+    ),
+    switch(
+        ("--quiet", "-q"),
+        "Print the findings and errors only: no run headers, summary or progress line.",
+        doc="print the findings and errors only: no run headers, no summary line, no progress "
+        "line (text); the other formats are unchanged",
+    ),
+    switch(
+        ("--statistics",),
+        "Print the number of findings per rule instead of the findings.",
+        doc="print the number of findings per rule code (like ruff's `--statistics`), most "
+        "frequent first, instead of each finding; with `--format json` a list of "
+        '`{"code", "name", "severity", "count"}`',
+    ),
+    Flag(
+        ("--exclude",),
+        "Folders not to walk: globs of paths relative to the checked path, or of names.",
+        repeat=True,
+        metavar="GLOBS",
+        doc="folders not to walk into, comma-separated or repeated: a glob of the path "
+        "relative to the checked path (`exp-*/version_1`), or, without `/`, of the folder's "
+        "name (`checkpoints`); added to the config's `exclude`; `-v` lists what it left out",
     ),
     Flag(
         ("--baseline",),
@@ -198,6 +222,10 @@ class Settings:
     output: Path | None = None
     jobs: int = 1
     verbose: bool = False
+    quiet: bool = False
+    statistics: bool = False
+    #: folder globs the walk leaves out (the config's, then ``--exclude``)
+    exclude: list[str] = field(default_factory=list)
     #: setting → where its value came from: "default", the config file, or the flag
     sources: dict[str, str] = field(default_factory=dict)
 
@@ -257,6 +285,9 @@ def settings(args: argparse.Namespace) -> Settings:
         output=args.output,
         jobs=args.jobs or os.cpu_count() or 1,
         verbose=args.verbose,
+        quiet=args.quiet,
+        statistics=args.statistics,
+        exclude=[*cfg.exclude, *(_split(args.exclude) or [])],
         sources=sources,
     )
 
@@ -363,33 +394,22 @@ def run_check(args: argparse.Namespace) -> int:
         return 0
 
     from runlint.check.suppress import BaselineError, Suppressor, read_baseline, write_baseline
+    from runlint.cli.progress import Progress
     from runlint.run.find import Found, Passed
 
+    if s.statistics and s.fmt not in ("text", "json"):
+        raise CommandError(f"--statistics works with --format text or json, not {s.fmt}")
     try:
         baseline = read_baseline(args.baseline) if args.baseline is not None else frozenset()
     except BaselineError as exc:
         raise CommandError(str(exc)) from None
     suppressor = Suppressor(s.config.per_run_ignores, bool(s.config.allow_run_ignores), baseline)
     graph = {rule.code: tuple(rule.explained_by) for rule in rules}
-    results = []
-    runs = []
-    passed = []
-    labels: dict[str, str] = {}
-    for event in engine.expand_paths(s.paths):
-        if isinstance(event, Found):
-            runs.append(event.path)
-            labels[str(event.path)] = run_label(event.path, event.root)
-        elif isinstance(event, Passed):
-            passed.append((str(event.path), event.reason))
-        else:
-            results.append(
-                engine.RunResult(path=str(event.path), status="error", error=event.error)
-            )
     limits = limits_of(s.config).with_roots(s.paths)
     checker = engine.Checker(
         rules,
         meta=s.meta,
-        curve=s.fmt == "text",
+        curve=s.fmt == "text" and not s.statistics,
         limits=limits,
         run_ignore_files=bool(s.config.allow_run_ignores),
     )
@@ -397,18 +417,64 @@ def run_check(args: argparse.Namespace) -> int:
         target = s.output.open("w", encoding="utf-8") if s.output else nullcontext(sys.stdout)
     except OSError as exc:
         raise CommandError(f"{s.output}: cannot write ({exc.strerror or exc})") from None
+    progress = Progress.on(sys.stderr, enabled=not s.quiet)
+    on_terminal = s.output is None and _isatty(sys.stdout)
+    results: list[engine.RunResult] = []
+    passed: list[tuple[str, str]] = []
+    walk_errors: collections.deque[engine.RunResult] = collections.deque()
+    labels: dict[str, str] = {}
+
+    def runs() -> Iterator[Path]:
+        """The runs as the walk finds them: the check starts on the first before it ends."""
+        for event in engine.expand_paths(s.paths, s.exclude):
+            if isinstance(event, Found):
+                labels[str(event.path)] = run_label(event.path, event.root)
+                if progress:
+                    progress.found += 1
+                    progress.update()
+                yield event.path
+            elif isinstance(event, Passed):
+                passed.append((str(event.path), event.reason))
+            else:
+                walk_errors.append(
+                    engine.RunResult(path=str(event.path), status="error", error=event.error)
+                )
+        if progress:
+            progress.walking = False
+
     with target as out:
-        reporter = make_reporter(s.fmt, out, s.verbose)
-        for result in results:
+        reporter = make_reporter(
+            s.fmt,
+            out,
+            s.verbose,
+            quiet=s.quiet,
+            statistics=s.statistics,
+            err=sys.stderr if s.output is None else None,
+        )
+
+        def report(result: engine.RunResult, checked: bool = False) -> None:
+            if progress and on_terminal:
+                progress.clear()
             reporter.add(result)
-        for result in checker.check(runs, s.jobs):
+            result.curve = result.loss_span = None  # drawn: memory stays bounded by one run
+            results.append(result)
+            if progress:
+                progress.done += checked
+                progress.update(force=on_terminal)
+
+        for result in checker.check(runs(), s.jobs):
+            while walk_errors:
+                report(walk_errors.popleft())
             result.label = labels.pop(result.path, "")
             result.findings, result.fingerprints, result.suppressed = suppressor.apply(
                 result.findings, result.name, result.run_ignores
             )
             result.regroup(graph)
-            results.append(result)
-            reporter.add(result)
+            report(result, checked=True)
+        while walk_errors:
+            report(walk_errors.popleft())
+        if progress:
+            progress.clear()
         if checker.fallback:
             print_warning(checker.fallback)
         code = engine.exit_code(results, s.fail_on, s.exit_zero)
@@ -422,8 +488,9 @@ def run_check(args: argparse.Namespace) -> int:
                 raise CommandError(
                     f"{args.add_baseline}: cannot write ({exc.strerror or exc})"
                 ) from None
-            print_note(f"wrote {written} findings to the baseline {args.add_baseline}")
-        report = Report(
+            if not s.quiet:
+                print_note(f"wrote {written} findings to the baseline {args.add_baseline}")
+        report_ = Report(
             results=results,
             rules=[type(r) for r in rules],
             fail_on=s.fail_on,
@@ -432,8 +499,15 @@ def run_check(args: argparse.Namespace) -> int:
             verbose=s.verbose,
             passed=passed,
         )
-        reporter.finish(report)
+        reporter.finish(report_)
     return code
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 CHECK = Command(

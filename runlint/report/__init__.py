@@ -45,6 +45,17 @@ class Report:
             out[finding.severity.value] += 1
         return out
 
+    def by_code(self) -> list[dict[str, Any]]:
+        """``--statistics``: per rule code with findings, its name, severity and count, most
+        frequent first (then by code)."""
+        counts: dict[str, dict[str, Any]] = {}
+        for f in self.findings:
+            row = counts.setdefault(
+                f.code, {"code": f.code, "name": f.name, "severity": f.severity.value, "count": 0}
+            )
+            row["count"] += 1
+        return sorted(counts.values(), key=lambda r: (-r["count"], r["code"]))
+
     def suppressed(self) -> dict[str, int]:
         """How many findings were suppressed, by what (baseline, per-run-ignores, ...)."""
         out: dict[str, int] = {}
@@ -112,7 +123,14 @@ def _s(n: int) -> str:
 
 
 class Reporter:
-    """Collects results; ``finish`` renders them. Subclasses may stream in ``add``."""
+    """Collects results; ``finish`` renders them. Subclasses may stream in ``add``.
+
+    ``quiet``, ``statistics`` and ``err`` (where error lines go instead of ``out``: stderr when
+    the report goes to stdout) are set by ``make_reporter``; a format may ignore them."""
+
+    quiet: bool = False
+    statistics: bool = False
+    err: TextIO | None = None
 
     def __init__(self, out: TextIO, verbose: bool = False) -> None:
         self.out = out
@@ -125,12 +143,21 @@ class Reporter:
         raise NotImplementedError
 
 
-def make_reporter(fmt: str, out: TextIO, verbose: bool = False) -> Reporter:
+def make_reporter(
+    fmt: str,
+    out: TextIO,
+    verbose: bool = False,
+    *,
+    quiet: bool = False,
+    statistics: bool = False,
+    err: TextIO | None = None,
+) -> Reporter:
     """The reporter of format ``fmt`` (its module is imported only now)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     module = importlib.import_module(f"runlint.report.{fmt}")
     reporter: Reporter = module.Reporter(out, verbose)
+    reporter.quiet, reporter.statistics, reporter.err = quiet, statistics, err
     return reporter
 
 
@@ -215,10 +242,36 @@ def display_path(path: str | Path) -> str:
 
 
 def location(result_path: str) -> str:
-    """The file a finding points at: the run's ``meta.json`` when it has one, else the run."""
-    meta = Path(result_path) / "meta.json"
+    """The file a finding points at (a CI annotation needs a file, not a folder): the run's
+    ``meta.json``, else its first steps part; for imported logs the file that was read: the
+    ``trainer_state.json`` (the output folder's or the latest checkpoint's), ``metrics.csv``,
+    the first TensorBoard event file; the run folder itself when none is there."""
     try:
-        found = meta.is_file()
+        return display_path(log_file(Path(result_path)) or result_path)
     except OSError:  # an unreadable run folder
-        found = False
-    return display_path(meta if found else result_path)
+        return display_path(result_path)
+
+
+def log_file(path: Path) -> Path | None:
+    """The file of the run at ``path`` that a report points at (see ``location``), or None."""
+    from runlint.run import importers
+    from runlint.schema.layout import META_FILE
+
+    if not path.is_dir():
+        return path if os.path.lexists(path) else None
+    if (path / META_FILE).is_file():
+        return path / META_FILE
+    kind = importers.kind(path)
+    if kind == "hf":
+        from runlint.run.importers import hf_trainer
+
+        return hf_trainer.state_file(path)
+    if kind == "lightning":
+        return path / "metrics.csv"
+    if kind == "tensorboard":
+        from runlint.run.importers import tensorboard
+
+        files = tensorboard.event_files(path)
+        return files[0] if files else None
+    parts = sorted(p for p in path.glob("steps-*.parquet") if p.is_file())
+    return parts[0] if parts else None

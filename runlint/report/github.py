@@ -31,12 +31,11 @@ def command(level: str, message: str, *, file: str | None = None, title: str = "
 class Reporter(_Base):
     def add(self, result: RunResult) -> None:
         lines = []
+        file = location(result.path)  # a file: the annotation is shown on it
         if result.error:
-            lines.append(
-                command("error", result.error, file=location(result.path), title="runlint")
-            )
+            lines.append(command("error", result.error, file=file, title="runlint"))
         for note in result.notes:
-            lines.append(command("warning", note, file=location(result.path), title="runlint"))
+            lines.append(command("warning", note, file=file, title="runlint"))
         for i, f in enumerate(result.findings):
             cause = result.cause_of(i)
             advice = f"fix: {f.fix}" if cause is None else consequence_line(cause)
@@ -45,7 +44,7 @@ class Reporter(_Base):
                 command(
                     LEVELS[f.severity.value],
                     message,
-                    file=location(result.path),
+                    file=file,
                     title=f"{f.code} {f.name}",
                 )
             )
@@ -54,7 +53,7 @@ class Reporter(_Base):
                 command(
                     "error",
                     f"{e.code} {e.name} crashed on {result.name}: {e.error}",
-                    file=location(result.path),
+                    file=file,
                     title=f"runlint: {e.code} crashed",
                 )
             )

@@ -51,6 +51,9 @@ def document(report: Report) -> dict[str, object]:
 
 class Reporter(_Base):
     def finish(self, report: Report) -> None:
+        if self.statistics:  # ruff's --statistics --output-format json: a list, one per code
+            self.out.write(dumps(jsonable(report.by_code())) + "\n")
+            return
         self.out.write(dumps(document(report)) + "\n")
 
 

@@ -7,6 +7,7 @@ fix, then the findings it explains, indented under it, without fixes of their ow
 from __future__ import annotations
 
 import math
+import shutil
 from typing import TextIO
 
 from rich.console import Console
@@ -65,73 +66,108 @@ def loss_summary(span: LossSpan) -> str:
     return text + (f" ({'; '.join(notes)})" if notes else "")
 
 
+def wrap_width(out: TextIO) -> int | None:
+    """The width text wraps at: the terminal's (``COLUMNS`` when set) when the report goes to
+    a terminal; None, no wrapping (one line per line: grep-able), for a pipe or a file."""
+    try:
+        tty = bool(out.isatty())
+    except (AttributeError, ValueError, OSError):
+        tty = False
+    return shutil.get_terminal_size((80, 24)).columns if tty else None
+
+
 class Reporter(_Base):
     def __init__(self, out: TextIO, verbose: bool = False) -> None:
         super().__init__(out, verbose)
-        self.console = Console(
+        self.width = wrap_width(out)
+        self.console = self._console(out)
+        self._err_console: Console | None = None
+
+    def _console(self, out: TextIO) -> Console:
+        return Console(
             file=GuardedWriter(out),  # type: ignore[arg-type]
             highlight=False,
-            soft_wrap=True,
+            soft_wrap=True,  # lines are wrapped by ``_print`` (rich's Text.wrap), or not at all
             emoji=False,
             markup=False,
+            width=self.width or 80,
         )
 
+    @property
+    def errors(self) -> Console:
+        """Where error lines go: stderr when the report goes to stdout, else the report."""
+        if self.err is None:
+            return self.console
+        if self._err_console is None:
+            self._err_console = self._console(self.err)
+        return self._err_console
+
+    def _print(
+        self, text: Text, indent: int = 0, hang: int = 2, console: Console | None = None
+    ) -> None:
+        """Print ``text`` indented by ``indent``; wrapped by rich at the report's width with
+        continuation lines indented ``hang`` more (a word longer than a line is folded)."""
+        c = console or self.console
+        if self.width is None:
+            c.print(Text(" " * indent) + text)
+            return
+        width = max(self.width - indent - hang, 20)
+        for n, line in enumerate(text.wrap(c, width, overflow="fold")):
+            line.rstrip()
+            c.print(Text(" " * (indent + (hang if n else 0))) + line)
+
+    def _error(self, *parts: str | tuple[str, str]) -> None:
+        self._print(Text.assemble(("error", "bold red"), ": ", *parts), console=self.errors)
+
     def add(self, result: RunResult) -> None:
-        c = self.console
         path = shown(display_path(result.path))
         name = shown(result.name)
         if result.status == "error":
-            c.print(
-                Text.assemble(
-                    ("error", "bold red"), ": ", shown(result.error) if result.error else path
-                )
-            )
+            self._error(shown(result.error) if result.error else path)
             return
-        header = Text.assemble((path, "bold"))
-        if result.status == "incomplete":
-            header.append("  (incomplete: still being written, or killed)", style="dim")
-        if result.curve:
-            header.append("  loss ")
-            header.append(sparkline(result.curve), style="magenta")
-            if result.loss_span:
-                header.append(" " + loss_summary(result.loss_span), style="dim")
-        c.print(header)
+        if not self.quiet and not self.statistics:
+            header = Text.assemble((path, "bold"))
+            if result.status == "incomplete":
+                header.append("  (incomplete: still being written, or killed)", style="dim")
+            if result.curve:
+                header.append("  loss ")
+                header.append(sparkline(result.curve), style="magenta")
+                if result.loss_span:
+                    header.append(" " + loss_summary(result.loss_span), style="dim")
+            self._print(header)
         for note in result.notes:
-            c.print(Text.assemble(("warning", "yellow"), ": ", shown(note)))
-        for diagnosis in result.diagnoses:
-            if diagnosis.consequences:
-                chain = chain_text(result, diagnosis.chain)
-                c.print(Text.assemble(("diagnosis", "bold"), ": ", shown(chain)))
-            self._finding(result.findings[diagnosis.cause], name)
-            for i in diagnosis.consequences:
-                cause = result.cause_of(i)
-                self._finding(result.findings[i], name, cause)
+            self._print(Text.assemble(("warning", "yellow"), ": ", shown(note)))
+        if not self.statistics:
+            for diagnosis in result.diagnoses:
+                if diagnosis.consequences:
+                    chain = chain_text(result, diagnosis.chain)
+                    self._print(Text.assemble(("diagnosis", "bold"), ": ", shown(chain)))
+                self._finding(result.findings[diagnosis.cause], name)
+                for i in diagnosis.consequences:
+                    cause = result.cause_of(i)
+                    self._finding(result.findings[i], name, cause)
         for e in result.rule_errors:
-            c.print(
-                Text.assemble(
-                    ("error", "bold red"),
-                    f": rule {e.code} {e.name} crashed on {name}: ",
-                    shown(e.error),
-                )
-            )
+            self._error(f"rule {e.code} {e.name} crashed on {name}: ", shown(e.error))
         if self.verbose:
             for s in result.skipped:
                 reasons = shown("; ".join(s.reasons))
-                c.print(Text(f"  skipped {s.code} {s.name}: {reasons}", style="dim"))
+                self._print(Text(f"skipped {s.code} {s.name}: {reasons}", style="dim"), 2)
             if result.ran:
-                c.print(Text(f"  ran {len(result.ran)} rules: {' '.join(result.ran)}", style="dim"))
+                ran = f"ran {len(result.ran)} rules: {' '.join(result.ran)}"
+                self._print(Text(ran, style="dim"), 2)
             for item in result.suppressed:
-                c.print(Text(f"  suppressed {item.code} {item.name} by {item.by}", style="dim"))
+                self._print(
+                    Text(f"suppressed {item.code} {item.name} by {item.by}", style="dim"), 2
+                )
             for info in result.info:
-                c.print(Text(f"  {shown(info)}", style="dim"))
+                self._print(Text(shown(info), style="dim"), 2)
 
     def _finding(self, f: Finding, name: str, cause: Finding | None = None) -> None:
         """A cause: code, severity, run, message, fix, where/steps. A consequence: the same,
         indented under its cause, saying what it follows from instead of a fix."""
-        c = self.console
-        pad = "    " if cause is not None else "  "
+        pad = 4 if cause is not None else 2
         title = Text.assemble(
-            pad[:-2] + ("↳ " if cause is not None else ""),
+            ("↳ " if cause is not None else ""),
             (f.code, "bold"),
             " ",
             (f.severity.value, STYLES[f.severity.value]),
@@ -141,25 +177,40 @@ class Reporter(_Base):
         )
         if cause is not None:
             title.append(f", a consequence of {cause.code} {cause.name}", style="dim")
-        c.print(title)
-        c.print(Text(pad + shown(f.message)))
+        self._print(title, pad - 2)
+        self._print(Text(shown(f.message)), pad)
         if cause is None:
-            c.print(Text.assemble(pad, ("fix:", "bold green"), " ", shown(f.fix)))
+            self._print(Text.assemble(("fix:", "bold green"), " ", shown(f.fix)), pad)
         extra = []
         if f.where:
             extra.append(f"where: {shown(f.where)}")
         if f.steps is not None:
             extra.append(f"steps: {f.steps[0]}–{f.steps[1]}")
         if extra:
-            c.print(Text(pad + "  ".join(extra), style="dim"))
+            self._print(Text("  ".join(extra), style="dim"), pad)
 
     def finish(self, report: Report) -> None:
-        c = self.console
         if self.verbose:
             for path, reason in report.passed:
-                c.print(Text(f"passed over {shown(display_path(path))}: {reason}", style="dim"))
+                line = f"passed over {shown(display_path(path))}: {reason}"
+                self._print(Text(line, style="dim"))
         for problem in report.problems:
-            c.print(Text.assemble(("error", "bold red"), ": ", shown(problem)))
+            self._error(shown(problem))
+        if self.statistics:
+            rows = report.by_code()
+            digits = max((len(str(r["count"])) for r in rows), default=1)
+            for row in rows:
+                self._print(
+                    Text.assemble(
+                        f"{row['count']:>{digits}}  ",
+                        (row["code"], "bold"),
+                        "  ",
+                        (f"[{row['severity']}]", STYLES[row["severity"]]),
+                        f" {row['name']}",
+                    )
+                )
+        if self.quiet:
+            return
         counts = report.counts()
         style = "bold red" if counts["error"] else ("yellow" if counts["warning"] else "green")
-        c.print(Text(report.summary_line(), style=style))
+        self._print(Text(report.summary_line(), style=style))

@@ -7,12 +7,22 @@ two links to each other, or a link to ``/``, end the walk instead of hanging it)
 ``MAX_DEPTH`` folders deep. What the walk passes over is said (``Passed``: a hidden folder, a
 link out of the tree, ...; ``runlint check -v`` shows the reasons), and a folder it cannot list
 is one ``Unreadable`` line, after which the walk goes on with the next folder.
+
+Runs nest: a TensorBoard ``runs/`` folder or a runlint run inside a Hugging Face output folder,
+a runlint run inside a Lightning ``version_0/``. So the walk goes on below a run it found, into
+every folder but those the run's own reader reads (a runlint run's ``parts/``, a Trainer's
+``checkpoint-N/``, a TensorBoard run's ``add_scalars`` folders), which it passes over with that
+reason. ``exclude`` globs leave folders out (matched against the path relative to the checked
+path, and, for a glob without ``/``, against the folder's name). Runs are yielded as they are
+found, so a check can start on the first run before the walk ends.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,14 +65,14 @@ class Unreadable:
 Event = Found | Passed | Unreadable
 
 
-def find_runs(path: Path) -> Iterator[Path]:
+def find_runs(path: Path, exclude: Sequence[str] = ()) -> Iterator[Path]:
     """Runs at or below ``path``: runlint run directories and folders an importer recognizes."""
-    for event in walk(path):
+    for event in walk(path, exclude=exclude):
         if isinstance(event, Found):
             yield event.path
 
 
-def walk(root: Path, *, max_depth: int = MAX_DEPTH) -> Iterator[Event]:
+def walk(root: Path, *, max_depth: int = MAX_DEPTH, exclude: Sequence[str] = ()) -> Iterator[Event]:
     """Every run at or below ``root``, in sorted depth-first order, with what was passed over
     and what could not be listed; never follows a link out of ``root`` or into a loop."""
     root = Path(root)
@@ -91,13 +101,18 @@ def walk(root: Path, *, max_depth: int = MAX_DEPTH) -> Iterator[Event]:
         except OSError as exc:
             yield Unreadable(folder, f"{folder}: cannot list ({exc.strerror or exc})", root)
             continue
-        if _is_run(folder, entries):
+        own: dict[str, str] = {}
+        kind = _run_kind(folder, entries)
+        if kind is not None:
             yield Found(folder, root)
-            continue
+            own = _own_folders(kind, entries)
         children = []
         for name in sorted(entries):
             entry = entries[name]
             child = Path(entry.path)
+            if name in own:
+                yield Passed(child, own[name], root)
+                continue
             link = entry.is_symlink()
             try:
                 is_folder = entry.is_dir()
@@ -107,7 +122,10 @@ def walk(root: Path, *, max_depth: int = MAX_DEPTH) -> Iterator[Event]:
                 if link and not os.path.exists(child):
                     yield Passed(child, "a broken link, or a loop of links", root)
                 continue
-            if name.startswith("."):
+            pattern = _excluded(child, root, exclude)
+            if pattern is not None:
+                yield Passed(child, f"excluded by {pattern!r}", root)
+            elif name.startswith("."):
                 yield Passed(child, "a hidden folder", root)
             elif link and not _inside(os.path.realpath(child), top):
                 yield Passed(child, "a link out of the checked folder", root)
@@ -122,11 +140,66 @@ def _inside(real: str, top: str) -> bool:
     return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
 
 
-def _is_run(folder: Path, entries: dict[str, os.DirEntry[str]]) -> bool:
-    """Whether a folder, listed as ``entries``, is a runlint run directory or an importer's."""
+def _excluded(child: Path, root: Path, exclude: Sequence[str]) -> str | None:
+    """The first ``exclude`` glob that matches ``child``, or None."""
+    if not exclude:
+        return None
+    try:
+        rel = child.relative_to(root).as_posix()
+    except ValueError:
+        rel = child.name
+    for pattern in exclude:
+        glob = pattern.rstrip("/")
+        if fnmatch.fnmatchcase(rel, glob) or (
+            "/" not in glob and fnmatch.fnmatchcase(child.name, glob)
+        ):
+            return pattern
+    return None
+
+
+def _run_kind(folder: Path, entries: Mapping[str, os.DirEntry[str]]) -> str | None:
+    """``"runlint"``, an importer's kind (``runlint.run.importers.kind``) or None: what run a
+    folder, listed as ``entries``, is."""
     if META_FILE in entries or PARTS_DIR in entries or any(map(parse_compact, entries)):
-        return True
-    return importers.kind(folder, entries) is not None
+        return "runlint"
+    return importers.kind(folder, entries)
+
+
+_CHECKPOINT = re.compile(r"^checkpoint-\d+$")
+
+
+def _own_folders(kind: str, entries: Mapping[str, os.DirEntry[str]]) -> dict[str, str]:
+    """The sub-folders the reader of a run of ``kind`` reads itself (not runs of their own),
+    each with the reason the walk passes over it."""
+    if kind == "runlint":
+        return {PARTS_DIR: "the run's own part files"} if PARTS_DIR in entries else {}
+    if kind == "hf":
+        return {
+            name: "a checkpoint of the Trainer output folder above it"
+            for name in entries
+            if _CHECKPOINT.match(name)
+        }
+    if kind == "tensorboard":
+        own = {}
+        for name, entry in entries.items():
+            if name.startswith(".") or not _is_folder(entry):
+                continue
+            try:
+                with os.scandir(entry.path) as it:
+                    names = [e.name for e in it]
+            except OSError:
+                continue
+            if names and all(importers.is_event_file(n) for n in names):
+                own[name] = "an add_scalars folder of the TensorBoard run above it"
+        return own
+    return {}
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def is_run_dir(path: Path) -> bool:
