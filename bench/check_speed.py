@@ -9,6 +9,14 @@ run of this script, it times ``runlint check --jobs 1`` and ``--jobs 2`` on the 
 /dev/null), the peak RSS of the checking processes at two corpus sizes, and the wall time of
 ``runlint check`` on one small run. Every command is a fresh subprocess.
 
+    python bench/check_speed.py --tree 10000 [--tree-only] [--tree-run NAME] [--tree-select RULES]
+
+``--tree N`` also builds an N-run tree (``exp-NNN/version_M/``, every file hard-linked, else
+copied, from one small corpus run that has a finding) and times ``runlint check tree --jobs 2``
+(text, stdout a pipe): the time to the first finding printed, the total time, and the peak RSS
+of its largest process, on the tree and on a tenth of it (a check that streams keeps the same
+peak whatever the number of runs). ``--tree-only`` skips the synthesized corpus.
+
 With ``--s3`` it also uploads the same runs to an S3-compatible server on 127.0.0.1 (moto's,
 started here: ``pip install -e '.[dev]'``) and times ``runlint check s3://bench/runs`` beside
 ``runlint check`` of the local folder, with the ratio: what reading each run's files through
@@ -46,6 +54,84 @@ print(json.dumps({"wall": wall, "rss_mb": usage.ru_maxrss / 1024, "rc": proc.ret
                   "cpu": usage.ru_utime + usage.ru_stime,
                   "stderr": proc.stderr.decode()[-300:]}))
 """
+
+
+# Runs ``runlint check`` with stdout a pipe; prints the time to its first finding line, its
+# wall time and the peak RSS of its largest process (the workers included: they are its children).
+FIRST = """
+import json, re, resource, subprocess, sys, time
+start = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+first, lines = None, 0
+for line in proc.stdout:
+    lines += 1
+    if first is None and re.match(r"RL[0-9]{3} ", line):
+        first = time.perf_counter() - start
+err = proc.stderr.read()
+proc.wait()
+wall = time.perf_counter() - start
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"first": first, "wall": wall, "rss_mb": usage.ru_maxrss / 1024,
+                  "rc": proc.returncode, "lines": lines, "stderr": err[-300:]}))
+"""
+
+
+def write_tree(root: Path, runs: int, source: Path) -> str:
+    """``runs`` copies of the run ``source`` as ``root/exp-NNN/version_M`` (100 a folder), each
+    file hard-linked (copied where links cannot be made); how the files were made."""
+    files = [p for p in sorted(source.iterdir()) if p.is_file()]
+    how = "hard-linked"
+    for i in range(runs):
+        run = root / f"exp-{i // 100:03d}" / f"version_{i % 100}"
+        run.mkdir(parents=True)
+        for f in files:
+            try:
+                os.link(f, run / f.name)
+            except OSError:
+                shutil.copyfile(f, run / f.name)
+                how = "copied"
+    return how
+
+
+def bench_tree(tmp: Path, runs: int, name: str, select: str | None = None) -> None:
+    """Time to first finding, total time and peak RSS of ``runlint check`` on a tree of runs."""
+    source = Path(__file__).resolve().parents[1] / "fixtures" / "corpus" / name
+    if not source.is_dir():
+        raise SystemExit(f"{source}: no such corpus run")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    print()
+    print(
+        f"{'tree (runs of ' + name + ')':44s} {'runs':>6s} {'first finding s':>15s} "
+        f"{'wall s':>7s} {'runs/s':>7s} {'peak RSS MiB':>13s}"
+    )
+    for n in sorted({max(1, runs // 10), runs}):
+        tree = tmp / f"tree-{n}"
+        start = time.perf_counter()
+        how = write_tree(tree, n, source)
+        made = time.perf_counter() - start
+        cmd = [
+            sys.executable,
+            "-c",
+            FIRST,
+            sys.executable,
+            "-m",
+            "runlint",
+            "check",
+            str(tree),
+            "--jobs",
+            "2",
+        ]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+        r = json.loads(out.stdout)
+        if r["rc"] not in (0, 1):
+            raise SystemExit(f"runlint check failed (exit {r['rc']}): {r['stderr']}")
+        first = f"{r['first']:.2f}" if r["first"] is not None else "none"
+        label = f"check -j 2{' --select ' + select if select else ''} ({how} in {made:.0f}s)"
+        print(
+            f"{label:44s} {n:6d} {first:>15s} {r['wall']:7.1f} {n / r['wall']:7.1f} "
+            f"{r['rss_mb']:13.0f}"
+        )
+        shutil.rmtree(tree)
 
 
 def synth_tables(steps: int, layers: int, every: int, seed: int) -> dict[str, pa.Table]:
@@ -190,7 +276,16 @@ def main() -> None:
     parser.add_argument(
         "--s3", action="store_true", help="also time the runs read from a local S3 server (moto)"
     )
+    parser.add_argument("--tree", type=int, default=0, help="also time a tree of N small runs")
+    parser.add_argument("--tree-only", action="store_true", help="only the tree")
+    parser.add_argument("--tree-run", default="rl101-last-layer-x50", help="corpus run to copy")
+    parser.add_argument("--tree-select", help="--select for the tree's check (default: all)")
     args = parser.parse_args()
+    if args.tree_only:
+        print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+        with tempfile.TemporaryDirectory(prefix="runlint-bench-") as tmp:
+            bench_tree(Path(tmp), args.tree or 10_000, args.tree_run, args.tree_select)
+        return
 
     from runlint.check import engine
 
@@ -250,6 +345,9 @@ def main() -> None:
         if args.s3:
             print()
             object_storage(big, args.runs, size)
+
+        if args.tree:
+            bench_tree(Path(tmp), args.tree, args.tree_run, args.tree_select)
 
 
 def start_s3() -> tuple[Any, dict[str, str]]:

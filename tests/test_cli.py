@@ -70,9 +70,32 @@ def test_per_rule_severity_from_pyproject_found_above_the_runs(
         '[tool.runlint]\nselect = ["RL103"]\nfail-on = "error"\n'
         '[tool.runlint.RL103]\nseverity = "warning"\n'
     )
-    code, out, _ = check(str(project / "logs"))
+    code, out, _ = check("logs", cwd=project)
     assert code == 0 and "RL103 warning d" in out
-    assert check(str(project / "logs"), "--fail-on", "warning")[0] == 1
+    assert check("logs", "--fail-on", "warning", cwd=project)[0] == 1
+    assert check(str(project / "logs"), "--fail-on", "warning", cwd=project / "logs")[0] == 1
+
+
+def test_a_config_dropped_into_the_log_folder_does_not_switch_the_gate_off(
+    tmp_path: Path,
+) -> None:
+    project = tmp_path / "proj"
+    run = write_run(project / "logs" / "d", steps=20, loss=np.r_[np.ones(10), np.full(10, np.nan)])
+    (project / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    off = '[tool.runlint]\nignore = ["ALL"]\nexit-zero = true\n'
+    (project / "logs" / "pyproject.toml").write_text(off)
+    (run / "pyproject.toml").write_text(off)
+    (run / "runlint.toml").write_text('ignore = ["ALL"]\n')
+    (project / "logs" / "sub").mkdir()
+    (project / "logs" / "sub" / "runlint.toml").write_text('ignore = ["ALL"]\n')
+    code, out, _ = check("logs", "--select", "RL103", cwd=project)  # from the project
+    assert code == 1 and "RL103 error d" in out
+    # a checked folder may be the project itself (`runlint check .`), but no folder below it
+    # nor inside a run is one
+    (project / "logs" / "pyproject.toml").unlink()
+    for cwd, path in ((project / "logs" / "sub", ".."), (run, ".")):
+        code, out, _ = check(path, "--select", "RL103", cwd=cwd)
+        assert code == 1 and "RL103 error" in out
 
 
 def test_bad_config_is_exit_2_with_one_line(tmp_path: Path, corpus: Path) -> None:
@@ -108,11 +131,11 @@ def test_bad_paths_are_exit_2_and_others_still_checked(
 def test_unreadable_run_among_good_ones(corpus: Path, tmp_path: Path) -> None:
     bad = write_run(tmp_path / "bad", steps=10)
     (bad / "meta.json").write_text("{")
-    code, out, _ = check(str(bad), str(corpus / "runs" / "healthy"))
+    code, out, err = check(str(bad), str(corpus / "runs" / "healthy"))
     assert code == 2
-    lines = [line for line in out.splitlines() if line.startswith("error:")]
+    lines = [line for line in err.splitlines() if line.startswith("error:")]  # errors: stderr
     assert len(lines) == 1 and "meta.json is not valid JSON" in lines[0] and "bad" in lines[0]
-    assert "healthy" in out
+    assert "healthy" in out and "error:" not in out and "1 unreadable run" in out
 
 
 def test_output_file_and_verbose(corpus: Path, tmp_path: Path) -> None:
@@ -137,8 +160,8 @@ def test_crashing_rule_is_reported_and_exits_2(
 
     real = engine.discover()
     monkeypatch.setattr(engine, "discover", lambda: engine.Catalog((*real.rules, Boom)))
-    code, out, _ = check(str(corpus / "runs"), "--select", "RL103,RL999")
-    assert code == 2 and "rule RL999 boom crashed on diverged: RuntimeError: kaput" in out
+    code, out, err = check(str(corpus / "runs"), "--select", "RL103,RL999")
+    assert code == 2 and "rule RL999 boom crashed on diverged: RuntimeError: kaput" in err
     assert "RL103 error diverged" in out
 
 
@@ -184,7 +207,7 @@ def test_subprocess_exit_codes_and_streams(corpus: Path) -> None:
     )
     proc = _run("check", str(corpus / "empty"))
     assert (
-        proc.returncode == 2 and "no runs found" in proc.stdout and "Traceback" not in proc.stderr
+        proc.returncode == 2 and "no runs found" in proc.stderr and "Traceback" not in proc.stderr
     )
 
 
@@ -209,7 +232,7 @@ def test_help_lists_every_flag_and_bad_values_are_one_error_line(corpus: Path) -
     assert result.exit_code == 0 and result.stdout.startswith("usage: runlint check")
     for flag in check_flags():
         assert all(name in result.stdout for name in flag.names if name.startswith("-"))
-    for argv in ([str(corpus), "--jobs", "-1"], [str(corpus), "--fail-on", "x"], []):
+    for argv in ([str(corpus), "--jobs", "-1"], [str(corpus), "--fail-on", "x"]):
         bad = invoke("check", *argv)
         assert bad.exit_code == 2 and bad.stdout == ""
         assert bad.stderr.startswith("runlint: error: ") and bad.stderr.count("\n") == 1

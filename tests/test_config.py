@@ -1,4 +1,5 @@
-"""[tool.runlint]: found by walking up, validated strictly, fuzzed for clean errors."""
+"""[tool.runlint]: found from the working directory, validated strictly, fuzzed for clean
+errors."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_loader_synth import write_run
 
 from runlint.check.config import ConfigError, find_config, load_config, parse_config
 from runlint.check.rule import Severity
@@ -27,6 +29,34 @@ def test_nearest_runlint_table_wins(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "pyproject.toml").write_text('[tool.runlint]\nignore = ["RL2"]\n')
     assert find_config(tmp_path / "a") == tmp_path / "a" / "pyproject.toml"
+
+
+def test_runlint_toml_comes_before_pyproject_and_a_pyproject_without_the_table_is_passed(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.runlint]\nselect = ["RL1"]\n')
+    (tmp_path / "runlint.toml").write_text('select = ["RL2"]\n')
+    assert find_config(tmp_path) == tmp_path / "runlint.toml"
+    assert load_config(find_config(tmp_path)).select == ["RL2"]
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    assert find_config(tmp_path / "sub") == tmp_path / "runlint.toml"
+
+
+def test_a_config_inside_a_run_is_never_read(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.runlint]\nselect = ["RL1"]\n')
+    run = write_run(tmp_path / "logs" / "run-1", steps=10)
+    (run / "pyproject.toml").write_text('[tool.runlint]\nignore = ["ALL"]\n')
+    (run / "runlint.toml").write_text('ignore = ["ALL"]\n')
+    (run / "plots").mkdir()
+    (run / "plots" / "runlint.toml").write_text('ignore = ["ALL"]\n')
+    assert find_config(run) == tmp_path / "pyproject.toml"
+    assert find_config(run / "plots") == tmp_path / "pyproject.toml"
+    hf = tmp_path / "hf-out"
+    hf.mkdir()
+    (hf / "trainer_state.json").write_text('{"log_history": []}')
+    (hf / "runlint.toml").write_text('ignore = ["ALL"]\n')
+    assert find_config(hf) == tmp_path / "pyproject.toml"
 
 
 def test_all_keys_kebab_or_snake(tmp_path: Path) -> None:

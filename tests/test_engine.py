@@ -269,4 +269,19 @@ def test_loss_curve_marks_non_finite_bins(tmp_path: Path) -> None:
     curve, span = engine.loss_curve(load_run(run_dir), points=20)
     assert curve is not None and span is not None
     assert all(np.isfinite(curve[:15])) and all(np.isnan(curve[15:]))
-    assert curve[0] > curve[14] and span[2] == 200
+    assert curve[0] > curve[14] and span.points == 200
+    assert (span.first, span.first_step, span.last_step, span.peak) == (3.0, 0, 149, 3.0)
+
+
+def test_loss_curve_leaves_out_steps_that_did_not_log_the_loss(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    run = write_run(tmp_path / "sparse", steps=200)
+    table = pq.read_table(run / "steps-r0.parquet")
+    loss = pa.array(table.column("loss").to_numpy(), mask=np.arange(200) % 10 != 0)
+    table = table.set_column(table.column_names.index("loss"), "loss", loss)
+    pq.write_table(table, run / "steps-r0.parquet")
+    curve, span = engine.loss_curve(engine.load_run(run))
+    assert curve is not None and all(np.isfinite(curve)) and len(curve) == 20
+    assert span is not None and span.points == 20 and span.last_step == 190

@@ -358,7 +358,13 @@ def test_discovery_finds_each_kind_and_never_claims_a_runlint_run(tmp_path: Path
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "readme.txt").write_text("hi")
     found = {p.relative_to(tmp_path).as_posix(): importers.kind(p) for p in find_runs(tmp_path)}
-    assert found == {"hf": "hf", "mine": None, "pl/version_0": "lightning", "tb": "tensorboard"}
+    assert found == {  # the TensorBoard run inside the Trainer output folder is a run too
+        "hf": "hf",
+        "hf/runs/x": "tensorboard",
+        "mine": None,
+        "pl/version_0": "lightning",
+        "tb": "tensorboard",
+    }
 
 
 def test_checking_imported_logs_never_imports_torch(tmp_path: Path) -> None:

@@ -90,11 +90,14 @@ def render(report: Report, fmt: str, verbose: bool = False) -> str:
 
 def test_json_has_the_design_shape_and_is_strict_json(report: Report) -> None:
     doc = json.loads(render(report, "json"), parse_constant=lambda c: pytest.fail(c))
-    assert set(doc) == {"version", "runs", "findings", "summary"} and doc["version"] == 1
+    # DESIGN §3's version-1 shape, with the fields docs/json-report.md lists added
+    assert set(doc) >= {"version", "runs", "findings", "summary"} and doc["version"] == 1
+    assert set(doc) - {"version", "runs", "findings", "summary"} <= {"diagnoses"}
     assert [set(r) for r in doc["runs"]] == [{"path", "status", "error"}] * 2
     assert [r["status"] for r in doc["runs"]] == ["ok", "error"]
     keys = {"code", "name", "severity", "message", "fix", "run", "steps", "where", "evidence"}
-    assert all(set(f) == keys for f in doc["findings"])
+    added = {"cause", "consequences", "fingerprint"}
+    assert all(set(f) == keys | added for f in doc["findings"])
     first = doc["findings"][0]
     assert first["steps"] == [3, 9] and first["severity"] == "warning"
     assert first["evidence"] == {"peak": "inf", "ratio": 0.5, "nan": "nan", "arr": [0, 1]}

@@ -7,28 +7,36 @@ hides the other rules. A rule whose data is missing is skipped with the reason.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import importlib
 import inspect
 import math
 import multiprocessing
+import os
 import pkgutil
 import re
+import signal
 import traceback
 import types
 import typing
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
 from runlint.check.config import Config, ConfigError, kebab, parse_severity, snake
+from runlint.check.diagnose import Diagnosis, diagnose
 from runlint.check.rule import Finding, NotJudged, Rule, RuleDefinitionError, Severity
+from runlint.check.suppress import RUN_IGNORE_FILE, Suppressed, parse_run_ignores
 from runlint.extras import MissingExtra
 from runlint.hints import suggest
-from runlint.run import NothingLogged, Run, RunError, find_runs, load_run
+from runlint.run import NothingLogged, Run, RunError, load_run
+from runlint.run import limits as read_limits
+from runlint.run.find import Found, Passed, Unreadable, walk
 from runlint.run.remote import RemoteError, RemoteRun, find_remote, is_url, local_copy
 from runlint.schema import META, AnyOf, Need
 from runlint.schema.layout import META_FILE
@@ -103,11 +111,48 @@ class RunResult:
     ran: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # readable but damaged input, one line each
     curve: list[float] | None = None  # the EMA-smoothed loss, downsampled (for sparklines)
-    loss_span: tuple[float, float, int] | None = None  # first, last smoothed loss; steps
+    loss_span: LossSpan | None = None  # the logged loss: first, last, peak, at their steps
+    #: per finding, the index of the finding it is a consequence of (None: a cause)
+    causes: list[int | None] = field(default_factory=list)
+    #: the run's diagnosis: its causes, each with its consequences (``runlint.check.diagnose``)
+    diagnoses: list[Diagnosis] = field(default_factory=list)
+
+    #: the run's name: its path relative to the checked path (``exp-a/version_0``)
+    label: str = ""
+    #: per finding, its stable fingerprint (``runlint.check.suppress``), once suppression ran
+    fingerprints: list[str] = field(default_factory=list)
+    #: findings left out by per-run ignores, the run's .runlintignore or a baseline
+    suppressed: list[Suppressed] = field(default_factory=list)
+    #: the selectors of the run's .runlintignore (read when the config honours it)
+    run_ignores: list[str] = field(default_factory=list)
+    #: what only -v shows (a .runlintignore that is not honoured)
+    info: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
-        return Path(self.path).name or self.path
+        return self.label or Path(self.path).name or self.path
+
+    def regroup(self, graph: Mapping[str, Sequence[str]]) -> None:
+        """Group the findings into causes and consequences again (after some were removed)."""
+        self.causes, self.diagnoses = diagnose(self.findings, graph)
+
+    def cause_of(self, index: int) -> Finding | None:
+        """The finding that finding ``index`` is a consequence of, if any."""
+        parent = self.causes[index] if index < len(self.causes) else None
+        return self.findings[parent] if parent is not None else None
+
+
+@dataclass(frozen=True)
+class LossSpan:
+    """The logged loss (not smoothed): its first and last finite values and its peak."""
+
+    first: float
+    first_step: int
+    last: float
+    last_step: int
+    peak: float
+    peak_step: int
+    points: int  # logged points
 
 
 # -- discovery ---------------------------------------------------------------------------------
@@ -194,13 +239,26 @@ def _specificity(rule: type[Rule], token: str) -> int:
 
 
 def check_selectors(tokens: Sequence[str], catalog: Catalog, where: str) -> None:
-    """Raise ``ConfigError`` for a selector that is neither ALL, a code prefix nor a rule name."""
+    """Raise ``ConfigError`` for a selector that selects no rule of the catalog: not ALL, not a
+    rule name, and not a code or code prefix some rule has (``RL999``, ``RL9``: a typo that
+    would run no rule and pass CI silently is a usage error, with a "did you mean")."""
     names = [r.name for r in catalog.rules]
     for token in tokens:
-        if token == "ALL" or CODE_PREFIX_RE.match(token.upper()) or token.lower() in names:
+        upper = token.upper()
+        if token == "ALL" or token.lower() in names:
+            continue
+        if CODE_PREFIX_RE.match(upper) and any(c.startswith(upper) for c in catalog.codes):
             continue
         hint = suggest(token, [*catalog.codes, *names, "ALL"])
-        raise ConfigError(f"{where}: unknown rule selector {token!r}{hint}")
+        why = ""
+        if CODE_PREFIX_RE.match(upper):
+            why = " (no rule's code starts with it)"
+            if not hint and catalog.codes:
+                hint = (
+                    f"; did you mean one of {catalog.codes[0]}..{catalog.codes[-1]}? "
+                    "('runlint rules' lists them)"
+                )
+        raise ConfigError(f"{where}: unknown rule selector {token!r}{why}{hint}")
 
 
 def select_rules(
@@ -345,6 +403,8 @@ def configure(
     check_selectors(config.ignore, catalog, where)
     check_selectors(select or [], catalog, "--select")
     check_selectors(ignore, catalog, "--ignore")
+    for glob, tokens in config.per_run_ignores.items():
+        check_selectors(tokens, catalog, f"{where}: per-run-ignores {glob!r}")
     built: dict[str, Rule] = {}
     for code, table in config.rules.items():
         rule = catalog.get(code)
@@ -366,13 +426,14 @@ def configure(
 
 
 def expand_paths(
-    paths: Iterable[Path | str],
-) -> Iterator[tuple[Path | RemoteRun | str, str | None]]:
-    """Each run below each path, or ``(path, error)`` for a path that holds none (a URL that
-    cannot be read is its text: ``str``, never a run).
+    paths: Iterable[Path | str], exclude: Sequence[str] = ()
+) -> Iterator[Found | Passed | Unreadable]:
+    """Each run below each path as it is found (``runlint.run.find.walk``), the folders passed
+    over and those that could not be listed; ``Unreadable`` for a path that holds no run.
 
     A URL (``s3://bucket/prefix``, any fsspec URL: ``runlint.run.remote``) is listed once and
-    yields a ``RemoteRun`` for each run found in it.
+    yields a ``Found`` of a ``RemoteRun`` for each run found in it (``exclude`` is for local
+    walks).
     """
     for path in paths:
         if is_url(path):
@@ -380,26 +441,34 @@ def expand_paths(
             try:
                 remote = find_remote(url)
             except (RemoteError, MissingExtra) as exc:
-                yield url, str(exc)
+                yield Unreadable(url, str(exc), url)
                 continue
-            yield from ((run, None) for run in remote)
+            yield from (Found(run, url) for run in remote)
             if not remote:
-                yield url, f"{url}: no runs found"
+                yield Unreadable(url, f"{url}: no runs found", url)
             continue
         path = Path(path)
-        if not path.exists():
-            yield path, f"{path}: no such file or directory"
+        if not os.path.lexists(path):
+            yield Unreadable(path, f"{path}: no such file or directory", path)
             continue
         found = False
-        try:
-            for run in find_runs(path):
-                found = True
-                yield run, None
-        except OSError as exc:
-            yield path, f"{path}: cannot list ({exc.strerror or exc})"
-            continue
+        for event in walk(path, exclude=exclude):
+            found = found or isinstance(event, Found)
+            yield event
         if not found:
-            yield path, f"{path}: no runs found"
+            yield Unreadable(path, f"{path}: no runs found", path)
+
+
+def runs_or_errors(
+    paths: Iterable[Path | str],
+) -> Iterator[tuple[Path | RemoteRun | str, str | None]]:
+    """``expand_paths`` as ``(run, None)`` for each run found and ``(path, error)`` for each
+    path or folder that could not be read (what was passed over is left out)."""
+    for event in expand_paths(paths):
+        if isinstance(event, Found):
+            yield event.path, None
+        elif isinstance(event, Unreadable):
+            yield event.path, event.error
 
 
 @dataclass
@@ -409,6 +478,17 @@ class Checker:
     rules: list[Rule]
     meta: dict[str, Any] = field(default_factory=dict)
     curve: bool = False
+    #: what a run may take to read (``runlint.run.limits``); its ``roots`` are the checked trees
+    limits: read_limits.Limits = read_limits.DEFAULT
+    #: why ``check`` ran one run at a time although asked for more (no process pool here)
+    fallback: str | None = None
+    #: read the runs' .runlintignore files (the config's allow-run-ignores)
+    run_ignore_files: bool = False
+
+    @property
+    def graph(self) -> dict[str, tuple[str, ...]]:
+        """Rule code → the codes of rules whose problem can cause its own (``explained_by``)."""
+        return {rule.code: tuple(rule.explained_by) for rule in self.rules}
 
     def check_path(self, path: Path | RemoteRun) -> RunResult:
         """Load one run and check it with every rule; never raises for bad input or bad rules.
@@ -418,6 +498,10 @@ class Checker:
         """
         if isinstance(path, RemoteRun):
             return self._check_remote(path)
+        with read_limits.using(self.limits):
+            return self._check_path(path)
+
+    def _check_path(self, path: Path) -> RunResult:
         result = RunResult(path=str(path))
         try:
             run = load_run(path)
@@ -436,6 +520,7 @@ class Checker:
                 f"{path}: no {META_FILE} (metadata lost: rules that need it are skipped; "
                 "--num-classes/--batch-size supply it)"
             )
+        self._read_run_ignores(Path(path), result)
         return self.check_run(run, result)
 
     def check_run(self, run: Run, result: RunResult | None = None) -> RunResult:
@@ -443,12 +528,22 @@ class Checker:
         never raises for bad input or bad rules."""
         if result is None:
             result = RunResult(path=str(run.path))
+        path = result.path
         result.source = run.source
         if not run.complete:
             result.status = "incomplete"
         self._apply_meta(run)
+        unreadable = vet_metadata(run)
+        if unreadable:
+            result.notes.append(
+                _line(
+                    f"{path}: unreadable metadata: {'; '.join(unreadable)} (rules that need it "
+                    "are skipped)"
+                )
+            )
         for rule in self.rules:
             self._run_rule(rule, run, result)
+        result.regroup(self.graph)
         if self.curve and result.status != "error":
             try:
                 result.curve, result.loss_span = loss_curve(run)
@@ -473,21 +568,123 @@ class Checker:
             e.error = _renamed(e.error, local, remote.url)
         return result
 
-    def check(self, paths: Sequence[Path | RemoteRun], jobs: int = 1) -> Iterator[RunResult]:
-        """Results in the order of ``paths``, streamed as they are ready."""
-        if jobs <= 1 or len(paths) <= 1:
-            for path in paths:
-                yield self.check_path(path)
+    def check(self, paths: Iterable[Path | RemoteRun], jobs: int = 1) -> Iterator[RunResult]:
+        """Results in the order of ``paths``, each yielded as soon as it (and those before it)
+        are ready; ``paths`` is consumed as the check goes, so a long walk streams.
+
+        With ``jobs > 1`` runs are checked in a process pool with at most ``2 × jobs`` runs in
+        flight, so memory stays bounded by the pool whatever the number of runs. A worker that
+        dies (the OOM killer, a segfault in a native library) breaks the pool: the runs that
+        were in flight are checked again, each alone in a process of its own, and the one whose
+        process dies again is reported as an error naming the signal; the check goes on.
+        """
+        todo = iter(paths)
+        if jobs > 1:
+            yield from self._check_in_pool(todo, jobs)
+        for path in todo:  # one at a time (asked for, or no process pool could run)
+            yield self.check_path(path)
+
+    def _check_in_pool(self, todo: Iterator[Path | RemoteRun], jobs: int) -> Iterator[RunResult]:
+        """``check`` with a pool; returns when ``todo`` is done, or early (``fallback`` says
+        why) when no process can be started here, leaving the rest of ``todo`` unchecked."""
+        try:
+            pool = self._pool(jobs)
+        except Exception as exc:  # no semaphores, no /dev/shm, ...
+            self._no_pool(jobs, exc)
             return
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else None)
-        with ProcessPoolExecutor(
-            max_workers=min(jobs, len(paths)),
-            mp_context=context,
-            initializer=_init_worker,
-            initargs=(self,),
-        ) as pool:
-            yield from pool.map(_check_in_worker, paths, chunksize=1)
+        pending: collections.deque[tuple[Path | RemoteRun, Future[RunResult]]] = collections.deque()
+        starting = True  # until a submit fails for another reason than a broken pool
+        try:
+            while True:
+                while starting and len(pending) < 2 * jobs:
+                    queued = next(todo, None)
+                    if queued is None:
+                        break
+                    try:
+                        pending.append((queued, pool.submit(_check_in_worker, queued)))
+                    except BrokenProcessPool:
+                        pending.append((queued, _broken()))
+                        break
+                    except Exception as exc:  # the pool could not start a process
+                        self._no_pool(jobs, exc)
+                        pending.append((queued, _broken()))
+                        starting = False
+                if not pending:
+                    return
+                path, future = pending[0]
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    lost = list(pending)
+                    pending.clear()
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    for path, future in lost:  # finished before the break, or checked alone
+                        done = (
+                            future.done() and not future.cancelled() and future.exception() is None
+                        )
+                        yield future.result() if done else self._check_alone(path)
+                    if not starting:
+                        return
+                    pool = self._pool(jobs)
+                    continue
+                pending.popleft()
+                yield result
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _no_pool(self, jobs: int, exc: BaseException) -> None:
+        self.fallback = (
+            f"--jobs {jobs}: no worker process can start here ({_exc_line(exc)}); "
+            "checking one run at a time"
+        )
+
+    def _pool(self, jobs: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=jobs, mp_context=_context(), initializer=_init_worker, initargs=(self,)
+        )
+
+    def _check_alone(self, path: Path | RemoteRun) -> RunResult:
+        """Check one run in a process of its own; a process that dies is an error result."""
+        receive, send = _context().Pipe(duplex=False)
+        process = _context().Process(target=_check_and_send, args=(self, path, send), daemon=True)
+        try:
+            process.start()
+        except Exception as exc:  # no process can start: check it here
+            self._no_pool(2, exc)
+            receive.close()
+            send.close()
+            return self.check_path(path)
+        send.close()
+        try:
+            result: RunResult = receive.recv()
+        except EOFError:  # the process died before it sent a result
+            process.join()
+            return RunResult(
+                path=str(path), status="error", error=f"{path}: {_death(process.exitcode)}"
+            )
+        finally:
+            receive.close()
+        process.join()
+        return result
+
+    def _read_run_ignores(self, path: Path, result: RunResult) -> None:
+        """The selectors of the run's ``.runlintignore``, when the config honours it."""
+        file = path / RUN_IGNORE_FILE if path.is_dir() else None
+        if file is None or not os.path.lexists(file):
+            return
+        if not self.run_ignore_files:
+            result.info.append(
+                f"{RUN_IGNORE_FILE} not honoured: set allow-run-ignores = true in the config"
+            )
+            return
+        try:
+            text = read_limits.read_meta_bytes(file).decode("utf-8", errors="replace")
+        except (OSError, ValueError) as exc:
+            result.notes.append(_line(f"{path}: {RUN_IGNORE_FILE} cannot be read ({exc})"))
+            return
+        result.run_ignores, problems = parse_run_ignores(text)
+        if problems:
+            result.notes.append(_line(f"{path}: {RUN_IGNORE_FILE}: {'; '.join(problems)}"))
 
     def _apply_meta(self, run: Run) -> None:
         """Fill metadata the run lacks, or only inferred, from config / command line."""
@@ -530,6 +727,12 @@ class Checker:
 _WORKER: Checker | None = None
 
 
+def _context() -> Any:
+    """Worker processes fork where the platform can (no re-import of rules and pandas)."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else None)
+
+
 def _init_worker(checker: Checker) -> None:
     global _WORKER
     _WORKER = checker
@@ -545,6 +748,69 @@ def _renamed(text: _Text, local: Path, url: str) -> _Text:
 def _check_in_worker(path: Path | RemoteRun) -> RunResult:
     assert _WORKER is not None
     return _WORKER.check_path(path)
+
+
+def _check_and_send(checker: Checker, path: Path, send: Any) -> None:
+    send.send(checker.check_path(path))
+    send.close()
+
+
+def _broken() -> Future[RunResult]:
+    future: Future[RunResult] = Future()
+    future.set_exception(BrokenProcessPool("the pool broke"))
+    return future
+
+
+def _death(exitcode: int | None) -> str:
+    """Why the process checking a run ended without a result, in words."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        why = " (out of memory: the OOM killer?)" if -exitcode == signal.SIGKILL else ""
+        return f"the process checking this run was killed by {name}{why}; no result"
+    return f"the process checking this run exited with code {exitcode} before reporting"
+
+
+#: Metadata lists of named items (``runlint.schema.meta``) whose names the rules use as keys.
+_NAMED_LISTS = ("params", "modules")
+
+
+def vet_metadata(run: Run) -> list[str]:
+    """What of the run's metadata cannot be read, one phrase per key (``meta.params is
+    unreadable (item 2 is a string, not an object)``), after leaving it out of the run.
+
+    The schema's own reading (``Run.setup``) leaves out a known key whose value has the wrong
+    shape and names it in ``Setup.problems``; the rules then skip what needs it. On top of it, a
+    list of named items (``params``, ``modules``) must name each item once with a non-empty
+    string, since rules index by those names; a key that fails that, or metadata the schema
+    cannot read at all, is taken out of the run here, so no rule ever sees it.
+    """
+    try:
+        problems = list(run.setup.problems)
+    except Exception as exc:  # the reader itself failed: no metadata key can be trusted
+        known = [k for k in META if k in run.meta]
+        run.meta = {k: v for k, v in run.meta.items() if k not in META}
+        return [f"meta ({', '.join(known) or 'all keys'}) is unreadable ({_exc_line(exc)})"]
+    dropped = []
+    for key in _NAMED_LISTS:
+        raw = run.meta.get(key)
+        if not isinstance(raw, list) or any(p.startswith(f"meta.{key} ") for p in problems):
+            continue
+        names = [item.get("name") if isinstance(item, dict) else None for item in raw]
+        bad = next((i for i, n in enumerate(names) if not isinstance(n, str) or not n), None)
+        if bad is not None:
+            problems.append(f"meta.{key} is unreadable (item {bad} has no name)")
+        elif len(set(names)) != len(names):
+            twice = next(n for n in names if names.count(n) > 1)
+            problems.append(f"meta.{key} is unreadable (two items are named {twice!r})")
+        else:
+            continue
+        dropped.append(key)
+    if dropped:
+        run.meta = {k: v for k, v in run.meta.items() if k not in dropped}
+    return problems
 
 
 def describe_missing(run: Run, need: Need) -> str:
@@ -575,10 +841,10 @@ def describe_missing(run: Run, need: Need) -> str:
     return f"no {need}"
 
 
-def loss_curve(
-    run: Run, points: int = 40
-) -> tuple[list[float] | None, tuple[float, float, int] | None]:
-    """The loss smoothed by an EMA and averaged into ``points`` bins (NaN marks non-finite)."""
+def loss_curve(run: Run, points: int = 40) -> tuple[list[float] | None, LossSpan | None]:
+    """The loss smoothed by an EMA and averaged into ``points`` bins (NaN marks non-finite),
+    over the steps that logged it (a loss logged every 10th step is not NaN in between), and
+    the logged values a header quotes (first, last and peak, at their steps)."""
     import numpy as np
     import pandas as pd
 
@@ -586,6 +852,8 @@ def loss_curve(
     if steps.empty or "loss" not in steps.columns:
         return None, None
     values = steps["loss"].to_numpy(dtype=float, na_value=np.nan)
+    logged = run.logged("steps", "loss")  # a step without a loss is not a NaN loss
+    values, at = values[logged], steps.index.to_numpy()[logged]
     if values.size == 0:
         return None, None
     finite = np.isfinite(values)
@@ -595,8 +863,21 @@ def loss_curve(
     smoothed[~finite] = np.nan
     bins = np.array_split(smoothed, min(points, values.size))
     curve = [float(b.mean()) if np.isfinite(b).all() else math.nan for b in bins]
-    good = smoothed[np.isfinite(smoothed)]
-    span = (float(good[0]), float(good[-1]), int(values.size)) if good.size else None
+    if finite[0] and len(curve) > 1:  # the line starts where the log starts, not at a bin mean
+        curve[0] = float(values[0])
+    span = None
+    if finite.any():
+        idx = np.flatnonzero(finite)
+        peak = idx[int(np.argmax(values[idx]))]
+        span = LossSpan(
+            float(values[idx[0]]),
+            int(at[idx[0]]),
+            float(values[idx[-1]]),
+            int(at[idx[-1]]),
+            float(values[peak]),
+            int(at[peak]),
+            int(values.size),
+        )
     return curve, span
 
 

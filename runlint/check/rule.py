@@ -234,7 +234,7 @@ def _where(cls: type) -> str:
     """``rules/rl401_update_ratio_off.py: UpdateRatioOff`` (the file that defines ``cls``)."""
     try:
         file = inspect.getsourcefile(cls) or cls.__module__
-    except TypeError:
+    except (TypeError, OSError):  # a class defined in `python -c` or a REPL has no file
         file = cls.__module__
     path = Path(file)
     shown = f"{path.parent.name}/{path.name}" if path.suffix == ".py" else file

@@ -19,7 +19,15 @@ from collections.abc import Sequence
 
 from runlint import __version__
 from runlint.cli.check import CHECK
-from runlint.cli.flags import PROG, Command, CommandError, UsageError, parse, print_usage_error
+from runlint.cli.flags import (
+    PROG,
+    Command,
+    CommandError,
+    UsageError,
+    parse,
+    print_error,
+    print_usage_error,
+)
 from runlint.cli.pretrain import GRADCHECK, SANITY
 from runlint.cli.report import REPORT
 from runlint.cli.rules import RULE, RULES
@@ -94,7 +102,7 @@ def invoke(argv: Sequence[str]) -> int:
         print_usage_error(exc)
         return 2
     except CommandError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print_error(exc)
         return 2
 
 
@@ -104,6 +112,10 @@ def main(argv: Sequence[str] | None = None, *, fast_exit: bool = True) -> None:
     With ``fast_exit`` the process ends (after flushing its output) without the interpreter's
     teardown of pandas and pyarrow: a tenth of a second of a small check.
     """
+    for stream in (sys.stdout, sys.stderr):  # a terminal that is not UTF-8: escapes, no crash
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     try:
         code = invoke(sys.argv[1:] if argv is None else argv)
         sys.stdout.flush()

@@ -33,7 +33,10 @@ __all__ = [
     "build_parser",
     "parse",
     "positive_int",
+    "print_error",
+    "print_note",
     "print_usage_error",
+    "print_warning",
     "switch",
 ]
 
@@ -64,8 +67,9 @@ class Flag:
     choices: tuple[str, ...] = ()
     #: an option that may be given several times (the values in a list, in order)
     repeat: bool = False
-    #: a positional argument taking one or more values
+    #: a positional argument taking one or more values (zero or more with ``optional``)
     many: bool = False
+    optional: bool = False
     metavar: str = ""
     #: the attribute of the parsed arguments (default: the first long name, snake_case)
     dest: str = ""
@@ -180,7 +184,7 @@ def build_parser(command: Command) -> argparse.ArgumentParser:
     for flag in command.flags():
         kwargs: dict[str, Any] = {"help": _help(flag)}
         if flag.positional:
-            kwargs["nargs"] = "+" if flag.many else None
+            kwargs["nargs"] = ("*" if flag.optional else "+") if flag.many else None
             kwargs["metavar"] = flag.metavar or flag.names[0].upper()
             kwargs["type"] = flag.value
             parser.add_argument(flag.key, **kwargs)
@@ -220,4 +224,26 @@ def parse(command: Command, argv: Sequence[str]) -> argparse.Namespace:
 
 def print_usage_error(error: UsageError) -> None:
     """One ``runlint: error:`` line on stderr, pointing at the command's ``--help``."""
-    print(f"{PROG}: error: {error} (see '{error.prog} --help')", file=sys.stderr)
+    print_error(f"{error} (see '{error.prog} --help')")
+
+
+def print_note(message: object) -> None:
+    """One ``runlint: <message>`` line on stderr (escaped as ``print_error``)."""
+    from runlint.report.escape import guard_text, text
+
+    print(guard_text(f"{PROG}: {text(message)}"), file=sys.stderr)
+
+
+def print_warning(message: object) -> None:
+    """One ``runlint: warning:`` line on stderr (escaped as ``print_error``)."""
+    from runlint.report.escape import guard_text, text
+
+    print(guard_text(f"{PROG}: warning: {text(message)}"), file=sys.stderr)
+
+
+def print_error(message: object) -> None:
+    """One ``runlint: error:`` line on stderr; what came from the input is made visible and the
+    line cannot be a CI workflow command (``runlint.report.escape``)."""
+    from runlint.report.escape import guard_text, text
+
+    print(guard_text(f"{PROG}: error: {text(message)}"), file=sys.stderr)

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from runlint.check.engine import RunResult
 from runlint.check.rule import Finding, Rule, Severity
+from runlint.report import escape
 from runlint.run.remote import is_url
 
 __all__ = ["FORMATS", "Report", "Reporter", "jsonable", "make_reporter"]
@@ -32,6 +33,8 @@ class Report:
     exit_code: int = 0
     problems: list[str] = field(default_factory=list)  # rule modules that failed to load
     verbose: bool = False
+    #: folders the walk passed over, with the reason: ``(path, reason)``
+    passed: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def findings(self) -> list[Finding]:
@@ -43,8 +46,28 @@ class Report:
             out[finding.severity.value] += 1
         return out
 
+    def by_code(self) -> list[dict[str, Any]]:
+        """``--statistics``: per rule code with findings, its name, severity and count, most
+        frequent first (then by code)."""
+        counts: dict[str, dict[str, Any]] = {}
+        for f in self.findings:
+            row = counts.setdefault(
+                f.code, {"code": f.code, "name": f.name, "severity": f.severity.value, "count": 0}
+            )
+            row["count"] += 1
+        return sorted(counts.values(), key=lambda r: (-r["count"], r["code"]))
+
+    def suppressed(self) -> dict[str, int]:
+        """How many findings were suppressed, by what (baseline, per-run-ignores, ...)."""
+        out: dict[str, int] = {}
+        for r in self.results:
+            for item in r.suppressed:
+                out[item.by] = out.get(item.by, 0) + 1
+        return out
+
     def summary(self) -> dict[str, Any]:
         """The ``summary`` object of the JSON report (also what the text summary line says)."""
+        suppressed = self.suppressed()
         return {
             "findings": len(self.findings),
             "by_severity": self.counts(),
@@ -65,6 +88,9 @@ class Report:
             ]
             + [{"run": None, "code": None, "name": None, "error": p} for p in self.problems],
             "notes": [{"run": r.path, "note": n} for r in self.results for n in r.notes],
+            "passed_over": [{"path": p, "reason": why} for p, why in self.passed],
+            "suppressed": sum(suppressed.values()),
+            "suppressed_by": suppressed,
             "fail_on": self.fail_on.value,
             "exit_code": self.exit_code,
         }
@@ -86,6 +112,10 @@ class Report:
             line += f"; {unreadable} unreadable run{_s(unreadable)}"
         if crashed:
             line += f"; {crashed} rule error{_s(crashed)}"
+        suppressed = sum(self.suppressed().values())
+        if suppressed:
+            by = ", ".join(f"{n} by {what}" for what, n in sorted(self.suppressed().items()))
+            line += f"; {suppressed} suppressed ({by})"
         return line
 
 
@@ -94,7 +124,14 @@ def _s(n: int) -> str:
 
 
 class Reporter:
-    """Collects results; ``finish`` renders them. Subclasses may stream in ``add``."""
+    """Collects results; ``finish`` renders them. Subclasses may stream in ``add``.
+
+    ``quiet``, ``statistics`` and ``err`` (where error lines go instead of ``out``: stderr when
+    the report goes to stdout) are set by ``make_reporter``; a format may ignore them."""
+
+    quiet: bool = False
+    statistics: bool = False
+    err: TextIO | None = None
 
     def __init__(self, out: TextIO, verbose: bool = False) -> None:
         self.out = out
@@ -107,18 +144,30 @@ class Reporter:
         raise NotImplementedError
 
 
-def make_reporter(fmt: str, out: TextIO, verbose: bool = False) -> Reporter:
+def make_reporter(
+    fmt: str,
+    out: TextIO,
+    verbose: bool = False,
+    *,
+    quiet: bool = False,
+    statistics: bool = False,
+    err: TextIO | None = None,
+) -> Reporter:
     """The reporter of format ``fmt`` (its module is imported only now)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     module = importlib.import_module(f"runlint.report.{fmt}")
     reporter: Reporter = module.Reporter(out, verbose)
+    reporter.quiet, reporter.statistics, reporter.err = quiet, statistics, err
     return reporter
 
 
 def jsonable(obj: Any) -> Any:
-    """``obj`` made JSON-safe: NaN/±inf → ``"nan"``/``"inf"``/``"-inf"``, numpy → Python."""
-    if obj is None or isinstance(obj, bool | str):
+    """``obj`` made JSON-safe: NaN/±inf → ``"nan"``/``"inf"``/``"-inf"``, numpy → Python, every
+    string one a UTF-8 document can hold (``runlint.report.escape.json``)."""
+    if isinstance(obj, str):
+        return escape.json(obj)
+    if obj is None or isinstance(obj, bool):
         return obj
     if isinstance(obj, int):
         return obj
@@ -129,32 +178,57 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, Severity):
         return obj.value
     if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
+        return {escape.json(str(k)): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple | set | frozenset):
         return [jsonable(v) for v in obj]
     if isinstance(obj, Path):
-        return str(obj)
+        return escape.json(str(obj))
     tolist = getattr(obj, "tolist", None)  # numpy scalars and arrays
     if callable(tolist):
         return jsonable(tolist())
     item = getattr(obj, "item", None)
     if callable(item):
         return jsonable(item())
-    return str(obj)
+    return escape.json(str(obj))
 
 
-def finding_dict(finding: Finding) -> dict[str, Any]:
-    """A finding in the DESIGN's JSON shape, JSON-safe."""
+def chain_text(result: RunResult, chain: tuple[int, ...]) -> str:
+    """``RL202 lr-too-high (step 0) → RL503 dead-relu (step 190)``: a diagnosis in one line."""
+    parts = []
+    for i in chain:
+        f = result.findings[i]
+        parts.append(f"{f.code} {f.name}" + (f" (step {f.steps[0]})" if f.steps else ""))
+    return " → ".join(parts)
+
+
+def consequence_line(cause: Finding) -> str:
+    """What a consequence says instead of a fix: the cause to fix first."""
+    return f"a consequence of {cause.code} {cause.name}: fix that first ({cause.fix})"
+
+
+def finding_dict(
+    finding: Finding,
+    cause: int | None = None,
+    consequences: list[int] | None = None,
+    fingerprint: str | None = None,
+) -> dict[str, Any]:
+    """A finding in the DESIGN's JSON shape, JSON-safe, with its place in the run's diagnosis:
+    ``cause``, the index (in the report's ``findings``) of the finding it is a consequence of,
+    or null for a cause; ``consequences``, the indices of the findings it causes directly. A
+    consequence's ``fix`` is empty: its cause's fix comes first."""
     return {
         "code": finding.code,
         "name": finding.name,
         "severity": finding.severity.value,
         "message": finding.message,
-        "fix": finding.fix,
+        "fix": finding.fix if cause is None else "",
         "run": finding.run,
         "steps": jsonable(list(finding.steps)) if finding.steps is not None else None,
         "where": finding.where,
         "evidence": jsonable(finding.evidence),
+        "cause": cause,
+        "consequences": consequences or [],
+        "fingerprint": fingerprint,
     }
 
 
@@ -172,8 +246,39 @@ def display_path(path: str | Path) -> str:
 
 
 def location(result_path: str) -> str:
-    """The file a finding points at: the run's ``meta.json`` when it has one, else the run."""
+    """The file a finding points at (a CI annotation needs a file, not a folder): the run's
+    ``meta.json``, else its first steps part; for imported logs the file that was read: the
+    ``trainer_state.json`` (the output folder's or the latest checkpoint's), ``metrics.csv``,
+    the first TensorBoard event file; the run folder itself when none is there (and a run
+    read from a URL is its URL)."""
     if is_url(result_path):
         return result_path
-    meta = Path(result_path) / "meta.json"
-    return display_path(meta if meta.is_file() else result_path)
+    try:
+        return display_path(log_file(Path(result_path)) or result_path)
+    except OSError:  # an unreadable run folder
+        return display_path(result_path)
+
+
+def log_file(path: Path) -> Path | None:
+    """The file of the run at ``path`` that a report points at (see ``location``), or None."""
+    from runlint.run import importers
+    from runlint.schema.layout import META_FILE
+
+    if not path.is_dir():
+        return path if os.path.lexists(path) else None
+    if (path / META_FILE).is_file():
+        return path / META_FILE
+    kind = importers.kind(path)
+    if kind == "hf":
+        from runlint.run.importers import hf_trainer
+
+        return hf_trainer.state_file(path)
+    if kind == "lightning":
+        return path / "metrics.csv"
+    if kind == "tensorboard":
+        from runlint.run.importers import tensorboard
+
+        files = tensorboard.event_files(path)
+        return files[0] if files else None
+    parts = sorted(p for p in path.glob("steps-*.parquet") if p.is_file())
+    return parts[0] if parts else None

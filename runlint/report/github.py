@@ -6,20 +6,16 @@
 from __future__ import annotations
 
 from runlint.check.engine import RunResult
-from runlint.report import Report, location
+from runlint.report import Report, consequence_line, location
 from runlint.report import Reporter as _Base
+from runlint.report.escape import github_data, github_property
 
 LEVELS = {"error": "error", "warning": "warning", "info": "notice"}
 
 
-def escape_data(text: str) -> str:
-    """Escape a command's message (``%``, CR, LF)."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def escape_property(text: str) -> str:
-    """Escape a property value (also ``:`` and ``,``)."""
-    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+#: A command's message and its property values, escaped (``runlint.report.escape``).
+escape_data = github_data
+escape_property = github_property
 
 
 def command(level: str, message: str, *, file: str | None = None, title: str = "") -> str:
@@ -35,19 +31,20 @@ def command(level: str, message: str, *, file: str | None = None, title: str = "
 class Reporter(_Base):
     def add(self, result: RunResult) -> None:
         lines = []
+        file = location(result.path)  # a file: the annotation is shown on it
         if result.error:
-            lines.append(
-                command("error", result.error, file=location(result.path), title="runlint")
-            )
+            lines.append(command("error", result.error, file=file, title="runlint"))
         for note in result.notes:
-            lines.append(command("warning", note, file=location(result.path), title="runlint"))
-        for f in result.findings:
-            message = f"{result.name}: {f.message}\nfix: {f.fix}"
+            lines.append(command("warning", note, file=file, title="runlint"))
+        for i, f in enumerate(result.findings):
+            cause = result.cause_of(i)
+            advice = f"fix: {f.fix}" if cause is None else consequence_line(cause)
+            message = f"{result.name}: {f.message}\n{advice}"
             lines.append(
                 command(
                     LEVELS[f.severity.value],
                     message,
-                    file=location(result.path),
+                    file=file,
                     title=f"{f.code} {f.name}",
                 )
             )
@@ -56,7 +53,7 @@ class Reporter(_Base):
                 command(
                     "error",
                     f"{e.code} {e.name} crashed on {result.name}: {e.error}",
-                    file=location(result.path),
+                    file=file,
                     title=f"runlint: {e.code} crashed",
                 )
             )

@@ -11,12 +11,13 @@ import xml.etree.ElementTree as ET
 
 from runlint.check.engine import RunResult
 from runlint.check.rule import Finding
-from runlint.report import Report
+from runlint.report import Report, consequence_line, escape
 from runlint.report import Reporter as _Base
 
 
-def _finding_text(f: Finding) -> str:
-    text = f"{f.code} {f.severity.value}: {f.message}\nfix: {f.fix}"
+def _finding_text(f: Finding, cause: Finding | None = None) -> str:
+    advice = f"fix: {f.fix}" if cause is None else consequence_line(cause)
+    text = f"{f.code} {f.severity.value}: {f.message}\n{advice}"
     if f.where:
         text += f"\nwhere: {f.where}"
     if f.steps is not None:
@@ -24,9 +25,7 @@ def _finding_text(f: Finding) -> str:
     return text
 
 
-def _clean(text: str) -> str:
-    """Drop characters XML 1.0 cannot hold."""
-    return "".join(ch for ch in text if ch in "\t\n\r" or ord(ch) >= 0x20)
+_clean = escape.xml  # only characters XML 1.0 holds, nothing invisible but tab and LF
 
 
 def suite(result: RunResult, report: Report) -> ET.Element:
@@ -44,6 +43,7 @@ def suite(result: RunResult, report: Report) -> ET.Element:
         counts["errors"] += 1
         ET.SubElement(tc, "error", message=_clean(result.error), type="RunError")
     by_code: dict[str, list[Finding]] = {}
+    causes = {id(f): result.cause_of(i) for i, f in enumerate(result.findings)}
     for f in result.findings:
         by_code.setdefault(f.code, []).append(f)
     names = {r.code: r.name for r in report.rules}
@@ -57,10 +57,10 @@ def suite(result: RunResult, report: Report) -> ET.Element:
             fail = ET.SubElement(
                 tc, "failure", message=_clean(worst.message), type=worst.severity.value
             )
-            fail.text = _clean("\n\n".join(_finding_text(f) for f in findings))
+            fail.text = _clean("\n\n".join(_finding_text(f, causes[id(f)]) for f in findings))
         elif findings:
             out = ET.SubElement(tc, "system-out")
-            out.text = _clean("\n\n".join(_finding_text(f) for f in findings))
+            out.text = _clean("\n\n".join(_finding_text(f, causes[id(f)]) for f in findings))
     for s in result.skipped:
         tc = case(f"{s.code} {s.name}")
         counts["skipped"] += 1
@@ -104,5 +104,4 @@ class Reporter(_Base):
         root = document(report)
         ET.indent(root)
         self.out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
-        self.out.write(ET.tostring(root, encoding="unicode"))
-        self.out.write("\n")
+        self.out.write(escape.guard_xml(ET.tostring(root, encoding="unicode")) + "\n")

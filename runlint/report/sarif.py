@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +9,9 @@ from runlint import __version__
 from runlint.check.engine import rule_doc
 from runlint.check.rule import Rule
 from runlint.docs import rule_markdown, rule_page, rule_text
-from runlint.report import Report, display_path, jsonable, location
+from runlint.report import Report, consequence_line, display_path, jsonable, location
 from runlint.report import Reporter as _Base
+from runlint.report.json import dumps
 from runlint.run.remote import is_url
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -46,11 +46,13 @@ def document(report: Report) -> dict[str, Any]:
     driver_rules = [descriptor(r) for r in rules]
     results = []
     for res in report.results:
-        for f in res.findings:
+        for i, f in enumerate(res.findings):
+            cause = res.cause_of(i)
+            advice = f"fix: {f.fix}" if cause is None else consequence_line(cause)
             item: dict[str, Any] = {
                 "ruleId": f.code,
                 "level": LEVELS[f.severity.value],
-                "message": {"text": f"{res.name}: {f.message}\nfix: {f.fix}"},
+                "message": {"text": f"{res.name}: {f.message}\n{advice}"},
                 "locations": [
                     {"physicalLocation": {"artifactLocation": {"uri": _uri(location(res.path))}}}
                 ],
@@ -59,13 +61,16 @@ def document(report: Report) -> dict[str, Any]:
                         "run": f.run,
                         "steps": f.steps,
                         "where": f.where,
-                        "fix": f.fix,
+                        "fix": f.fix if cause is None else "",
+                        "cause": cause.code if cause is not None else None,
                         "evidence": f.evidence,
                     }
                 ),
             }
             if f.code in index:
                 item["ruleIndex"] = index[f.code]
+            if i < len(res.fingerprints):  # for code scanning to follow a finding across runs
+                item["partialFingerprints"] = {"runlint/v1": res.fingerprints[i]}
             results.append(item)
     notes = []
     for res in report.results:
@@ -110,5 +115,4 @@ def document(report: Report) -> dict[str, Any]:
 
 class Reporter(_Base):
     def finish(self, report: Report) -> None:
-        json.dump(document(report), self.out, indent=2, allow_nan=False, ensure_ascii=False)
-        self.out.write("\n")
+        self.out.write(dumps(jsonable(document(report))) + "\n")

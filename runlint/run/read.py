@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from runlint.run import importers
+from runlint.run import importers, limits
 from runlint.run.find import is_run_dir
 from runlint.run.views import Run, RunError, _one_line, _to_pandas, from_tables
 from runlint.schema.layout import (
@@ -81,6 +81,7 @@ class _LazyTables(Mapping[str, pd.DataFrame]):
             for files in self._files.values():
                 self._check_footers(files)
         self.present = [t for t, files in self._files.items() if files]
+        self._check_size()
         self._cache: dict[str, pd.DataFrame] = {}
         self._arrow: dict[str, pa.Table | None] = {}
         self._failed: dict[str, RunError] = {}
@@ -92,9 +93,11 @@ class _LazyTables(Mapping[str, pd.DataFrame]):
         footer = self._footers.get(file)
         if footer is None:
             try:
-                footer = self._footers[file] = pq.read_metadata(file)
+                footer = self._footers[file] = _read_footer(file)
             except FileNotFoundError:
                 raise
+            except limits.TooLarge as exc:
+                raise RunError(f"{self.root}: {file.relative_to(self.root)} {exc}") from None
             except (OSError, pa.ArrowException, ValueError) as exc:
                 raise self._error(file, exc) from None
         return footer
@@ -102,6 +105,18 @@ class _LazyTables(Mapping[str, pd.DataFrame]):
     def _check_footers(self, files: list[Path]) -> None:
         for file in files:
             self._footer(file)
+
+    def _check_size(self) -> None:
+        """``RunError`` ("too large") for a run over the rows/bytes/files limits, judged from
+        the footers before any row is read (``runlint.run.limits``)."""
+        files = sum(map(len, self._files.values()))
+        footers = {
+            t: [self._footers[f] for f in fs if f in self._footers] for t, fs in self._files.items()
+        }
+        try:
+            limits.check_tables(footers, files)
+        except limits.TooLarge as exc:
+            raise RunError(f"{self.root}: {exc}") from None
 
     def __getitem__(self, table: str) -> pd.DataFrame:
         frame = self._cache.get(table)
@@ -182,12 +197,23 @@ def _read_parquet(file: Path, footer: pq.FileMetaData | None = None) -> pa.Table
     footer again when it was read at load (if the file was replaced since, it is read afresh)."""
     if footer is not None:
         try:
-            with pq.ParquetFile(file, metadata=footer) as handle:
+            with limits.open_regular(file) as raw, pq.ParquetFile(raw, metadata=footer) as handle:
                 return handle.read(use_threads=False)
         except (OSError, pa.ArrowException, ValueError):
             pass
-    with pq.ParquetFile(file) as handle:
+    with limits.open_regular(file) as raw, pq.ParquetFile(raw) as handle:
         return handle.read(use_threads=False)
+
+
+def _read_footer(file: Path) -> pq.FileMetaData:
+    """A Parquet file's footer, read only from a regular file, and only if it is no larger than
+    ``max_meta_bytes`` (``runlint.run.limits``)."""
+    budget = limits.current().max_meta_bytes
+    with limits.open_regular(file) as raw:
+        length = limits.footer_length(raw)
+        if length > budget:
+            raise limits.too_large("footer", length, budget, "max-meta-bytes")
+        return pq.read_metadata(raw)
 
 
 def _readable(file: Path) -> bool:
@@ -229,7 +255,11 @@ def _read_meta(root: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        doc = json.loads(path.read_bytes())
+        doc = json.loads(limits.read_meta_bytes(path))
+    except limits.TooLarge as exc:
+        raise RunError(f"{root}: {exc}") from None
+    except limits.NotRegular as exc:
+        raise RunError(f"{root}: {META_FILE} {exc}") from None
     except (OSError, ValueError) as exc:
         raise RunError(f"{root}: {META_FILE} is not valid JSON ({_one_line(exc)})") from None
     if not isinstance(doc, dict):

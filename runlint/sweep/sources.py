@@ -125,14 +125,14 @@ class RunsSource:
         self.location = str(path)
 
     def load(self, want: Want) -> Loaded:
-        from runlint.check.engine import expand_paths
+        from runlint.check.engine import runs_or_errors
         from runlint.extras import MissingExtra
         from runlint.run import RunError, load_run
         from runlint.run.remote import RemoteError, RemoteRun, local_copy
 
         out = Loaded([])
         found: list[_RunTrial] = []
-        for path, error in expand_paths([self.path]):
+        for path, error in runs_or_errors([self.path]):
             if error is not None:
                 out.errors.append((str(path), error))
                 continue

@@ -61,7 +61,7 @@ def check_paths(
     rules = engine.configure(catalog, cfg, list(select) if select else None, list(ignore))
     results: list[RunResult] = []
     found: list[Path | RemoteRun] = []
-    for path, error in engine.expand_paths(roots):
+    for path, error in engine.runs_or_errors(roots):
         if error is None and not isinstance(path, str):
             found.append(path)
         else:

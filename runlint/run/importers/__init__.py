@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,23 +48,26 @@ Importer = Callable[[Path], "Run"]
 _CHECKPOINT = re.compile(r"^checkpoint-\d+$")
 
 
-def kind(path: Path) -> str | None:
-    """``"hf"``, ``"lightning"``, ``"tensorboard"`` or None: which importer reads ``path``."""
-    if path.is_file():
-        if is_event_file(path.name):
-            return "tensorboard"
-        if path.name == "metrics.csv":
-            return "lightning"
-        if path.name == HF_STATE:
-            return "hf"
-        return None
-    try:
-        with os.scandir(path) as it:
-            entries = {e.name: e for e in it}
-    except OSError:
-        return None
+def kind(path: Path, entries: Mapping[str, os.DirEntry[str]] | None = None) -> str | None:
+    """``"hf"``, ``"lightning"``, ``"tensorboard"`` or None: which importer reads ``path``
+    (``entries``: the folder's listing, when the caller has it already)."""
+    if entries is None:
+        if path.is_file():
+            if is_event_file(path.name):
+                return "tensorboard"
+            if path.name == "metrics.csv":
+                return "lightning"
+            if path.name == HF_STATE:
+                return "hf"
+            return None
+        try:
+            with os.scandir(path) as it:
+                entries = {e.name: e for e in it}
+        except OSError:
+            return None
+    listing = entries
     return kind_of_entries(
-        entries, lambda name: os.path.isfile(os.path.join(entries[name].path, HF_STATE))
+        listing, lambda name: os.path.isfile(os.path.join(listing[name].path, HF_STATE))
     )
 
 

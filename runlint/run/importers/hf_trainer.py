@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from runlint.run import limits
 from runlint.run.importers.build import scalar_tables, with_counts
 from runlint.run.views import NothingLogged, Run, RunError, from_tables
 
@@ -53,7 +54,7 @@ def checkpoints(path: Path) -> list[tuple[int, Path]]:
 
 def state_file(path: Path) -> Path | None:
     """The trainer_state.json to read: the output folder's, else the latest checkpoint's."""
-    if (path / STATE).is_file():
+    if (path / STATE).exists() and not (path / STATE).is_dir():  # a FIFO too: read, refused
         return path / STATE
     for _, folder in reversed(checkpoints(path)):
         if (folder / STATE).is_file():
@@ -103,7 +104,9 @@ def load(path: Path) -> Run:
 
 def _read_json(path: Path, file: Path) -> dict[str, Any]:
     try:
-        doc = json.loads(file.read_text(encoding="utf-8"))
+        doc = json.loads(limits.read_text(file))
+    except limits.TooLarge as exc:
+        raise RunError(f"{path}: {exc}") from None
     except OSError as exc:
         raise RunError(f"{path}: cannot read {_rel(path, file)} ({exc.strerror or exc})") from None
     except ValueError as exc:
@@ -201,7 +204,7 @@ def _config_meta(path: Path, state_dir: Path) -> tuple[dict[str, Any], dict[str,
     for folder in dict.fromkeys((path, state_dir)):
         file = folder / "config.json"
         try:
-            config = json.loads(file.read_text(encoding="utf-8"))
+            config = json.loads(limits.read_meta_bytes(file))
         except (OSError, ValueError):
             continue
         if not isinstance(config, dict):

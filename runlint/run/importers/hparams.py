@@ -12,6 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from runlint.run import limits
+
 __all__ = ["hparams_meta", "parse_yaml"]
 
 _KEY = re.compile(
@@ -112,8 +114,8 @@ def hparams_meta(folder: Path) -> tuple[dict[str, Any], dict[str, str]]:
     """``(meta, provenance)`` from ``folder/hparams.yaml`` (empty when absent or unreadable)."""
     path = folder / "hparams.yaml"
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
+        text = limits.read_meta_bytes(path).decode("utf-8", errors="replace")
+    except (OSError, ValueError):
         return {}, {}
     hparams = parse_yaml(text)
     flat = _flatten(hparams)

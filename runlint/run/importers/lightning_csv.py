@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from runlint.run import limits
 from runlint.run.importers.build import scalar_tables, with_counts
 from runlint.run.importers.hparams import hparams_meta
 from runlint.run.views import NothingLogged, Run, RunError, from_tables
@@ -64,7 +65,9 @@ def load(path: Path) -> Run:
     file = path / METRICS if path.is_dir() else path
     folder = file.parent
     try:
-        text = file.read_text(encoding="utf-8", errors="replace")
+        text = limits.read_text(file)
+    except limits.TooLarge as exc:
+        raise RunError(f"{folder}: {exc}") from None
     except OSError as exc:
         raise RunError(f"{folder}: cannot read {file.name} ({exc.strerror or exc})") from None
     try:

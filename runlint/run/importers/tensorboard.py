@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from runlint.run import limits
 from runlint.run.importers import EVENTS, is_event_file
 from runlint.run.importers.build import scalar_tables, with_counts
 from runlint.run.importers.hparams import hparams_meta
@@ -54,13 +55,16 @@ def load(path: Path) -> Run:
     if not files:
         raise RunError(f"{path}: no TensorBoard event files ({EVENTS}*)")
     scalars = EventScalars()
+    budget = [limits.current().max_bytes]  # for all the run's event files together
     for file in files:
-        _read(path, file, scalars)
+        _read(path, file, scalars, budget)
     for folder in add_scalars_folders(path):
         before = len(scalars.tags)
         for file in event_files(folder):
-            _read(path, file, scalars)
+            _read(path, file, scalars, budget)
         scalars.tags[before:] = [folder.name] * (len(scalars.tags) - before)
+    if not scalars.tags and scalars.records == 0 and scalars.stopped_at == 0:
+        raise RunError(f"{path}: not a TensorBoard event file (no readable record at byte 0)")
     if not scalars.tags:
         raise NothingLogged(f"{path}: the TensorBoard event files hold no scalars")
     frame = pd.DataFrame(
@@ -96,9 +100,18 @@ def load(path: Path) -> Run:
     )
 
 
-def _read(path: Path, file: Path, scalars: EventScalars) -> None:
+def _read(path: Path, file: Path, scalars: EventScalars, budget: list[int]) -> None:
+    """Read one event file into ``scalars``, charging its size to ``budget[0]`` (the bytes the
+    run's event files may still take, ``max-bytes``)."""
     try:
-        data = file.read_bytes()
+        data = limits.read_bytes(file, budget[0])
+    except limits.TooLarge:
+        total = limits.current().max_bytes
+        raise RunError(
+            f"{path}: event files: too large (over {total / limits.MiB:.3g} MiB together; "
+            "raise max-bytes in [tool.runlint] to read them)"
+        ) from None
     except OSError as exc:
         raise RunError(f"{path}: cannot read {file.name} ({exc.strerror or exc})") from None
+    budget[0] -= len(data)
     read_scalars(data, scalars)
