@@ -69,10 +69,11 @@ def test_every_report_format_of_check_writes_a_search(study: Path, fmt: str) -> 
 
 
 def test_sweep_rules_are_configured_in_pyproject_and_check_never_sees_them(
-    study: Path, tmp_path: Path
+    study: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = tmp_path / "proj"
     folder.mkdir()
+    monkeypatch.chdir(folder)  # the config is the project's: found from the working directory
     db = folder / "study.db"
     db.write_bytes(study.read_bytes())
     (folder / "pyproject.toml").write_text(

@@ -249,6 +249,8 @@ def check_selectors(tokens: Sequence[str], catalog: Catalog, where: str) -> None
             continue
         if CODE_PREFIX_RE.match(upper) and any(c.startswith(upper) for c in catalog.codes):
             continue
+        if isinstance(catalog, Catalog) and _selects_a_sweep_rule(token):
+            continue  # one [tool.runlint] serves both: runlint sweep judges this selector
         hint = suggest(token, [*catalog.codes, *names, "ALL"])
         why = ""
         if CODE_PREFIX_RE.match(upper):
@@ -259,6 +261,18 @@ def check_selectors(tokens: Sequence[str], catalog: Catalog, where: str) -> None
                     "('runlint rules' lists them)"
                 )
         raise ConfigError(f"{where}: unknown rule selector {token!r}{why}{hint}")
+
+
+def _selects_a_sweep_rule(token: str) -> bool:
+    """Whether ``token`` names a rule of ``runlint sweep``'s catalog (an RL8xx code, prefix or
+    name)."""
+    from runlint.sweep.rule import discover as discover_sweep
+
+    sweeps = discover_sweep()
+    upper = token.upper()
+    return token.lower() in (r.name for r in sweeps.rules) or (
+        CODE_PREFIX_RE.match(upper) is not None and any(c.startswith(upper) for c in sweeps.codes)
+    )
 
 
 def select_rules(

@@ -463,8 +463,10 @@ def run_check(args: argparse.Namespace) -> int:
         """The runs as the walk finds them: the check starts on the first before it ends."""
         for event in engine.expand_paths(s.paths, s.exclude):
             if isinstance(event, Found):
-                if isinstance(event.path, RemoteRun):  # named by its URL
-                    labels[event.path.url] = event.path.url
+                if isinstance(event.path, RemoteRun):  # named relative to the URL checked
+                    url, root = event.path.url, str(event.root).rstrip("/")
+                    inside = url[len(root) :].lstrip("/") if url.startswith(root) else ""
+                    labels[url] = inside or event.path.name or url
                 else:
                     labels[str(event.path)] = run_label(event.path, Path(event.root))
                 if progress:

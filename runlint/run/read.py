@@ -72,6 +72,10 @@ class _LazyTables(Mapping[str, pd.DataFrame]):
     def __init__(self, root: Path) -> None:
         self.root = root
         self._footers: dict[Path, pq.FileMetaData] = {}  # read at load, reused when reading
+        try:  # the number of files, before a footer is read
+            limits.check_tables({}, _count_parquet(root))
+        except limits.TooLarge as exc:
+            raise RunError(f"{root}: {exc}") from None
         try:
             self._files = self._list()
             for files in self._files.values():
@@ -248,6 +252,13 @@ def _table_files(root: Path, footer: Callable[[Path], pq.FileMetaData]) -> dict[
         for table, path in flushes[(rank, seq)].items():
             files[table].append((rank, seq, path))
     return {table: [p for *_, p in sorted(found)] for table, found in files.items()}
+
+
+def _count_parquet(root: Path) -> int:
+    """The Parquet files of a run directory (compacted files and parts), found by name only."""
+    parts = root / PARTS_DIR
+    found = sum(1 for _ in root.glob("*.parquet"))
+    return found + (sum(1 for _ in parts.glob("*.parquet")) if parts.is_dir() else 0)
 
 
 def _read_meta(root: Path) -> dict[str, Any]:

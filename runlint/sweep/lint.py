@@ -86,6 +86,7 @@ def lint(
         result.ran.append(rule.code)
         result.findings.extend(found)
     _explain(result.findings, rules)
+    result.regroup({})  # each finding its own diagnosis: _explain already names the cause
     return Linted(search, result, checked)
 
 
