@@ -2,7 +2,8 @@
 
 The plain install (``pip install runlint``) checks runs without torch; recording, gradcheck,
 sanity and the framework callbacks need an extra (``runlint[torch]``, ``runlint[lightning]``,
-``runlint[hf]``); reading an Optuna storage needs ``runlint[optuna]``.
+``runlint[hf]``); reading an Optuna storage and pruning a study with runlint's live findings
+need ``runlint[optuna]``, the Ray Tune stopper ``runlint[ray]``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ __all__ = ["OPTIONAL_MODULES", "MissingExtra", "requires_extra"]
 
 #: Top-level modules that only the extras install.
 OPTIONAL_MODULES = frozenset(
-    {"torch", "lightning", "transformers", "accelerate", "optuna", "sqlalchemy"}
+    {"torch", "lightning", "transformers", "accelerate", "optuna", "sqlalchemy", "ray"}
 )
 
 
