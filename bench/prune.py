@@ -12,9 +12,11 @@ first epoch whose live check has an error-severity finding. Each report waits fo
 the epoch's flush (``report(..., wait=30)``), so both studies see the same decisions on a loaded
 machine; a trial's data and initial weights depend only on its number.
 
-It prints, side by side: the trials pruned, the epochs trained (and those saved), the trials
+It prints, side by side: the trials pruned (by runlint, or by the inner pruner, whose medians
+change when runlint prunes trials earlier), the epochs trained (and those saved), the trials
 that ended with a non-finite loss, the best trial and its value (which must be the same), and
-for each pruned trial the epoch and the reason.
+for each trial pruned with runlint the epoch, who pruned it and why, and what became of it in
+the study without runlint.
 """
 
 from __future__ import annotations
@@ -162,6 +164,11 @@ def show(base: Outcome, ours: Outcome, epochs: int) -> None:
     rows = [
         ("trials", n, len(ours.trials)),
         ("pruned", len(base.pruned), len(ours.pruned)),
+        (
+            "  by runlint",
+            sum(bool(t["why"]) for t in base.pruned),
+            sum(bool(t["why"]) for t in ours.pruned),
+        ),
         ("epochs trained", f"{base.epochs} of {n * epochs}", f"{ours.epochs} of {n * epochs}"),
         (
             "ended non-finite",
@@ -179,18 +186,20 @@ def show(base: Outcome, ours: Outcome, epochs: int) -> None:
     same = base.best is not None and ours.best is not None
     same = same and base.best["number"] == ours.best["number"]  # type: ignore[index]
     print(f"best trial unchanged: {'yes' if same else 'NO'}")
-    pruned_by_us = {t["number"] for t in ours.pruned} - {t["number"] for t in base.pruned}
-    print("\ntrials runlint pruned (lr, epoch, reason; without it: final epoch's loss):")
+    print(f"\ntrials pruned with {ours.name} (lr, epoch pruned at, by whom; in {base.name}):")
     by_number = {t["number"]: t for t in base.trials}
     for t in ours.pruned:
-        if t["number"] not in pruned_by_us:
-            continue
         other = by_number[t["number"]]
-        end = "non-finite" if not other["finite"] else f"val {other['value']:.3g}"
-        why = t["why"] if len(t["why"]) <= 110 else t["why"][:107] + "..."
-        print(
-            f"  {t['number']:3d}  lr {t['lr']:<8.3g} epoch {t['epochs']}/{epochs}  {end:12} {why}"
-        )
+        if other["state"] == "PRUNED":
+            then = f"pruned at epoch {other['epochs']}"
+        elif not other["finite"]:
+            then = "ended non-finite"
+        else:
+            then = f"ended at val {other['value']:.3g}"
+        who = f"runlint: {t['why']}" if t["why"] else "the inner pruner"
+        who = who if len(who) <= 80 else who[:77] + "..."
+        head = f"  {t['number']:3d}  lr {t['lr']:<7.3g} epoch {t['epochs']:2d}/{epochs}"
+        print(f"{head}  {then:22} {who}")
 
 
 def main() -> None:
@@ -200,7 +209,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--inner", choices=("none", "median"), default="none")
     args = parser.parse_args()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # not "Trial 7 failed with value nan"
     logging.getLogger("runlint.live").setLevel(logging.CRITICAL)  # the bench prints the reasons
     torch.set_num_threads(1)
     print(
