@@ -49,7 +49,7 @@ with requires_extra("optuna", "runlint.integrations.optuna"):
 from runlint.check.live import StopPolicy
 from runlint.integrations._verdict import RUN_ATTR, verdict
 
-__all__ = ["RUN_ATTR", "RunlintPruner", "report"]
+__all__ = ["REASON_ATTR", "RUN_ATTR", "RunlintPruner", "report"]
 
 #: The user attribute where ``RunlintPruner`` writes why it pruned a trial.
 REASON_ATTR = "runlint_pruned"
