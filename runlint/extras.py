@@ -2,7 +2,8 @@
 
 The plain install (``pip install runlint``) checks runs without torch; recording, gradcheck,
 sanity and the framework callbacks need an extra (``runlint[torch]``, ``runlint[lightning]``,
-``runlint[hf]``); reading an Optuna storage needs ``runlint[optuna]``, runs in object storage
+``runlint[hf]``); reading an Optuna storage and pruning a study with runlint's live findings
+need ``runlint[optuna]``, the Ray Tune stopper ``runlint[ray]``, runs in object storage
 (``s3://...``, any fsspec URL) ``runlint[s3]``.
 """
 
@@ -15,7 +16,17 @@ __all__ = ["OPTIONAL_MODULES", "MissingExtra", "requires_extra"]
 
 #: Top-level modules that only the extras install.
 OPTIONAL_MODULES = frozenset(
-    {"torch", "lightning", "transformers", "accelerate", "optuna", "sqlalchemy", "fsspec", "s3fs"}
+    {
+        "torch",
+        "lightning",
+        "transformers",
+        "accelerate",
+        "optuna",
+        "sqlalchemy",
+        "ray",
+        "fsspec",
+        "s3fs",
+    }
 )
 
 
