@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
@@ -34,6 +35,19 @@ def invoke(*args: str) -> Result:
     with redirect_stdout(out), redirect_stderr(err):
         code = cli.invoke(list(args))
     return Result(code, out.getvalue(), err.getvalue())
+
+
+def check_in(cwd: Path, *args: str) -> tuple[int, str, str]:
+    """``runlint check *args`` run from ``cwd`` (where the config is found): exit code, stdout,
+    stderr; never a traceback."""
+    old = Path.cwd()
+    os.chdir(cwd)
+    try:
+        result = invoke("check", *args)
+    finally:
+        os.chdir(old)
+    assert "Traceback" not in result.output
+    return result.exit_code, result.stdout, result.stderr
 
 
 def run_runlint(*args: str) -> subprocess.CompletedProcess[str]:

@@ -4,12 +4,11 @@ the project's config allows it), and baselines that gate only new findings."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pytest
-from helpers_cli import ROOT, invoke
+from helpers_cli import ROOT, check_in
 
 from runlint.check.rule import Finding, Severity
 from runlint.check.suppress import fingerprints
@@ -24,15 +23,7 @@ def copy_run(name: str, dest: Path) -> Path:
     return dest
 
 
-def check(cwd: Path, *args: str) -> tuple[int, str, str]:
-    old = Path.cwd()
-    os.chdir(cwd)
-    try:
-        result = invoke("check", *args)
-    finally:
-        os.chdir(old)
-    assert "Traceback" not in result.output
-    return result.exit_code, result.stdout, result.stderr
+check = check_in
 
 
 @pytest.fixture

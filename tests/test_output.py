@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import shutil
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
-from helpers_cli import ROOT, invoke
+from helpers_cli import ROOT, check_in, invoke
 from rich.cells import cell_len
 from test_discovery import LOSSES, events
 from test_importers import _state
@@ -35,15 +34,7 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def run(cwd: Path, *args: str) -> tuple[int, str, str]:
-    old = Path.cwd()
-    os.chdir(cwd)
-    try:
-        result = invoke("check", *args)
-    finally:
-        os.chdir(old)
-    assert "Traceback" not in result.output
-    return result.exit_code, result.stdout, result.stderr
+run = check_in
 
 
 def test_runs_are_named_relative_to_the_checked_path_and_errors_go_to_stderr(

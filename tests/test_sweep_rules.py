@@ -167,19 +167,28 @@ def test_rl806_reports_the_best_trials_own_run_findings(studies: Path) -> None:
     assert overfit.severity is Severity.WARNING
 
 
-def test_rl807_fires_when_the_fine_stage_narrows_around_a_value_that_was_not_the_best(
-    studies: Path,
-) -> None:
-    db = studies / "stages.db"
+def _coarse(trial: Any) -> dict[str, float]:
+    return {"lr": trial.suggest_float("lr", 1e-6, 1e-1, log=True)}
 
-    def coarse(trial: Any) -> dict[str, float]:
-        return {"lr": trial.suggest_float("lr", 1e-6, 1e-1, log=True)}
+
+@pytest.fixture(scope="module")
+def stages(studies: Path) -> Path:
+    """A storage of two studies: a coarse stage, then a fine one narrowed off the best lr."""
+    db = studies / "stages.db"
 
     def fine(trial: Any) -> dict[str, float]:
         return {"lr": trial.suggest_float("lr", 1e-2, 1e-1, log=True)}
 
-    optuna_study(db, coarse, name="1-coarse", trials=30, epochs=1, lr_best=1e-4)
+    optuna_study(db, _coarse, name="1-coarse", trials=30, epochs=1, lr_best=1e-4)
     optuna_study(db, fine, name="2-fine", trials=20, epochs=3, lr_best=1e-4, seed=1)
+    return db
+
+
+def test_rl807_fires_when_the_fine_stage_narrows_around_a_value_that_was_not_the_best(
+    studies: Path, stages: Path
+) -> None:
+    db = stages
+    coarse = _coarse
     linted = lint_paths([f"sqlite:///{db}"])
     assert [s.name for s in linted.search.stages] == ["1-coarse", "2-fine"]
     f = finding(linted, "RL807")
@@ -197,7 +206,7 @@ def test_rl807_fires_when_the_fine_stage_narrows_around_a_value_that_was_not_the
     assert "RL807" not in codes(lint_paths([f"sqlite:///{db2}"]))
 
 
-def test_a_study_can_be_chosen_from_a_storage_of_several(studies: Path) -> None:
-    db = studies / "stages.db"
+def test_a_study_can_be_chosen_from_a_storage_of_several(stages: Path) -> None:
+    db = stages
     one = lint_paths([f"sqlite:///{db}"], Want(studies=("2-fine",)))
     assert len(one.search.trials) == 20 and len(one.search.stages) == 1

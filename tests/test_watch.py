@@ -62,6 +62,12 @@ WRITER = textwrap.dedent(
 )
 
 
+def _default_sigint() -> None:
+    """In the child: Ctrl-C as in a terminal (a pytest-xdist worker ignores SIGINT, and an
+    ignored signal is inherited)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _runlint(*args: str, **kwargs: object) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
@@ -70,6 +76,7 @@ def _runlint(*args: str, **kwargs: object) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=_default_sigint,
         **kwargs,  # type: ignore[call-overload]
     )
 
