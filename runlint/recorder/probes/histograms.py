@@ -81,7 +81,7 @@ class Histograms(Probe):
             and all(g is not None and g.is_floating_point() and g.device == device for g in grads)
         ):
             base, ones = self._grad_hist[device]
-            heads = [g.reshape(-1)[: shared.max_elems] for g in grads]  # type: ignore[union-attr]
+            heads = [g.reshape(-1)[: shared.max_elems] for g in grads]
             counts = kernels.gradient_histograms(
                 heads, self.edge_tensor(GRADIENT, device), base, ones
             )
