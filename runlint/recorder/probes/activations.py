@@ -20,7 +20,7 @@ from torch import nn
 
 from runlint.recorder import kernels
 from runlint.recorder.probes.base import (
-    Probe,
+    RowProbe,
     Shared,
     first_tensor,
     is_compiling,
@@ -37,8 +37,12 @@ _MODULE, _KIND = names(ACTIVATIONS, "module", "kind")
 names(ACTIVATIONS, *kernels.ACTIVATION_COLUMNS)  # the statistics' columns, as the kernels name them
 
 
-class Activations(Probe):
+class Activations(RowProbe):
     """Samples of the activation modules' outputs, and their statistics."""
+
+    #: A row per sample: where its statistics are in the stash (offset, width), its number of
+    #: values and of units.
+    row = ("step", "module", "kind", "offset", "width", "n", "units")
 
     #: Samples wait until the flush, or until they hold this many values (16 MiB): their
     #: statistics are then taken in one batch instead of a dozen kernels per step.
@@ -58,7 +62,6 @@ class Activations(Probe):
         # samples of this step's forward passes: (step, module, kind, sample)
         self.samples: list[tuple[int, str, str, torch.Tensor]] = []
         self.pending = 0  # values in ``samples``
-        self.table = _table()
 
     def attach(self, model: nn.Module) -> None:
         """Find the activation modules of ``model``; hook them now if the hooks stay."""
@@ -159,8 +162,7 @@ class Activations(Probe):
     def take(self) -> Table | None:
         if self.samples:
             self.reduce()
-        table, self.table = self.table, _table()
-        return table if table.n else None
+        return super().take()
 
     def columns(
         self, rows: Table, scalars: np.ndarray, vectors: np.ndarray
@@ -184,12 +186,6 @@ class Activations(Probe):
                 **stats,
             }
         }
-
-
-def _table() -> Table:
-    """A row per sample: where its statistics are in the stash (offset, width), its number of
-    values and of units."""
-    return Table("step", "module", "kind", "offset", "width", "n", "units")
 
 
 def _chunks(items: list[int], size: int) -> list[list[int]]:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from runlint.recorder.stash import Stash
+from runlint.recorder.stash import Stash, Table
 from runlint.schema.meta import META
 from runlint.schema.tables import TableSpec
 
@@ -104,6 +104,21 @@ class Probe:
     def __repr__(self) -> str:
         state = "on" if self.off is None else f"off: {self.off}"
         return f"<{type(self).__name__} {self.name!r} every {self.every} ({state})>"
+
+
+class RowProbe(Probe):
+    """A probe that records a row of ``row``'s columns per sample into one ``Table``, handed
+    over and started afresh at each flush."""
+
+    row: tuple[str, ...] = ()
+
+    def __init__(self, shared: Shared, name: str) -> None:
+        super().__init__(shared, name)
+        self.table = Table(*self.row)
+
+    def take(self) -> Table | None:
+        table, self.table = self.table, Table(*self.row)
+        return table if table.n else None
 
 
 def names(spec: TableSpec, *columns: str) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ import pyarrow as pa
 import torch
 
 from runlint.recorder import kernels
-from runlint.recorder.probes.base import Probe, Shared, names
+from runlint.recorder.probes.base import RowProbe, Shared, names
 from runlint.recorder.stash import Table, slices
 from runlint.schema.tables import HISTOGRAMS, RANK, STEP
 
@@ -25,13 +25,14 @@ _SOURCE, _NAME, _EDGES, _COUNTS = names(HISTOGRAMS, "source", "name", "edges", "
 ACTIVATION, GRADIENT = "activation", "gradient"
 
 
-class Histograms(Probe):
+class Histograms(RowProbe):
     """Histogram rows; the counts stay on the device in the stash until the flush."""
+
+    row = ("step", "source", "name", "edges", "offset", "length")
 
     def __init__(self, shared: Shared, every: int) -> None:
         super().__init__(shared, HISTOGRAMS.name)
         self.every = every
-        self.table = _table()
         self._edges: dict[tuple[str, torch.device], torch.Tensor] = {}
         # per device: the batched gradient histograms' value -> bin offsets, and ones
         self._grad_hist: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -111,10 +112,6 @@ class Histograms(Probe):
             counts = (shared.stash.vector(counts), counts.numel())
         self.table.add(shared.step, source, name, edges, *counts)
 
-    def take(self) -> Table | None:
-        table, self.table = self.table, _table()
-        return table if table.n else None
-
     def columns(
         self, rows: Table, scalars: np.ndarray, vectors: np.ndarray
     ) -> dict[str, dict[str, Any]]:
@@ -129,7 +126,3 @@ class Histograms(Probe):
                 _COUNTS: pa.array(slices(rows, vectors), type=pa.list_(pa.float64())),
             }
         }
-
-
-def _table() -> Table:
-    return Table("step", "source", "name", "edges", "offset", "length")

@@ -16,7 +16,7 @@ import pyarrow as pa
 import torch
 
 from runlint.recorder import kernels
-from runlint.recorder.probes.base import Probe, Shared, names
+from runlint.recorder.probes.base import RowProbe, Shared, names
 from runlint.recorder.stash import Table
 from runlint.schema.tables import PARAMS, RANK, STEP
 
@@ -44,13 +44,16 @@ def split(data: np.ndarray, p: int) -> dict[str, np.ndarray]:
     return {name: data[:, i * p : (i + 1) * p] for i, name in enumerate(STACKED)}
 
 
-class Norms(Probe):
+class Norms(RowProbe):
     """Gradient, parameter and update norms per parameter (optimizer step pre/post hooks)."""
+
+    #: A row per statistics step: its ``STACKED`` vector's offset in the stash, and the update
+    #: norms' scales.
+    row = ("step", "offset", "scale")
 
     def __init__(self, shared: Shared, every: int) -> None:
         super().__init__(shared, PARAMS.name)
         self.every = every
-        self.table = _table()
         self.pending: tuple[int, list[torch.Tensor]] | None = None  # step, its gradient norms
         # the parameter values the update is measured on (``kernels.update_sample``), their
         # copies before the step (reused), sqrt(numel / sampled) per parameter
@@ -120,10 +123,6 @@ class Norms(Probe):
             nan = self._nan[device] = torch.full((), math.nan, device=device)
         return nan
 
-    def take(self) -> Table | None:
-        table, self.table = self.table, _table()
-        return table if table.n else None
-
     def columns(
         self, rows: Table, scalars: np.ndarray, vectors: np.ndarray
     ) -> dict[str, dict[str, Any]]:
@@ -149,9 +148,3 @@ class Norms(Probe):
                 _UPDATE_RATIO: ratio,
             }
         }
-
-
-def _table() -> Table:
-    """A row per statistics step: its ``STACKED`` vector's offset in the stash, and the update
-    norms' scales."""
-    return Table("step", "offset", "scale")

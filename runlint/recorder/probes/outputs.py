@@ -18,7 +18,7 @@ from torch import nn
 
 from runlint.recorder import kernels
 from runlint.recorder.probes.base import (
-    Probe,
+    RowProbe,
     Shared,
     first_tensor,
     is_compiling,
@@ -34,8 +34,10 @@ _WIDTH, _ROWS = names(OUTPUTS, "width", "rows")
 names(OUTPUTS, *kernels.OUTPUT_COLUMNS)
 
 
-class Outputs(Probe):
+class Outputs(RowProbe):
     """Statistics of the model's output on statistics steps."""
+
+    row = ("step", "offset", "width", "rows")
 
     def __init__(self, shared: Shared, every: int, *, static: bool) -> None:
         super().__init__(shared, OUTPUTS.name)
@@ -44,7 +46,6 @@ class Outputs(Probe):
         self.collecting = False
         self.handle: Any = None
         self.model: nn.Module | None = None
-        self.table = _table()
 
     def attach(self, model: nn.Module) -> None:
         self.model = model
@@ -97,10 +98,6 @@ class Outputs(Probe):
 
         return hook
 
-    def take(self) -> Table | None:
-        table, self.table = self.table, _table()
-        return table if table.n else None
-
     def columns(
         self, rows: Table, scalars: np.ndarray, vectors: np.ndarray
     ) -> dict[str, dict[str, Any]]:
@@ -117,7 +114,3 @@ class Outputs(Probe):
                 **{name: stats[:, i] for i, name in enumerate(kernels.OUTPUT_COLUMNS)},
             }
         }
-
-
-def _table() -> Table:
-    return Table("step", "offset", "width", "rows")

@@ -10,7 +10,7 @@ import pyarrow as pa
 import torch
 from torch import nn
 
-from runlint.recorder.probes.base import Probe, Shared, names
+from runlint.recorder.probes.base import RowProbe, Shared, names
 from runlint.recorder.stash import Table, slices
 from runlint.schema.tables import RANK, STEP, WEIGHTS
 
@@ -20,13 +20,14 @@ _PARAM, _SHAPE, _VALUES = names(WEIGHTS, "param", "shape", "values")
 _ROWS, _COLS = 64, 1024
 
 
-class Weights(Probe):
+class Weights(RowProbe):
     """Snapshots of the first Linear/Conv/Embedding weight, kept on the device until the flush."""
+
+    row = ("step", "param", "shape", "offset", "length")
 
     def __init__(self, shared: Shared, every: int, model: nn.Module) -> None:
         super().__init__(shared, WEIGHTS.name)
         self.every = every
-        self.table = _table()
         self.last = -1  # step of the last snapshot
         self._weight = _first_layer_weight(model)
 
@@ -39,10 +40,6 @@ class Weights(Probe):
         w = w.detach()[:_ROWS].reshape(min(_ROWS, w.shape[0]), -1)[:, :_COLS].clone()
         offset = self.shared.stash.vector(w)
         self.table.add(step, name, tuple(w.shape), offset, w.numel())
-
-    def take(self) -> Table | None:
-        table, self.table = self.table, _table()
-        return table if table.n else None
 
     def columns(
         self, rows: Table, scalars: np.ndarray, vectors: np.ndarray
@@ -57,10 +54,6 @@ class Weights(Probe):
                 _VALUES: pa.array(slices(rows, vectors), type=pa.list_(pa.float64())),
             }
         }
-
-
-def _table() -> Table:
-    return Table("step", "param", "shape", "offset", "length")
 
 
 def _first_layer_weight(model: nn.Module) -> tuple[str, torch.Tensor] | None:
