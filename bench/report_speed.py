@@ -44,7 +44,7 @@ def plotly_page(page: str) -> str:
         assert text in page, name
         page = page.replace(text, "", 1)
     page = page.replace(asset("uPlot.min.css"), "", 1)
-    return page.replace("<script></script><script></script>", "", 1).replace(
+    return page.replace("<script></script>", "").replace(
         "</body>", f"<script>{get_plotlyjs()}</script><script>{draw}</script></body>", 1
     )
 

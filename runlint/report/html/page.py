@@ -298,6 +298,7 @@ def render_page(
         if page is not None:
             w(f"<script type='application/json' id='rl-run-{i}'>{_json(page.data)}</script>")
     w(f"<script>{asset('uPlot.iife.min.js')}</script>")
+    w(f"<script>{asset('sortable.js')}</script>")
     w(f"<script>{asset('report.js')}</script>")
     w("</body></html>\n")
     return "".join(out)

@@ -242,6 +242,7 @@ def render_sweep(search: Search | None, report: Report, title: str | None = None
     w("</main>")
     w(f"<script type='application/json' id='rl-sweep'>{_json(data)}</script>")
     w(f"<script>{asset('uPlot.iife.min.js')}</script>")
+    w(f"<script>{asset('sortable.js')}</script>")
     w(f"<script>{asset('sweep.js')}</script>")
     w("</body></html>\n")
     return "".join(out)

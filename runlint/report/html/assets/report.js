@@ -420,32 +420,6 @@
   if (all) all.addEventListener("click", function () { setAll(true); });
   if (none) none.addEventListener("click", function () { setAll(false); });
 
-  /* sortable tables: click a header; numbers sort by data-v */
-  document.querySelectorAll("table.sortable").forEach(function (table) {
-    table.querySelectorAll("th").forEach(function (th, col) {
-      th.addEventListener("click", function () {
-        var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
-        var numeric = th.dataset.sort === "num" || th.dataset.sort === "sev";
-        var dir = th.dataset.dir === "asc" ? -1 : 1;
-        table.querySelectorAll("th").forEach(function (h) { delete h.dataset.dir; });
-        th.dataset.dir = dir === 1 ? "asc" : "desc";
-        rows.sort(function (a, b) {
-          var ca = a.cells[col], cb = b.cells[col];
-          if (numeric) {
-            var va = ca.dataset.v === "" || ca.dataset.v == null ? NaN : +ca.dataset.v;
-            var vb = cb.dataset.v === "" || cb.dataset.v == null ? NaN : +cb.dataset.v;
-            if (isNaN(va) && isNaN(vb)) return 0;
-            if (isNaN(va)) return 1;
-            if (isNaN(vb)) return -1;
-            return (va - vb) * dir;
-          }
-          return ca.textContent.localeCompare(cb.textContent) * dir;
-        });
-        rows.forEach(function (r) { body.appendChild(r); });
-      });
-    });
-  });
-
   /* draw plots as they come near the viewport */
   var plotEls = document.querySelectorAll(".rl-plot");
   state.total = plotEls.length;
