@@ -18,9 +18,10 @@ class LinearScaleSearch(SweepRule):
 
     For each positive numeric hyperparameter whose range spans at least ``min_decades``
     decades (the declared range, else the sampled one) and whose name the seed says to search
-    on a log scale (``log_names``: learning rate, weight decay, L2, ...) — or that spans
-    ``any_decades`` whatever its name (a sampled range, where the tool declared none, from
-    ``min_decades_sampled``: uniform sampling never reaches the low decades) — the rule
+    on a log scale (``log_names``: learning rate, weight decay, L2, ...; a sampled range,
+    where the tool declared none, from ``min_decades_sampled``: uniform sampling never reaches
+    the low decades) — or whose declared range spans ``any_decades`` whatever its name — the
+    rule
     compares how the sampled values fill the range with a uniform and with a log-uniform
     density: log-likelihoods, a Kolmogorov-Smirnov
     test against each (``p_fit``, ``p_reject``), the share of values in the top decade and the
@@ -37,7 +38,9 @@ class LinearScaleSearch(SweepRule):
 
     ## Known problems
     A search deliberately confined to one decade is linear by design and is not judged (it
-    spans less than ``min_decades``). A hand-picked list of values (a categorical choice) is
+    spans less than ``min_decades``). A hyperparameter of another name whose range the tool
+    did not declare is not judged: uniform draws from [0, high] (dropout, as the seed says)
+    now and then land decades below the rest. A hand-picked list of values (a categorical choice) is
     not judged here (RL804 looks at grids). With fewer than ``min_trials`` values no test is
     conclusive.
 
@@ -92,9 +95,13 @@ class LinearScaleSearch(SweepRule):
             if high <= low:
                 continue
             decades = math.log10(high / low)
-            named = bool(pattern.search(dim.name))
-            floor = o.min_decades if dim.declared else o.min_decades_sampled
-            if decades < (floor if named else o.any_decades):
+            if pattern.search(dim.name):
+                floor = o.min_decades if dim.declared else o.min_decades_sampled
+            elif dim.declared:
+                floor = o.any_decades
+            else:  # unnamed and undeclared: uniform draws from [0, high] reach any decade
+                continue
+            if decades < floor:
                 continue
             if len(positive) < o.min_trials:
                 short.append(f"{dim.name}: {len(positive)} sampled values (< {o.min_trials})")
