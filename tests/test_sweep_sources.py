@@ -285,7 +285,10 @@ def trainable(config):
 tuner = tune.Tuner(
     trainable,
     param_space={{"lr": tune.loguniform(1e-5, 1e-1), "dropout": tune.uniform(0, 0.5)}},
-    tune_config=tune.TuneConfig(num_samples=30, metric="val_loss", mode="min", reuse_actors=True),
+    tune_config=tune.TuneConfig(
+        num_samples=30, metric="val_loss", mode="min", reuse_actors=True,
+        search_alg=tune.search.BasicVariantGenerator(random_state=0),  # the same 30 draws
+    ),
     run_config=tune.RunConfig(name="exp", storage_path={str(tmp_path)!r}, verbose=0),
 )
 tuner.fit()
