@@ -1,9 +1,11 @@
 """Discovery streams: nested runs of every kind are found, what is passed over is said with a
-reason, ``--exclude`` leaves folders out, runs are checked while the walk goes on, and a
+reason, ``--exclude`` leaves folders out, runs are checked while the walk goes on (a streaming
+report holds no run once it is written), and a
 progress line goes to stderr only when it is a terminal."""
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import os
@@ -125,6 +127,37 @@ def test_runs_are_checked_while_the_walk_goes_on(
     code, doc, _ = check_json(tree.parent, "logs")
     assert code == 1 and len(doc["runs"]) == 7
     assert at_first_check[0] == 1, "the first run is checked before the walk found the second"
+
+
+@pytest.mark.parametrize(("fmt", "kept"), [("text", 1), ("github", 1), ("json", 7)])
+def test_a_streaming_report_keeps_no_run_once_written(
+    tree: Path, monkeypatch: pytest.MonkeyPatch, fmt: str, kept: int
+) -> None:
+    """Memory bounded by one run: at the summary a streaming format holds at most the last run's
+    result (the counts come from the tally); json, one document at the end, holds them all."""
+    from runlint import report
+
+    alive: list[int] = []
+    real = report.make_reporter
+
+    def make_reporter(*args: Any, **kwargs: Any) -> report.Reporter:
+        reporter = real(*args, **kwargs)
+        finish = reporter.finish
+
+        def counted(rep: report.Report) -> None:
+            gc.collect()
+            alive.append(sum(isinstance(o, engine.RunResult) for o in gc.get_objects()))
+            finish(rep)
+
+        reporter.finish = counted  # type: ignore[method-assign]
+        return reporter
+
+    monkeypatch.setattr(report, "make_reporter", make_reporter)
+    result = invoke("check", str(tree), "--select", "RL103", "-f", fmt, "-j", "1")
+    assert result.exit_code == 1
+    assert len(alive) == 1 and alive[0] <= kept if kept == 1 else alive == [kept]
+    if fmt == "text":
+        assert "7 findings (7 errors, 0 warnings, 0 info) in 7 runs" in result.stdout
 
 
 class Terminal(io.StringIO):

@@ -32,6 +32,7 @@ from runlint.check.config import Config, ConfigError, kebab, parse_severity, sna
 from runlint.check.diagnose import Diagnosis, diagnose
 from runlint.check.rule import Finding, NotJudged, Rule, RuleDefinitionError, Severity
 from runlint.check.suppress import RUN_IGNORE_FILE, Suppressed, parse_run_ignores
+from runlint.check.tally import Tally
 from runlint.extras import MissingExtra
 from runlint.hints import suggest
 from runlint.run import NothingLogged, Run, RunError, load_run
@@ -897,13 +898,7 @@ def loss_curve(run: Run, points: int = 40) -> tuple[list[float] | None, LossSpan
 
 def exit_code(results: Iterable[RunResult], fail_on: Severity, exit_zero: bool) -> int:
     """2 for any unreadable run or rule error; else 1 for findings at or above ``fail_on``."""
-    results = list(results)
-    if any(r.status == "error" or r.rule_errors for r in results):
-        return 2
-    if exit_zero:
-        return 0
-    worst = max((f.severity.rank for r in results for f in r.findings), default=-1)
-    return 1 if worst >= fail_on.rank else 0
+    return Tally.of(results).exit_code(fail_on, exit_zero)
 
 
 def _line(text: str) -> str:

@@ -38,6 +38,7 @@ from typing import Any, ClassVar, TextIO
 
 from runlint.check.live import LiveEvent, LiveState, live_rules
 from runlint.check.rule import Finding, Severity
+from runlint.check.tally import Tally
 from runlint.schema.layout import (
     FINDINGS_FILE,
     META_FILE,
@@ -107,7 +108,7 @@ def watch(
             time.sleep(interval)
     except KeyboardInterrupt:
         printer.interrupted()
-    code = _exit_code(runs.values(), fail_on, exit_zero)
+    code = Tally.of(runs.values()).exit_code(fail_on, exit_zero)
     printer.summary(list(runs.values()), code)
     return code
 
@@ -262,22 +263,8 @@ def _writer_gone(root: Path) -> bool:
     return True  # no lock at all: written before runs had one, and not complete: killed
 
 
-def _exit_code(runs: Iterable[_Watched], fail_on: Severity, exit_zero: bool) -> int:
-    runs = list(runs)
-    if any(r.status == "error" or r.rule_errors for r in runs):
-        return 2
-    if exit_zero:
-        return 0
-    worst = max((f.severity.rank for r in runs for f in r.findings), default=-1)
-    return 1 if worst >= fail_on.rank else 0
-
-
 def _counts(runs: Sequence[_Watched]) -> dict[str, int]:
-    out = {s.value: 0 for s in Severity}
-    for r in runs:
-        for f in r.findings:
-            out[f.severity.value] += 1
-    return out
+    return Tally.of(runs).by_severity
 
 
 def _s(n: int) -> str:

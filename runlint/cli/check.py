@@ -325,31 +325,17 @@ def run_label(path: Path, root: Path) -> str:
     return Path(os.path.abspath(path)).name or str(path)
 
 
-def baseline_entries(results: list[Any]) -> list[dict[str, Any]]:
-    """The baseline entries of a check's findings (those already suppressed by a baseline too:
-    a new baseline covers what the old one did)."""
-    entries = []
-    for result in results:
-        for finding, fp in zip(result.findings, result.fingerprints, strict=False):
-            entries.append(
-                {
-                    "fingerprint": fp,
-                    "code": finding.code,
-                    "run": result.name,
-                    "where": finding.where,
-                }
-            )
-        for item in result.suppressed:
-            if item.by == "baseline":
-                entries.append(
-                    {
-                        "fingerprint": item.fingerprint,
-                        "code": item.code,
-                        "run": result.name,
-                        "where": item.where,
-                    }
-                )
-    return entries
+def baseline_entries(result: Any) -> list[dict[str, Any]]:
+    """The baseline entries of a run's findings (those already suppressed by a baseline too: a
+    new baseline covers what the old one did)."""
+    kept = [
+        (fp, f.code, f.where) for f, fp in zip(result.findings, result.fingerprints, strict=False)
+    ]
+    old = [(i.fingerprint, i.code, i.where) for i in result.suppressed if i.by == "baseline"]
+    return [
+        {"fingerprint": fp, "code": code, "run": result.name, "where": where}
+        for fp, code, where in kept + old
+    ]
 
 
 def show_settings(s: Settings, rules: list[Any], out: Any) -> None:
@@ -429,6 +415,7 @@ def run_check(args: argparse.Namespace) -> int:
         )
 
     from runlint.check.suppress import BaselineError, Suppressor, read_baseline, write_baseline
+    from runlint.check.tally import Tally
     from runlint.cli.progress import Progress
     from runlint.run.find import Found, Passed
 
@@ -454,7 +441,9 @@ def run_check(args: argparse.Namespace) -> int:
         raise CommandError(f"{s.output}: cannot write ({exc.strerror or exc})") from None
     progress = Progress.on(sys.stderr, enabled=not s.quiet)
     on_terminal = s.output is None and _isatty(sys.stdout)
-    results: list[engine.RunResult] = []
+    results: list[engine.RunResult] = []  # kept only for a report that needs them at the end
+    tally = Tally()
+    entries: list[dict[str, Any]] = []  # --add-baseline's
     passed: list[tuple[str, str]] = []
     walk_errors: collections.deque[engine.RunResult] = collections.deque()
     labels: dict[str, str] = {}
@@ -496,8 +485,12 @@ def run_check(args: argparse.Namespace) -> int:
             if progress and on_terminal:
                 progress.clear()
             reporter.add(result)
-            result.curve = result.loss_span = None  # drawn: memory stays bounded by one run
-            results.append(result)
+            tally.add(result)
+            if args.add_baseline is not None:
+                entries.extend(baseline_entries(result))
+            if not reporter.streams:  # a streaming report has written it: memory stays one run's
+                result.curve = result.loss_span = None
+                results.append(result)
             if progress:
                 progress.done += checked
                 progress.update(force=on_terminal)
@@ -518,13 +511,13 @@ def run_check(args: argparse.Namespace) -> int:
             progress.clear()
         if checker.fallback:
             print_warning(checker.fallback)
-        code = engine.exit_code(results, s.fail_on, s.exit_zero)
+        code = tally.exit_code(s.fail_on, s.exit_zero)
         if catalog.errors:
             code = 2
         if args.add_baseline is not None:
             code = 2 if code == 2 else 0
             try:
-                written = write_baseline(args.add_baseline, baseline_entries(results))
+                written = write_baseline(args.add_baseline, entries)
             except OSError as exc:
                 raise CommandError(
                     f"{args.add_baseline}: cannot write ({exc.strerror or exc})"
@@ -539,6 +532,7 @@ def run_check(args: argparse.Namespace) -> int:
             problems=list(catalog.errors),
             verbose=s.verbose,
             passed=passed,
+            tally=tally,
         )
         reporter.finish(report_)
     return code

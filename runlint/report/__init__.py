@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from runlint.check.engine import RunResult
 from runlint.check.rule import Finding, Rule, Severity
+from runlint.check.tally import Tally
 from runlint.report import escape
 from runlint.run.remote import is_url
 
@@ -35,47 +36,41 @@ class Report:
     verbose: bool = False
     #: folders the walk passed over, with the reason: ``(path, reason)``
     passed: list[tuple[str, str]] = field(default_factory=list)
+    #: the counts over every run checked; given when ``results`` holds only some of the runs
+    #: (a streaming report keeps none), else counted from ``results``
+    tally: Tally = field(default_factory=Tally)
+
+    def __post_init__(self) -> None:
+        if not self.tally.runs and self.results:
+            self.tally = Tally.of(self.results)
 
     @property
     def findings(self) -> list[Finding]:
         return [f for r in self.results for f in r.findings]
 
     def counts(self) -> dict[str, int]:
-        out = {s.value: 0 for s in Severity}
-        for finding in self.findings:
-            out[finding.severity.value] += 1
-        return out
+        return dict(self.tally.by_severity)
 
     def by_code(self) -> list[dict[str, Any]]:
         """``--statistics``: per rule code with findings, its name, severity and count, most
         frequent first (then by code)."""
-        counts: dict[str, dict[str, Any]] = {}
-        for f in self.findings:
-            row = counts.setdefault(
-                f.code, {"code": f.code, "name": f.name, "severity": f.severity.value, "count": 0}
-            )
-            row["count"] += 1
-        return sorted(counts.values(), key=lambda r: (-r["count"], r["code"]))
+        return self.tally.statistics()
 
     def suppressed(self) -> dict[str, int]:
         """How many findings were suppressed, by what (baseline, per-run-ignores, ...)."""
-        out: dict[str, int] = {}
-        for r in self.results:
-            for item in r.suppressed:
-                out[item.by] = out.get(item.by, 0) + 1
-        return out
+        return dict(self.tally.suppressed_by)
 
     def summary(self) -> dict[str, Any]:
         """The ``summary`` object of the JSON report (also what the text summary line says)."""
-        suppressed = self.suppressed()
+        t = self.tally
         return {
-            "findings": len(self.findings),
+            "findings": t.findings,
             "by_severity": self.counts(),
-            "runs": len(self.results),
-            "runs_unreadable": sum(r.status == "error" for r in self.results),
-            "runs_incomplete": sum(r.status == "incomplete" for r in self.results),
+            "runs": t.runs,
+            "runs_unreadable": t.unreadable,
+            "runs_incomplete": t.incomplete,
             "rules_selected": len(self.rules),
-            "rules_skipped": sum(len(r.skipped) for r in self.results),
+            "rules_skipped": t.skipped_rules,
             "skipped": [
                 {"run": r.path, "code": s.code, "name": s.name, "reasons": s.reasons}
                 for r in self.results
@@ -89,32 +84,29 @@ class Report:
             + [{"run": None, "code": None, "name": None, "error": p} for p in self.problems],
             "notes": [{"run": r.path, "note": n} for r in self.results for n in r.notes],
             "passed_over": [{"path": p, "reason": why} for p, why in self.passed],
-            "suppressed": sum(suppressed.values()),
-            "suppressed_by": suppressed,
+            "suppressed": sum(t.suppressed_by.values()),
+            "suppressed_by": self.suppressed(),
             "fail_on": self.fail_on.value,
             "exit_code": self.exit_code,
         }
 
     def summary_line(self) -> str:
         """``N findings (E errors, W warnings, I info) in R runs; S skipped rules`` (+ problems)."""
-        c = self.counts()
-        n = len(self.findings)
-        runs = len(self.results)
-        skipped = sum(len(r.skipped) for r in self.results)
+        t = self.tally
+        c, n, runs, skipped = t.by_severity, t.findings, t.runs, t.skipped_rules
         line = (
             f"{n} finding{'' if n == 1 else 's'} ({c['error']} error{_s(c['error'])}, "
             f"{c['warning']} warning{_s(c['warning'])}, {c['info']} info) in {runs} "
             f"run{_s(runs)}; {skipped} skipped rule{_s(skipped)}"
         )
-        unreadable = sum(r.status == "error" for r in self.results)
-        crashed = sum(len(r.rule_errors) for r in self.results) + len(self.problems)
-        if unreadable:
-            line += f"; {unreadable} unreadable run{_s(unreadable)}"
+        crashed = t.rule_errors + len(self.problems)
+        if t.unreadable:
+            line += f"; {t.unreadable} unreadable run{_s(t.unreadable)}"
         if crashed:
             line += f"; {crashed} rule error{_s(crashed)}"
-        suppressed = sum(self.suppressed().values())
+        suppressed = sum(t.suppressed_by.values())
         if suppressed:
-            by = ", ".join(f"{n} by {what}" for what, n in sorted(self.suppressed().items()))
+            by = ", ".join(f"{n} by {what}" for what, n in sorted(t.suppressed_by.items()))
             line += f"; {suppressed} suppressed ({by})"
         return line
 
@@ -132,6 +124,8 @@ class Reporter:
     quiet: bool = False
     statistics: bool = False
     err: TextIO | None = None
+    #: ``finish`` needs only ``report.tally``: each run is written in full by ``add``
+    streams: bool = False
 
     def __init__(self, out: TextIO, verbose: bool = False) -> None:
         self.out = out

@@ -29,6 +29,8 @@ def command(level: str, message: str, *, file: str | None = None, title: str = "
 
 
 class Reporter(_Base):
+    streams = True
+
     def add(self, result: RunResult) -> None:
         lines = []
         file = location(result.path)  # a file: the annotation is shown on it

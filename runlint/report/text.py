@@ -77,6 +77,8 @@ def wrap_width(out: TextIO) -> int | None:
 
 
 class Reporter(_Base):
+    streams = True
+
     def __init__(self, out: TextIO, verbose: bool = False) -> None:
         super().__init__(out, verbose)
         self.width = wrap_width(out)
