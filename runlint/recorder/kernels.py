@@ -208,33 +208,41 @@ OUTPUT_COLUMNS = (
 
 
 def output_rows(out: torch.Tensor, max_elems: int) -> torch.Tensor:
-    """The model's output as ``(rows, width)`` (leading dimensions flattened; a ``(B,)`` output
-    is width 1), its leading rows holding about ``max_elems`` values."""
-    x = out.detach()
+    """A float32 copy of the model's output as ``(rows, width)`` (leading dimensions
+    flattened; a ``(B,)`` output is width 1): its leading rows, about ``max_elems`` values.
+
+    A copy, so that keeping it until the flush does not keep the whole output alive.
+    """
+    x = out.data
     x = x.reshape(-1, 1) if x.dim() <= 1 else x.reshape(-1, x.shape[-1])
     rows = max(1, min(x.shape[0], max_elems // max(1, x.shape[1])))
-    return x[:rows]
+    if x.dtype == torch.float32:
+        return torch.narrow_copy(x, 0, 0, rows)
+    return x[:rows].float()
 
 
 def output_stats(x: torch.Tensor) -> torch.Tensor:
-    """``OUTPUT_COLUMNS`` of rows ``x`` (from ``output_rows``), stacked on its device."""
-    x = x.float()
-    nan = torch.full((), float("nan"), device=x.device)
-    spread = x.std() if x.numel() > 1 else nan
-    across = x.std(dim=0).mean() if x.shape[0] > 1 else nan
-    inside = ((x >= 0) & (x <= 1)).float().mean()
-    return torch.stack(
-        [
-            x.mean(),
-            spread,
-            x.amin(),
-            x.amax(),
-            x.sum(dim=1).mean(),
-            torch.logsumexp(x, dim=1).mean(),
-            across,
-            inside,
-        ]
-    )
+    """``OUTPUT_COLUMNS`` of ``N`` samples of one shape (``output_rows``), stacked as
+    ``[N, rows, width]``: ``[N, len(OUTPUT_COLUMNS)]`` on their device.
+
+    A dozen kernels for all the samples of a flush together (statistics steps only copy the
+    rows): ``std_mean`` and ``aminmax`` give two values each, the mean row sum is the mean
+    times the width, and the fraction inside [0, 1] is ``clamp(x, 0, 1) == x`` written over
+    the clamped copy.
+    """
+    n, rows, width = x.shape
+    flat = x.reshape(n, -1)
+    nan = torch.full((n,), float("nan"), device=x.device)
+    if flat.shape[1] > 1:
+        spread, mean = torch.std_mean(flat, dim=1)
+    else:
+        spread, mean = nan, flat.mean(dim=1)
+    lo, hi = torch.aminmax(flat, dim=1)
+    across = x.std(dim=1).mean(dim=1) if rows > 1 else nan
+    inside = x.clamp(0.0, 1.0).eq_(x).reshape(n, -1).mean(dim=1)
+    row_sum = mean * width
+    row_logsumexp = torch.logsumexp(x, dim=2).mean(dim=1)
+    return torch.stack([mean, spread, lo, hi, row_sum, row_logsumexp, across, inside], dim=1)
 
 
 def edge_tensor(kind: str, device: torch.device) -> torch.Tensor:

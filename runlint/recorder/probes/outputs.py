@@ -1,7 +1,8 @@
 """The ``outputs`` probe: what the model hands the loss, every ``stats_every`` steps.
 
 A forward hook on the model itself (only during statistics steps' training forward passes,
-like the activation hooks) keeps a few statistics of the output's leading rows: its width, its
+like the activation hooks) copies the output's leading rows; at the flush the samples of one
+shape go through ``kernels.output_stats`` together. What is kept: the output's width, its
 range, whether rows sum to 1 (probabilities) or their logsumexp is 0 (log-probabilities), and
 how much the prediction varies across examples. Rules compare them with the loss the run
 names: probabilities fed to a loss that expects logits, a width that is not the number of
@@ -46,6 +47,8 @@ class Outputs(RowProbe):
         self.collecting = False
         self.handle: Any = None
         self.model: nn.Module | None = None
+        #: per sample since the last flush: its step, the output's leading rows (a copy)
+        self.samples: list[tuple[int, torch.Tensor]] = []
 
     def attach(self, model: nn.Module) -> None:
         self.model = model
@@ -81,9 +84,7 @@ class Outputs(RowProbe):
                 out = logits if isinstance(logits, torch.Tensor) else first_tensor(output)
                 if out is None or not out.is_floating_point() or out.numel() == 0:
                     return
-                rows = kernels.output_rows(out, shared.max_elems)
-                offset = shared.stash.vector(kernels.output_stats(rows))
-                self.table.add(shared.step, offset, rows.shape[1], rows.shape[0])
+                self.samples.append((shared.step, kernels.output_rows(out, shared.max_elems)))
             except Exception as exc:
                 self.collecting = False
                 self.fail(exc)
@@ -97,6 +98,25 @@ class Outputs(RowProbe):
                 eager(module, inputs, output)
 
         return hook
+
+    def take(self) -> Table | None:
+        """The samples' statistics, batched by shape and device: a row per sample, in order."""
+        samples, self.samples = self.samples, []
+        if samples and self.off is None:
+            with self:
+                batches: dict[tuple[Any, ...], list[int]] = {}
+                for i, (_, x) in enumerate(samples):
+                    batches.setdefault((x.shape, x.device), []).append(i)
+                width = len(kernels.OUTPUT_COLUMNS)
+                offsets = [0] * len(samples)
+                for indices in batches.values():
+                    stats = kernels.output_stats(torch.stack([samples[i][1] for i in indices]))
+                    offset = self.shared.stash.vector(stats)
+                    for j, i in enumerate(indices):
+                        offsets[i] = offset + j * width
+                for (step, x), offset in zip(samples, offsets, strict=True):
+                    self.table.add(step, offset, x.shape[1], x.shape[0])
+        return super().take()
 
     def columns(
         self, rows: Table, scalars: np.ndarray, vectors: np.ndarray
