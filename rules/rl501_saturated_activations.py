@@ -23,11 +23,16 @@ class SaturatedActivations(Rule):
     pixel values 0…255, features in the thousands) and weights initialized too large.
 
     The rule reads the recorded fraction of saturated outputs (|a| > 0.99 for tanh-like
-    modules, a < 0.01 or a > 0.99 for sigmoid) of every squashing module, as the median over
-    the run, and reports the modules above ``fraction``.
+    modules, a < 0.01 or a > 0.99 for sigmoid) of every squashing module and reports the
+    modules above ``fraction`` both at the first recorded step and as the median over the run:
+    saturated from the start, the way a bad initialization or unscaled inputs leave a layer.
 
     ## Known problems
-    A sigmoid *output* gate that learns confident 0/1 decisions saturates by design; one used as
+    Saturation that only develops while the loss falls is not judged: healthy networks grow
+    confident (on drawn healthy runs a tanh layer went from 0 % to 75 % saturated and trained
+    to 0.02 loss), and a learning rate that drives units into saturation is RL202's finding. A
+    run recorded from a later step has no "start"; its first recorded step stands in. A sigmoid
+    *output* gate that learns confident 0/1 decisions saturates by design; one used as
     the last module of a binary classifier can be excluded with ``ignore_modules``. The fraction
     is taken on sampled rows of the batch every ``stats_every`` steps.
 
@@ -50,8 +55,8 @@ class SaturatedActivations(Rule):
     class Options(Rule.Options):
         fraction: float = option(
             0.45,
-            "median saturated fraction above this flags a module (healthy runs on drawn tasks "
-            "reach 0.36; saturating faults 0.53 and up)",
+            "saturated fraction above this, at the first recorded step and as the median, flags "
+            "a module (drawn healthy runs start at 0.01 or less; unscaled inputs at 0.47 and up)",
         )
         ignore_modules: tuple[str, ...] = option(
             (), "module names never judged (e.g. a gate that saturates by design)"
@@ -70,9 +75,12 @@ class SaturatedActivations(Rule):
         mask = long.finite("mean", "std") & squashing
         if not mask.any():
             return
-        sat = long.median(long.col("saturated"), mask).dropna()
+        saturated = long.col("saturated")
+        sat = long.median(saturated, mask).dropna()
         sat = sat[~sat.index.isin(o.ignore_modules)]
-        bad = sat[sat > o.fraction].sort_values(ascending=False)
+        start = long.median(saturated, mask & (long.step == long.step[mask].min()))
+        from_start = start.reindex(sat.index) > o.fraction
+        bad = sat[(sat > o.fraction) & from_start].sort_values(ascending=False)
         if bad.empty:
             return
         kind_of = long.first("kind").to_dict()
@@ -83,7 +91,8 @@ class SaturatedActivations(Rule):
         yield self.finding(
             run,
             f"{fmt(100 * float(bad.iloc[0]))}% of {kind} outputs of module {worst} are saturated "
-            f"({band}), median over steps {steps[0]}–{steps[1]}; {len(bad)} of {len(sat)} "
+            f"({band}), median over steps {steps[0]}–{steps[1]}, "
+            f"{fmt(100 * float(start[worst]))}% at step {steps[0]}; {len(bad)} of {len(sat)} "
             f"squashing modules above {fmt(100 * o.fraction)}% ({names(bad.index)})",
             "normalize the inputs (zero mean, unit std on the training set) and initialize with "
             "std = √(1/fan_in) (Xavier); or put BatchNorm before the nonlinearity / use ReLU",

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from runlint.rules.rl301_overfit_gap import OverfitGap
@@ -260,6 +262,20 @@ def test_dead_relu_reports_module_and_percentages_and_obeys_options() -> None:
     assert check(DeadRelu(DeadRelu.Options(units=1.0)), run) == []
 
 
+def test_saturation_is_judged_from_the_start_not_when_it_develops(tmp_path: Path) -> None:
+    from runlint.rules.rl501_saturated_activations import SaturatedActivations
+
+    run = corpus_run("rl501-large-init-tanh")
+    (finding,) = check(SaturatedActivations(), run)
+    assert "at step 0" in finding.message and finding.where == "tanh3"
+    grown = tmp_path / "grown"  # the same run, but every layer started unsaturated
+    shutil.copytree(run.path, grown)
+    acts = pd.read_parquet(grown / "activations-r0.parquet")
+    acts.loc[acts["step"] == acts["step"].min(), "saturated"] = 0.0
+    acts.to_parquet(grown / "activations-r0.parquet")
+    assert check(SaturatedActivations(), runlint.load_run(grown)) == []
+
+
 # -- RL301/RL302 ------------------------------------------------------------------------------
 def test_overfit_gap_threshold_is_an_option() -> None:
     run = corpus_run("rl301-tiny-train-set")
@@ -281,6 +297,21 @@ def test_regression_underfit_is_advice_only(record: Build) -> None:
     assert check(Underfit(), run) == []
     (finding,) = check(Underfit(Underfit.Options(loss_level=0.0, plateau=10.0)), run)
     assert finding.severity == Severity.INFO
+
+
+def test_underfit_warns_only_when_the_model_graph_shows_what_caps_it(record: Build) -> None:
+    from runlint.analysis.layers import capacity_limit
+
+    narrow = record("narrow", mlp(16, 32, 2, 32, 4), steps=4)
+    linear = record("linear", nn.Sequential(nn.Linear(16, 4)), steps=4)
+    wide = record("wide", mlp(16, 32, 32, 4), steps=4)
+    assert capacity_limit(narrow) == "hidden layer 2 is 2 wide, narrower than the 4 classes"
+    assert "single Linear layer" in str(capacity_limit(linear))
+    assert capacity_limit(wide) is None
+    # a healthy run judged by a strict level: without a structural cause it is advice only
+    relaxed = Underfit(Underfit.Options(level=1.0, plateau=10.0, tight=1.0, min_update_ratio=0))
+    (finding,) = check(relaxed, corpus_run("spiral-mlp-sgd-momentum"))
+    assert finding.severity == Severity.INFO and "may be too small" in finding.message
 
 
 # -- RL7xx: configuration the dynamics hide ---------------------------------------------------
