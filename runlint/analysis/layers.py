@@ -25,6 +25,7 @@ __all__ = [
     "SQUASHING_KINDS",
     "Long",
     "acts_long",
+    "capacity_limit",
     "dense_params",
     "dense_update_ratios",
     "input_output_ratio",
@@ -449,3 +450,29 @@ def _input_output_ratio(values: pd.Series, depth: pd.Series) -> tuple[float, str
         str(labels[picked[0]]),
         str(labels[picked[half + int(np.argmax(tail_part))]]),
     )
+
+
+def capacity_limit(run: Run) -> str | None:
+    """What in the recorded model graph caps its capacity, in words, or ``None``.
+
+    Two structural limits (from ``meta.modules`` and ``meta.params``): the model is a single
+    Linear layer (a stack of them may have functional activations the graph cannot show), and
+    a Linear layer narrower than the number of classes feeding another Linear layer (every
+    class must pass through fewer dimensions than there are classes).
+    """
+    modules, params = run.setup.modules, run.setup.params
+    classes = run.setup.num_classes
+    linear = [p for p in params if p.module_type == "Linear" and p.role == "weight"]
+    shapes = [(p.name.rsplit(".", 1)[0], p.shape) for p in linear if p.shape and len(p.shape) == 2]
+    if not modules or not shapes or len(shapes) != len(linear):
+        return None
+    if [m.type for m in modules] == ["Linear"]:
+        return f"the model is a single Linear layer ({shapes[0][0]}): it is linear in its inputs"
+    if classes is None or classes < 3:
+        return None
+    fed = {shape[1] for _, shape in shapes}
+    narrow = [(s[0], n) for n, s in shapes if s[0] < classes and s[0] < s[1] and s[0] in fed]
+    if not narrow:
+        return None
+    width, layer = min(narrow)
+    return f"hidden layer {layer} is {width} wide, narrower than the {classes} classes"
