@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import copy
 import math
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from runlint.rules.rl101_initial_loss_off import InitialLossOff
 from runlint.rules.rl102_regularization_off import RegularizationOff
@@ -273,6 +275,22 @@ def test_rl202_spike_threshold_is_an_option() -> None:
 def test_rl202_bouncing_loss_at_a_normal_batch_size() -> None:
     (finding,) = findings(LrTooHigh(), corpus("rl202-adam-lr-x30"))
     assert "bounces" in finding.message and "batch size 64" in finding.message
+
+
+def test_rl202_a_climb_while_the_schedule_drives_the_lr_to_zero_is_not_the_step(
+    tmp_path: Path,
+) -> None:
+    run = corpus("rl203-batch-size-2")  # at a constant lr the loss climbs back from step 167
+    (climb,) = [f for f in findings(LrTooHigh(), run) if "climbed back" in f.message]
+    low, top = climb.steps
+    decayed = tmp_path / "decayed"
+    shutil.copytree(run.path, decayed)
+    groups = pd.read_parquet(decayed / "groups-r0.parquet")
+    after = (groups["step"] - low).clip(lower=0) / (top - low)
+    groups["lr"] = groups["lr"] * 1e-3**after  # ×1/1000 from the low to the top
+    groups.to_parquet(decayed / "groups-r0.parquet")
+    rerun = runlint.load_run(decayed)
+    assert not [f for f in findings(LrTooHigh(), rerun) if "climbed back" in f.message]
 
 
 # -- RL203 noisy-loss -------------------------------------------------------------------------
