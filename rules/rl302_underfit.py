@@ -32,7 +32,8 @@ class Underfit(Rule):
     the finding is a warning only when the recorded model graph shows what caps the capacity
     (a single Linear layer; a hidden layer narrower than the number of classes, see
     ``capacity_limit``), and ``info`` otherwise. With such a cause, runs from
-    ``min_epochs_with_cause`` epochs are judged and a run stuck near chance counts too.
+    ``min_epochs_with_cause`` epochs are judged and a run stuck near chance counts too. Only
+    such a run is judged while it trains (live checking): its cap is known from the start.
 
     A second face of underfitting: the training accuracy measured during the epoch (dropout
     and augmentation on) stays below the validation accuracy (measured without them). Over
@@ -69,7 +70,6 @@ class Underfit(Rule):
     name = "underfit"
     severity = Severity.WARNING
     requires = (TRAIN_AND_VAL,)
-    whole_run = True
     explained_by = ("RL102", "RL201", "RL202", "RL206", "RL401", "RL402", "RL502", "RL503")
 
     @dataclass
@@ -95,6 +95,8 @@ class Underfit(Rule):
     options: Options
 
     def check(self, run: Run) -> Iterator[Finding]:
+        if not run.complete and capacity_limit(run) is None:
+            return  # live: an accuracy still climbing is no underfit yet, unless the graph caps it
         ratios = dense_update_ratios(run)
         if len(ratios) and float(np.median(ratios)) < self.options.min_update_ratio:
             return

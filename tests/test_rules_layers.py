@@ -314,6 +314,17 @@ def test_underfit_warns_only_when_the_model_graph_shows_what_caps_it(record: Bui
     assert finding.severity == Severity.INFO and "may be too small" in finding.message
 
 
+def test_underfit_is_judged_live_only_when_the_graph_caps_the_model() -> None:
+    from runlint.run.replay import Flushes
+
+    capped = Flushes(CORPUS / "rl302-width-2-bottleneck")
+    (finding,) = check(Underfit(), capped.at(capped.steps // 4))  # a quarter in, still training
+    assert finding.severity == Severity.WARNING and "narrower than" in finding.message
+    dropout = Flushes(CORPUS / "rl302-dropout-0.9")  # no cap in the graph: judged at the end
+    assert check(Underfit(), dropout.at(dropout.steps // 2)) == []
+    assert check(Underfit(), runlint.load_run(CORPUS / "rl302-dropout-0.9"))
+
+
 # -- RL7xx: configuration the dynamics hide ---------------------------------------------------
 def test_batchnorm_after_the_nonlinearity_is_reported(record: Build) -> None:
     after = record("bn-after", mlp(16, 32, 32, 4, bn="after"), steps=10)
