@@ -7,8 +7,12 @@ from dataclasses import dataclass
 
 from runlint.analysis import curves
 from runlint.analysis.curves import MIN_CURVE_POINTS
+from runlint.analysis.wording import names
 from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
+
+#: module classes that normalize over the batch (LayerNorm/GroupNorm do not)
+_BATCH_NORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm")
 
 
 class NoisyLoss(Rule):
@@ -26,6 +30,12 @@ class NoisyLoss(Rule):
     it is a ``warning`` only at a batch of at most ``tiny_batch``, where the run is clearly
     worse for it; at larger or unknown batch sizes it is advice (``info``).
 
+    A second face, from the recorded model graph: BatchNorm layers (``BatchNorm1d/2d/3d``,
+    ``SyncBatchNorm``) trained at a batch of at most ``tiny_batch``. Each normalizes over that
+    few examples, so in training its statistics are noise (at batch 2 every feature becomes
+    ±1 whatever the input), and the running statistics used at evaluation differ from what the
+    model was trained on. That is a ``warning`` whatever the loss looks like.
+
     ## Why it matters
     The wiggle of the loss comes from the batch: the smaller the batch, the noisier each
     gradient step (the std of a batch mean falls as 1/√B). Too much noise hides the trend and
@@ -35,6 +45,9 @@ class NoisyLoss(Rule):
     - Losses with many exact zeros per sample (hinge, small data sets near zero loss) are
       noisier by nature; raise ``max_noise`` for them.
     - Dropout and heavy augmentation add noise on purpose.
+    - The BatchNorm face needs ``meta.batch_size`` to be the per-device batch that reaches
+      the layer; BatchNorm layers kept in eval mode (frozen statistics) are flagged too, though
+      their statistics are fixed: ignore RL203 for such runs.
 
     ## Fix
     Raise the batch size (×4 to halve the noise), or lower the learning rate.
@@ -69,11 +82,24 @@ class NoisyLoss(Rule):
 
     def check(self, run: Run) -> Iterator[Finding]:
         opts = self.options
+        batch = run.setup.batch_size
+        norms = [m.name for m in run.setup.modules if m.type in _BATCH_NORMS]
+        if norms and isinstance(batch, int) and 0 < batch <= opts.tiny_batch:
+            yield self.finding(
+                run,
+                f"{len(norms)} BatchNorm layer(s) ({names(norms)}) normalize over a batch of "
+                f"{batch}: their batch statistics are noise, and the running statistics used "
+                "at evaluation differ from what the model trained on",
+                "raise the batch size (≥ 16 per device), or use GroupNorm/LayerNorm instead of "
+                "BatchNorm",
+                where=norms[0],
+                evidence={"batch_size": batch, "batchnorm": norms},
+            )
+            return
         curve = curves.prepare(run)
         if curve is None or len(curve.values) < opts.min_steps:
             return
         noise = curve.relative_noise(floor=opts.level_floor)
-        batch = run.setup.batch_size
         large = isinstance(batch, int) and batch >= opts.small_batch
         limit = opts.max_noise_large_batch if large else opts.max_noise
         if not noise > limit:

@@ -325,6 +325,18 @@ def test_underfit_is_judged_live_only_when_the_graph_caps_the_model() -> None:
     assert check(Underfit(), runlint.load_run(CORPUS / "rl302-dropout-0.9"))
 
 
+def test_batchnorm_at_a_tiny_batch_is_a_warning_whatever_the_loss(record: Build) -> None:
+    from runlint.rules.rl203_noisy_loss import NoisyLoss
+
+    model = mlp(16, 32, 32, 4, bn="before")
+    tiny = record("bn-batch-2", model, meta={"batch_size": 2}, steps=30)
+    (finding,) = check(NoisyLoss(), tiny)
+    assert finding.severity == Severity.WARNING and finding.evidence["batchnorm"] == ["1", "4"]
+    assert check(NoisyLoss(), record("bn-batch-64", model, meta={"batch_size": 64}, steps=30)) == []
+    plain = record("plain-batch-2", mlp(16, 32, 32, 4), meta={"batch_size": 2}, steps=30)
+    assert not [f for f in check(NoisyLoss(), plain) if "BatchNorm" in f.message]
+
+
 # -- RL7xx: configuration the dynamics hide ---------------------------------------------------
 def test_batchnorm_after_the_nonlinearity_is_reported(record: Build) -> None:
     after = record("bn-after", mlp(16, 32, 32, 4, bn="after"), steps=10)
