@@ -33,6 +33,9 @@ class LossFloorHigh(Rule):
     dominate it. The gradients the model learns from are then distorted as well.
 
     ## Known problems
+    - A loss still falling fast (by more than ``still_falling`` of its level over the previous
+      ``late`` of the epochs) is not judged: small logits (sigmoid units, a low lr) can give the
+      right argmax long before a low loss.
     - Label smoothing raises the floor of the loss: it is taken into account only when
       ``meta.label_smoothing`` is recorded.
     - Accuracy measured on augmented data with a loss on clean data (or the reverse) can
@@ -67,6 +70,12 @@ class LossFloorHigh(Rule):
             5, "fewer classes are not judged: label noise lifts their loss to that floor too"
         )
         late: float = option(1 / 3, "the fraction of the epochs judged (the last ones)")
+        still_falling: float = option(
+            0.15,
+            "a loss whose median fell by more than this × its level since the previous "
+            "``late`` of the epochs is not at a floor (a drawn healthy run: 0.30, the faulty "
+            "floors 0.09 or less)",
+        )
         min_epochs: int = option(3, "fewer epochs with both curves are not judged")
 
     options: Options
@@ -88,6 +97,9 @@ class LossFloorHigh(Rule):
         squashed = math.log(1 + (chance.classes - 1) / math.e)  # CE of softmax(probabilities)
         if accuracy < opts.min_accuracy or level - floor <= opts.floor_share * squashed:
             return
+        before = loss.train[max(0, 2 * part.start - part.stop) : part.start]
+        if len(before) and float(np.median(before)) - level > opts.still_falling * level:
+            return  # still falling: slow (small logits, a low lr), not stuck at a floor
         smoothing = f", above the {floor:.3g} label smoothing sets" if floor > 0 else ""
         yield self.finding(
             run,

@@ -293,6 +293,36 @@ def test_rl202_a_climb_while_the_schedule_drives_the_lr_to_zero_is_not_the_step(
     assert not [f for f in findings(LrTooHigh(), rerun) if "climbed back" in f.message]
 
 
+def test_rl202_a_bounce_is_advice_when_two_validation_epochs_show_it_settling(
+    tmp_path: Path,
+) -> None:
+    run = corpus("rl202-adam-lr-x30")
+    (bounce,) = findings(LrTooHigh(), run)
+    assert "bounces" in bounce.message and bounce.severity == Severity.WARNING
+    settling = tmp_path / "settling"
+    shutil.copytree(run.path, settling)
+    epochs = pd.read_parquet(settling / "epochs-r0.parquet").iloc[:2].copy()
+    epochs["val_loss"] = [1.0, 0.9]  # two epochs, the second better
+    epochs.to_parquet(settling / "epochs-r0.parquet")
+    (advice,) = findings(LrTooHigh(), runlint.load_run(settling))
+    assert "bounces" in advice.message and advice.severity == Severity.INFO
+
+
+def test_rl106_a_loss_still_falling_fast_is_not_at_a_floor(tmp_path: Path) -> None:
+    from runlint.rules.rl106_loss_floor_high import LossFloorHigh
+
+    run = corpus("rl105-softmax-before-cross-entropy")
+    (floor,) = findings(LossFloorHigh(), run)
+    assert "the loss does not measure the predictions" in floor.message
+    falling = tmp_path / "falling"
+    shutil.copytree(run.path, falling)
+    epochs = pd.read_parquet(falling / "epochs-r0.parquet")
+    n = len(epochs)
+    epochs["train_loss"] = epochs["train_loss"] * (1 + 0.5 * (n - 1 - epochs.index) / n)
+    epochs.to_parquet(falling / "epochs-r0.parquet")
+    assert findings(LossFloorHigh(), runlint.load_run(falling)) == []
+
+
 # -- RL203 noisy-loss -------------------------------------------------------------------------
 
 
