@@ -444,7 +444,7 @@ def _unsettled(run: Run, val_ratio: float, high_update: float) -> bool:
     column = run.column("epochs", "val_loss") if not run.epochs.empty else None
     if column is not None:
         _, val = curves.series(run.epochs, column)
-        if val.size >= 3 and val.min() > 0:
+        if val.size >= 2 and val.min() > 0:  # two epochs already say whether it settles
             return bool(np.median(val[-max(1, val.size // 5) :]) > val_ratio * val.min())
     ratios = dense_update_ratios(run)
     return bool(len(ratios) and float(np.median(ratios)) > high_update)
