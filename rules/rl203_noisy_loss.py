@@ -7,12 +7,10 @@ from dataclasses import dataclass
 
 from runlint.analysis import curves
 from runlint.analysis.curves import MIN_CURVE_POINTS
+from runlint.analysis.layers import BATCH_NORMS
 from runlint.analysis.wording import names
 from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
-
-#: module classes that normalize over the batch (LayerNorm/GroupNorm do not)
-_BATCH_NORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm")
 
 
 class NoisyLoss(Rule):
@@ -83,7 +81,7 @@ class NoisyLoss(Rule):
     def check(self, run: Run) -> Iterator[Finding]:
         opts = self.options
         batch = run.setup.batch_size
-        norms = [m.name for m in run.setup.modules if m.type in _BATCH_NORMS]
+        norms = [m.name for m in run.setup.modules if m.type in BATCH_NORMS]
         if norms and isinstance(batch, int) and 0 < batch <= opts.tiny_batch:
             yield self.finding(
                 run,

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runlint.analysis.layers import dense_params, input_output_ratio, param_table, params_long
+from runlint.analysis.layers import (
+    batchnorm_inputs,
+    dense_params,
+    input_output_ratio,
+    param_table,
+    params_long,
+)
 from runlint.analysis.wording import fmt
 from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
@@ -29,9 +35,11 @@ class VanishingGradients(Rule):
     side (the largest value of the last half). Healthy networks stay within ×10 of each other.
 
     ## Known problems
-    Needs three dense layers or more. Residual networks carry gradients around the blocks and
-    are rarely flagged; a network whose first layers are frozen on purpose has no gradient
-    there and is left to RL404. Sampled every ``stats_every`` steps.
+    Needs three dense layers or more. Layers that feed a BatchNorm are left out: their weights
+    are scale-invariant, so ‖∇W‖/‖W‖ falls as ‖W‖ grows (AdamW on a drawn healthy BatchNorm
+    MLP: 0.005× the head's) whatever gradient flows back. Residual networks carry gradients
+    around the blocks and are rarely flagged; a network whose first layers are frozen on
+    purpose has no gradient there and is left to RL404. Sampled every ``stats_every`` steps.
 
     ## Fix
     Use ReLU-family activations instead of sigmoid/tanh in deep stacks, initialize with He
@@ -67,6 +75,8 @@ class VanishingGradients(Rule):
         ok = (weight > 0) & (grad > 0)
         per_layer = long.median(rel, ok)
         dense = dense_params(run).intersection(per_layer.dropna().index)
+        normalized = table.index[table["layer"].isin(batchnorm_inputs(run))]
+        dense = dense.difference(normalized)
         if len(dense) < o.min_layers:
             return
         found = input_output_ratio(per_layer[dense], table.loc[dense, "dense_depth"])

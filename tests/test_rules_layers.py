@@ -337,6 +337,17 @@ def test_batchnorm_at_a_tiny_batch_is_a_warning_whatever_the_loss(record: Build)
     assert not [f for f in check(NoisyLoss(), plain) if "BatchNorm" in f.message]
 
 
+def test_layers_feeding_batchnorm_are_not_judged_for_vanishing_gradients(record: Build) -> None:
+    from runlint.analysis.layers import batchnorm_inputs
+
+    normed = record("bn-deep", mlp(16, 32, 32, 32, 4, bn="before"), steps=10)
+    plain = record("plain-deep", mlp(16, 32, 32, 32, 4), steps=10)
+    assert batchnorm_inputs(normed) == {"0", "3", "6"} and batchnorm_inputs(plain) == set()
+    everything = VanishingGradients(VanishingGradients.Options(ratio=1e9))  # flags any depth
+    assert check(everything, normed) == []  # only the head is left: too few layers to judge
+    assert len(check(everything, plain)) == 1
+
+
 # -- RL7xx: configuration the dynamics hide ---------------------------------------------------
 def test_batchnorm_after_the_nonlinearity_is_reported(record: Build) -> None:
     after = record("bn-after", mlp(16, 32, 32, 4, bn="after"), steps=10)

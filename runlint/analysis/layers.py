@@ -7,6 +7,7 @@ weights with dense weights, never an embedding or a LayerNorm gain with a Linear
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,6 +17,7 @@ import pandas as pd
 from runlint.run import Run
 
 __all__ = [
+    "BATCH_NORMS",
     "BIAS",
     "DENSE",
     "EMBEDDING",
@@ -25,6 +27,7 @@ __all__ = [
     "SQUASHING_KINDS",
     "Long",
     "acts_long",
+    "batchnorm_inputs",
     "capacity_limit",
     "dense_params",
     "dense_update_ratios",
@@ -450,6 +453,18 @@ def _input_output_ratio(values: pd.Series, depth: pd.Series) -> tuple[float, str
         str(labels[picked[0]]),
         str(labels[picked[half + int(np.argmax(tail_part))]]),
     )
+
+
+#: module classes that normalize each feature over the batch
+BATCH_NORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm")
+
+
+def batchnorm_inputs(run: Run) -> set[str]:
+    """Names of the modules whose output goes straight into a BatchNorm (the next module in
+    ``meta.modules``): their weights are scale-invariant, so ‖∇W‖/‖W‖ shrinks as ‖W‖ grows
+    whatever gradient flows back."""
+    mods = run.setup.modules
+    return {a.name for a, b in itertools.pairwise(mods) if b.type in BATCH_NORMS}
 
 
 def capacity_limit(run: Run) -> str | None:
