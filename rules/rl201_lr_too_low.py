@@ -65,7 +65,9 @@ class LrTooLow(Rule):
     class Options(Rule.Options):
         min_drop: float = option(0.03, "the loss must fall by this fraction to judge its shape")
         min_linearity: float = option(
-            0.4, "linear: the second half's fall is at least this × the first half's"
+            0.4,
+            "linear: the second half's fall is at least this × the first half's, and at most "
+            "its inverse (a loss flat at first that then falls fast is escaping a plateau)",
         )
         min_remaining: float = option(
             0.6, "... and the loss still ends above this × its initial value"
@@ -98,7 +100,9 @@ class LrTooLow(Rule):
             remaining = end / curve.initial if curve.initial > 0 else 0.0
             if (
                 first_half > 0
-                and second_half >= opts.min_linearity * first_half
+                and opts.min_linearity * first_half
+                <= second_half
+                <= first_half / opts.min_linearity
                 and remaining > opts.min_remaining
             ):
                 # the shape alone also fits a short run or a hard task: a warning needs the

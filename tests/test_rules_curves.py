@@ -323,6 +323,13 @@ def test_rl106_a_loss_still_falling_fast_is_not_at_a_floor(tmp_path: Path) -> No
     assert findings(LossFloorHigh(), runlint.load_run(falling)) == []
 
 
+def test_rl201_a_loss_flat_then_falling_fast_is_not_a_linear_fall() -> None:
+    flushes = Flushes(CORPUS / "rl108-mse-broadcast")  # ~flat for 1100 steps, then it falls
+    (linear,) = findings(LrTooLow(), flushes.at(372))  # early on it falls slowly, linearly
+    assert "slowly and linearly" in linear.message and linear.severity == Severity.INFO
+    assert findings(LrTooLow(), flushes.at(1178)) == []  # the second half fell 6.5x the first
+
+
 # -- RL203 noisy-loss -------------------------------------------------------------------------
 
 
