@@ -10,6 +10,7 @@ import numpy as np
 from runlint.analysis import curves
 from runlint.analysis.expected import SOFTMAX, chance_loss
 from runlint.analysis.layers import dense_update_ratios
+from runlint.analysis.wording import fmt
 from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
 
@@ -311,14 +312,14 @@ class LrTooHigh(Rule):
                 lo, hi = max(0, at - window // 2), min(len(values), at + window // 2 + 1)
                 top = lo + int(np.argmax(values[lo:hi]))
                 if reference:
-                    measure = f"{ratio:.1f}× the expected initial loss {initial:.3g}{reference}"
+                    measure = f"{fmt(ratio)}× the expected initial loss {initial:.3g}{reference}"
                 elif window > 1:
                     measure = (
-                        f"its median over {window} steps reached {med[at]:.3g}, {ratio:.1f}× the "
+                        f"its median over {window} steps reached {med[at]:.3g}, {fmt(ratio)}× the "
                         f"median of its first points, {initial:.3g}"
                     )
                 else:
-                    measure = f"one logged point, {ratio:.1f}× the first"
+                    measure = f"one logged point, {fmt(ratio)}× the first"
                 return self.finding(
                     run,
                     f"the {column} spiked to {float(values[top]):.3g} at step {int(idx[top])} "

@@ -10,6 +10,7 @@ import numpy as np
 from runlint.analysis import curves
 from runlint.analysis.curves import MIN_CURVE_POINTS
 from runlint.analysis.expected import SOFTMAX, chance_loss
+from runlint.analysis.wording import fmt
 from runlint.check import Finding, NotJudged, Rule, Severity, any_of, option
 from runlint.run import Run
 
@@ -135,7 +136,7 @@ class LossNotDecreasing(Rule):
         yield self.finding(
             run,
             f"the {what} does not decrease: {how} {start:.3g} at the start (step {a}) and "
-            f"{end:.3g} at the end (step {b}; {(end - start) / start:+.1%}){chance}",
+            f"{end:.3g} at the end (step {b}; {_change(start, end)}){chance}",
             "overfit ~20 examples to check the pipeline (labels match inputs, optimizer built "
             "over model.parameters(), zero_grad/step called), then raise the learning rate ×10",
             severity=Severity.ERROR if chance else self.severity,
@@ -188,3 +189,10 @@ def _steps_of(run: Run, epoch: int) -> int:
     if "step" not in run.epochs.columns:
         return epoch
     return int(run.epochs["step"].get(epoch, epoch))
+
+
+def _change(start: float, end: float) -> str:
+    """``-3.2%``, or ``×1.5e+17`` once the loss grew more than tenfold."""
+    if start > 0 and end > 10 * start:
+        return f"×{fmt(end / start)}"
+    return f"{(end - start) / start:+.1%}"
