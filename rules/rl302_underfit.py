@@ -95,21 +95,22 @@ class Underfit(Rule):
     options: Options
 
     def check(self, run: Run) -> Iterator[Finding]:
-        if not run.complete and capacity_limit(run) is None:
+        cause = capacity_limit(run)
+        if not run.complete and cause is None:
             return  # live: an accuracy still climbing is no underfit yet, unless the graph caps it
         ratios = dense_update_ratios(run)
         if len(ratios) and float(np.median(ratios)) < self.options.min_update_ratio:
             return
         acc, loss = curves(run, "acc"), curves(run, "loss")
         if acc is not None:
-            yield from self._accuracy(run, acc)
+            yield from self._accuracy(run, acc, cause)
         elif loss is not None:
             yield from self._loss(run, loss)
 
-    def _accuracy(self, run: Run, acc: Curves) -> Iterator[Finding]:
+    def _accuracy(self, run: Run, acc: Curves, cause: str | None) -> Iterator[Finding]:
+        """``cause``: what in the model graph caps its capacity (``capacity_limit``), if any."""
         o = self.options
         n = len(acc.train)
-        cause = capacity_limit(run)
         if n < (o.min_epochs if cause is None else o.min_epochs_with_cause):
             return
         part = acc.late(o.late)
