@@ -9,7 +9,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from runlint.analysis.layers import dense_update_ratios, lr_mask, params_long
+from runlint.analysis.layers import (
+    ADAM_FIRST_RATIO_HIGH,
+    adam_first_ratio,
+    dense_update_ratios,
+    lr_mask,
+    params_long,
+)
 from runlint.analysis.wording import fmt, names
 from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
@@ -64,7 +70,7 @@ class UpdateRatioOff(Rule):
         low: float = option(2e-5, "median dense ratio below this: learning rate too low")
         high: float = option(5e-2, "median dense ratio above this: learning rate too high")
         high_early: float = option(
-            0.2, "Adam-type: median ratio of the first full-lr steps above this"
+            ADAM_FIRST_RATIO_HIGH, "Adam-type: median ratio of the first full-lr steps above this"
         )
         early_samples: int = option(1, "first full-lr samples judged (Adam: lr / rms(W) exactly)")
         all_slow: float = option(
@@ -95,7 +101,7 @@ class UpdateRatioOff(Rule):
             "expected": o.target,
         }
         spread = float(per_layer.max() / per_layer.min())
-        early = self._early(run, per_layer.index, mask)
+        early = adam_first_ratio(run, o.lr_frac, o.early_samples)
         # a layer far slower than its peers is RL402's (vanishing gradients), unless even the
         # fastest layer is too slow: then the learning rate holds every layer back
         if typical < o.low and (spread <= o.peer_factor or per_layer.max() < o.all_slow):
@@ -152,25 +158,6 @@ class UpdateRatioOff(Rule):
         ratio = long.col("update_ratio")
         later = (long.step >= uniq[len(uniq) // 2]) & long.rows_of(per_layer.index) & (ratio > 0)
         return bool(later.any() and float(np.median(ratio[later])) > o.high)
-
-    def _early(
-        self, run: Run, dense: pd.Index, mask: np.ndarray
-    ) -> tuple[float, tuple[int, int]] | None:
-        """Median dense ratio over the first ``early_samples`` full-lr steps, for Adam-type
-        optimizers (bias-corrected: their first steps are ~lr per weight, not inflated)."""
-        o = self.options
-        opt = run.setup.optimizer_class.lower()
-        if "adam" not in opt:
-            return None
-        long = params_long(run)
-        ratio = long.col("update_ratio")
-        rows = mask & long.rows_of(dense) & (ratio > 0)
-        uniq, inv = long.steps()
-        first = uniq[np.bincount(inv[rows], minlength=len(uniq)) > 0][: o.early_samples]
-        if len(first) == 0:
-            return None
-        values = [float(np.median(ratio[rows & (long.step == s)])) for s in first]
-        return float(np.median(values)), (int(first[0]), int(first[-1]))
 
     def _outliers(
         self,

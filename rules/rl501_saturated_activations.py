@@ -78,7 +78,7 @@ class SaturatedActivations(Rule):
         saturated = long.col("saturated")
         sat = long.median(saturated, mask).dropna()
         sat = sat[~sat.index.isin(o.ignore_modules)]
-        start = long.median(saturated, mask & (long.step == long.step[mask].min()))
+        start = long.at_start(saturated, mask)
         from_start = start.reindex(sat.index) > o.fraction
         bad = sat[(sat > o.fraction) & from_start].sort_values(ascending=False)
         if bad.empty:

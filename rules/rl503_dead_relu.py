@@ -27,7 +27,12 @@ class DeadRelu(Rule):
     sampled rows (``dead_units``) and the fraction of outputs ≤ 0 (``dead``), as medians over
     the second half of the run (dead units stay dead; early transients are not judged). A
     module is flagged when ``dead_units`` exceeds ``units`` and ``dead`` exceeds ``outputs``;
-    a module where every unit is dead is an ``error`` (the network's signal is cut).
+    a module where every unit is dead is an ``error`` (the network's signal is cut). Units
+    dead from the first recorded step (a negative bias, a bad initialization) are a
+    ``warning``: that capacity never took part. Units that died during training in a run that
+    still trained are ``info``: a net that lost part of a layer early (Adam's first steps, a
+    momentum spike) often trains well on the rest, as drawn healthy runs with 64–83 % of one
+    layer dead did.
 
     ## Known problems
     ``dead_units`` is measured on the sampled rows of one batch (``max_elems`` values): for a
@@ -64,26 +69,33 @@ class DeadRelu(Rule):
         if long.empty or "kind" not in long.frame.columns:
             return
         relu = np.isin(long.first("kind").to_numpy(), RELU_KINDS)[long.codes]
-        mask = long.finite("mean", "std") & relu & long.window(o.window_start, 1.0)
+        recorded = long.finite("mean", "std") & relu
+        mask = recorded & long.window(o.window_start, 1.0)
         if not mask.any():
             return
-        units = long.median(long.col("dead_units"), mask).dropna()
+        dead_units = long.col("dead_units")
+        units = long.median(dead_units, mask).dropna()
         outputs = long.median(long.col("dead"), mask).reindex(units.index)
         bad = units[(units > o.units) & (outputs > o.outputs)].sort_values(ascending=False)
         if bad.empty:
             return
         worst = str(bad.index[0])
+        start = long.at_start(dead_units, recorded).reindex(bad.index)
+        from_start = bool((start > o.units).any())
         all_dead = float(bad.iloc[0]) >= 0.999
         steps = long.steps_in(mask)
+        first = long.steps_in(recorded)[0]
+        began = "dead from the start" if from_start else "died during training"
         yield self.finding(
             run,
             f"{fmt(100 * float(bad.iloc[0]))}% of the units of module {worst} never activate "
             f"({fmt(100 * float(outputs[worst]))}% of its outputs ≤ 0), median over steps "
             f"{steps[0]}–{steps[1]}; {len(bad)} of {len(units)} ReLU modules have more than "
-            f"{fmt(100 * o.units)}% dead units ({names(bad.index)})",
+            f"{fmt(100 * o.units)}% dead units ({names(bad.index)}); {began} "
+            f"({fmt(100 * float(start[worst]))}% of {worst}'s units dead at step {first})",
             "set the ReLU layers' bias to 0 and initialize with He (std = √(2/fan_in)); "
             "lower the learning rate if units die during training, or use LeakyReLU",
-            severity=Severity.ERROR if all_dead else self.severity,
+            severity=Severity.ERROR if all_dead else self.severity if from_start else Severity.INFO,
             steps=steps,
             where=worst,
             evidence={

@@ -276,6 +276,26 @@ def test_saturation_is_judged_from_the_start_not_when_it_develops(tmp_path: Path
     assert check(SaturatedActivations(), runlint.load_run(grown)) == []
 
 
+def test_dead_relu_that_died_during_training_is_advice_dead_from_the_start_a_warning(
+    tmp_path: Path,
+) -> None:
+    run = corpus_run("rl503-negative-relu-bias")  # a negative bias: every unit dead at step 0
+
+    def partly_dead(first_step: float) -> Run:
+        copied = tmp_path / f"dead-{first_step}"
+        shutil.copytree(run.path, copied)
+        acts = pd.read_parquet(copied / "activations-r0.parquet")
+        acts["dead_units"] = acts["dead_units"] * 0.8  # 80% dead: not every unit
+        acts.loc[acts["step"] == acts["step"].min(), "dead_units"] = first_step
+        acts.to_parquet(copied / "activations-r0.parquet")
+        return runlint.load_run(copied)
+
+    (from_start,) = check(DeadRelu(), partly_dead(0.8))
+    assert from_start.severity == Severity.WARNING and "dead from the start" in from_start.message
+    (died,) = check(DeadRelu(), partly_dead(0.1))
+    assert died.severity == Severity.INFO and "died during training" in died.message
+
+
 # -- RL301/RL302 ------------------------------------------------------------------------------
 def test_overfit_gap_threshold_is_an_option() -> None:
     run = corpus_run("rl301-tiny-train-set")

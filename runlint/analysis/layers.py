@@ -279,6 +279,13 @@ class Long:
     def median(self, values: np.ndarray, mask: np.ndarray | None = None) -> pd.Series:
         return self.quantile(values, 0.5, mask)
 
+    def at_start(self, values: np.ndarray, mask: np.ndarray) -> pd.Series:
+        """Per-key median of ``values`` at the first step in ``mask``: what the run began with
+        (a run recorded from a later step has no start; its first recorded step stands in)."""
+        if not mask.any():
+            return pd.Series(np.nan, index=self.keys)
+        return self.median(values, mask & (self.step == self.step[mask].min()))
+
     def reduce(self, values: np.ndarray, how: str, mask: np.ndarray | None = None) -> pd.Series:
         """Per-key ``max``/``min``/``sum``/``count`` over the finite rows in ``mask``."""
         ok = np.isfinite(values) if mask is None else mask & np.isfinite(values)
@@ -390,6 +397,36 @@ def dense_params(run: Run) -> pd.Index:
         return table.index[keep]
 
     return run.memo("dense_params", build)
+
+
+#: Adam-type first full-lr update ratio above this: each step rewrites a fifth of the weights
+#: (the seed wants ~1e-3; drawn healthy runs stay below it, Adam at ×10 the lr reaches 0.23).
+ADAM_FIRST_RATIO_HIGH = 0.2
+
+
+def adam_first_ratio(
+    run: Run, lr_frac: float = 0.5, samples: int = 1
+) -> tuple[float, tuple[int, int]] | None:
+    """For Adam-type optimizers, the median dense update ratio over the first ``samples``
+    recorded full-lr steps (``lr_mask``) and their steps; else None.
+
+    Adam's bias correction makes its first steps ~lr per weight whatever the gradient, so this
+    ratio is ~lr / rms(W) before the weights grow to hide it.
+    """
+    if "adam" not in run.setup.optimizer_class.lower():
+        return None
+    dense = dense_update_ratios(run, lr_frac).index
+    long = params_long(run)
+    if long.empty or len(dense) == 0:
+        return None
+    ratio = long.col("update_ratio")
+    rows = lr_mask(run, long, lr_frac) & long.rows_of(dense) & (ratio > 0)
+    uniq, inv = long.steps()
+    first = uniq[np.bincount(inv[rows], minlength=len(uniq)) > 0][:samples]
+    if len(first) == 0:
+        return None
+    values = [float(np.median(ratio[rows & (long.step == s)])) for s in first]
+    return float(np.median(values)), (int(first[0]), int(first[-1]))
 
 
 def dense_update_ratios(run: Run, lr_frac: float = 0.5) -> pd.Series:
