@@ -23,7 +23,11 @@ class OverfitGap(Rule):
     epochs and flags a gap above ``gap``. A smaller gap (above ``gap_min``) is flagged too when
     the validation loss has risen ``rise``× above its minimum while the training loss kept
     falling — the other face of the same problem. Runs without accuracy (regression) are judged
-    on that loss pattern alone.
+    on that loss pattern alone. Overfitting is memorizing: the training loss must have fallen
+    to ``train_fall``× its value at the validation minimum; a validation loss that rose while
+    the training loss barely moved is noise or a bounce, not a gap. A warning needs a gap
+    above ``gap_alone``, or above ``gap_rising`` with the validation loss rising; a smaller gap
+    with a rising validation loss is a run trained past its best epoch (info: stop there).
 
     ## Known problems
     Training accuracy measured during the epoch with dropout or augmentation on is lower than
@@ -57,7 +61,17 @@ class OverfitGap(Rule):
             "a gap above this is a warning on its own; a smaller one (drawn healthy runs reach "
             "0.2) needs a rising validation loss",
         )
+        gap_rising: float = option(
+            0.2,
+            "with a rising validation loss, a gap above this is a warning (drawn healthy runs "
+            "trained past their best epoch reach 0.15; memorizing runs 0.18 and up)",
+        )
         rise: float = option(1.5, "late validation loss / its minimum")
+        train_fall: float = option(
+            0.5,
+            "late training loss / training loss at the validation minimum at most this "
+            "(drawn memorizing runs reach 0.01–0.35; a bounce that lifts both curves, 0.5–0.8)",
+        )
         late: float = option(1 / 3, "fraction of the epochs judged")
         min_epochs: int = option(3, "fewer epochs with both curves are not judged")
 
@@ -76,7 +90,7 @@ class OverfitGap(Rule):
                 extra = f"; {rising[0]}" if rising is not None else ""
                 # a gap alone may be the data's (small sets generalize less): a warning needs
                 # the validation loss rising too, or a gap no healthy run shows
-                strong = rising is not None or gap > o.gap_alone
+                strong = gap > o.gap_alone or (rising is not None and gap > o.gap_rising)
                 yield self.finding(
                     run,
                     f"train accuracy {fmt(train)} vs validation {fmt(val)}: gap {fmt(gap)} "
@@ -114,7 +128,7 @@ class OverfitGap(Rule):
             return None
         val_late = float(np.median(loss.val[part]))
         train_late = float(np.median(loss.train[part]))
-        if val_late < o.rise * low or train_late >= float(loss.train[best]):
+        if val_late < o.rise * low or train_late > o.train_fall * float(loss.train[best]):
             return None
         steps = (int(loss.steps[best]), int(loss.steps[-1]))
         return (

@@ -305,6 +305,36 @@ def test_overfit_gap_threshold_is_an_option() -> None:
     assert check(OverfitGap(OverfitGap.Options(gap=0.9, gap_min=0.9)), run) == []
 
 
+def test_overfit_warns_on_a_memorizing_gap_not_on_a_run_trained_past_its_best_epoch(
+    tmp_path: Path,
+) -> None:
+    run = corpus_run("rl301-tiny-train-set")  # train accuracy 1.0, validation ~0.72
+
+    def variant(name: str, gap: float | None, train_end: float) -> Run:
+        copied = tmp_path / name
+        shutil.copytree(run.path, copied)
+        epochs = pd.read_parquet(copied / "epochs-r0.parquet")
+        n = len(epochs)
+        late = np.arange(n) >= n // 3
+        epochs["val_loss"] = np.where(late, 2.0, 1.0)  # 2× its minimum over the late epochs
+        epochs["train_loss"] = np.linspace(1.0, train_end, n)
+        if gap is None:  # regression: no accuracy, the loss pattern alone
+            epochs = epochs.drop(columns=["train_acc", "val_acc"])
+        else:
+            epochs["val_acc"] = epochs["train_acc"] - gap
+        epochs.to_parquet(copied / "epochs-r0.parquet")
+        return runlint.load_run(copied)
+
+    (past_best,) = check(OverfitGap(), variant("past-best", 0.16, 0.05))
+    assert past_best.severity == Severity.INFO and "validation loss rose" in past_best.message
+    (memorizing,) = check(OverfitGap(), variant("memorizing", 0.22, 0.05))
+    assert memorizing.severity == Severity.WARNING
+    (regression,) = check(OverfitGap(), variant("regression", None, 0.05))
+    assert regression.severity == Severity.WARNING
+    # the validation loss rose but the training loss barely moved: a bounce, not memorizing
+    assert check(OverfitGap(), variant("bounce", None, 0.8)) == []
+
+
 def test_underfit_is_not_blamed_on_capacity_when_weights_barely_move() -> None:
     run = corpus_run("rl201-rmsprop-lr-div100")  # lr ÷100: flat, low, tight
     assert check(Underfit(), run) == []
