@@ -9,7 +9,7 @@ import numpy as np
 
 from runlint.analysis import curves
 from runlint.analysis.expected import SOFTMAX, chance_loss
-from runlint.analysis.layers import dense_update_ratios
+from runlint.analysis.layers import ADAM_FIRST_RATIO_HIGH, adam_first_ratio, dense_update_ratios
 from runlint.analysis.wording import fmt
 from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
@@ -33,11 +33,19 @@ class LrTooHigh(Rule):
       by more than ``rise_fraction`` of the fall and ``rise_relative`` of the minimum) after
       the warm-up; or, over the whole run with the warm-up, it climbed anywhere by more than
       ``mid_rise_fraction`` of what it had fallen before (a loss that fell during the warm-up
-      and climbed back once the learning rate peaked, even if a decay later brings it down);
+      and climbed back once the learning rate peaked, even if a decay later brings it down).
+      A climb is info when the validation loss (two epochs or more) improved and ended within
+      ``val_best``× its best: the model still got better, the training loss's climb is batch
+      noise (drawn healthy LSTMs at Adam's usual rates climbed +80% that way);
     - **killed at the start**: the first updates move the weights by more than
       ``huge_update`` of their norm, after which the weights stop moving (update ratio per
       unit of lr falls below ``stalled`` × its first value) and the loss makes no progress —
       the big first steps killed the units (dead ReLUs, saturated logits);
+    - **rewrites, then stuck**: with an Adam-type optimizer, the first full-lr steps move the
+      dense weights by more than ``first_rewrite`` of their norm (its steps are ~lr per weight
+      from the start; the seed wants ~1e-3), and the loss "drops faster but gets stuck at a
+      worse value": its smoothed low comes before the last ``stuck_tail`` of the run and it
+      ends ``stuck_above``× above that low (RL401 reports the ratio itself);
     - **bounces**: after warm-up the loss jumps around its trend by more than the batch
       explains although the batch is not small (≥ ``bounce_batch``): the mean deviation from
       the trend, relative to it, times √batch (a batch mean's spread falls as 1/√B) is above
@@ -116,6 +124,11 @@ class LrTooHigh(Rule):
             "a climb back above this × the fall before it is a warning alone; a smaller one "
             "needs the run unsettled too",
         )
+        val_best: float = option(
+            1.02,
+            "a climb of the training loss is info when the validation loss (2+ epochs) ends "
+            "within this × its best: the model still improved, the climb is batch noise",
+        )
         min_climb: float = option(
             0.1, "a climb back must last this fraction of the curve (a late blip does not count)"
         )
@@ -131,6 +144,12 @@ class LrTooHigh(Rule):
             1e-3, "... then update ratio per unit of lr below this × the first's ..."
         )
         max_progress: float = option(0.1, "... while the loss fell less than this fraction")
+        first_rewrite: float = option(
+            ADAM_FIRST_RATIO_HIGH,
+            "rewrites: Adam-type first full-lr update ratio above this (RL401's high_early) ...",
+        )
+        stuck_tail: float = option(0.05, "... the loss's low before the last this fraction ...")
+        stuck_above: float = option(1.05, "... and its end at least this × the low")
         min_steps: int = option(
             20, "fewer logged points: each point is judged alone (no rolling median)"
         )
@@ -159,6 +178,8 @@ class LrTooHigh(Rule):
         if curve is None and whole is None:
             return
         killed = self._killed(run, curve) if curve is not None else None
+        if killed is None and curve is not None:
+            killed = self._rewrites(run, curve)
         if killed is not None:
             yield killed
             return
@@ -183,9 +204,10 @@ class LrTooHigh(Rule):
             )
             # a climb back as large as a third of the fall is a warning on its own; a smaller
             # one only when the run cannot settle either
-            strong = rise >= opts.big_climb * (judged.first - low) or _unsettled(
-                run, opts.unsettled_val, opts.high_update
-            )
+            strong = (
+                rise >= opts.big_climb * (judged.first - low)
+                or _unsettled(run, opts.unsettled_val, opts.high_update)
+            ) and not _val_at_best(run, opts.val_best)
             yield self.finding(
                 run,
                 f"the smoothed loss fell from {judged.first:.3g} to {low:.3g} by step "
@@ -412,6 +434,33 @@ class LrTooHigh(Rule):
             evidence={"first_update_ratio": first, "late_update_ratio": late_ratio},
         )
 
+    def _rewrites(self, run: Run, curve: curves.Curve) -> Finding | None:
+        """Adam-type first steps that rewrite a large part of the weights, and a loss that
+        then got stuck above its low."""
+        opts = self.options
+        first = adam_first_ratio(run)
+        if first is None or first[0] <= opts.first_rewrite:
+            return None
+        low_at = int(np.argmin(curve.smooth))
+        low = float(curve.smooth[low_at])
+        n = len(curve.smooth)
+        if low <= 0 or low_at >= (1 - opts.stuck_tail) * n or curve.last < opts.stuck_above * low:
+            return None
+        ratio, (a, b) = first
+        at = f"step {a}" if a == b else f"steps {a}–{b}"
+        return self.finding(
+            run,
+            f"the first full-lr steps ({at}) moved the dense weights by {fmt(ratio)} of "
+            f"their norm with {run.setup.optimizer_class or 'Adam'} (update ratio; ~1e-3 is "
+            f"healthy), and the loss got stuck: its low {low:.3g} at step "
+            f"{int(curve.steps[low_at])} ({low_at / n:.0%} of the run), {curve.last:.3g} at the "
+            f"end{_lr_note(run, a, int(curve.steps[-1]))}",
+            "lower the learning rate ×0.1 (toward an update ratio of ~1e-3), or add a warm-up",
+            steps=(a, int(curve.steps[-1])),
+            where="update_ratio",
+            evidence={"first_update_ratio": ratio, "low": low, "end": curve.last},
+        )
+
 
 def _lr_note(run: Run, first: int, last: int) -> str:
     """`` at lr X`` (or `` at lr X–Y`` when it changed): the learning rate over the flagged
@@ -438,17 +487,32 @@ def _lr_fell(run: Run, low: int, top: int, fraction: float) -> bool:
     return float(at_top.iloc[-1]) < fraction * float(at_low.iloc[-1])
 
 
+def _val_loss(run: Run) -> np.ndarray | None:
+    """The validation loss per epoch when there are two epochs or more (two already say
+    whether a run settles), else None."""
+    column = run.column("epochs", "val_loss") if not run.epochs.empty else None
+    if column is None:
+        return None
+    _, val = curves.series(run.epochs, column)
+    return val if val.size >= 2 and val.min() > 0 else None
+
+
 def _unsettled(run: Run, val_ratio: float, high_update: float) -> bool:
     """Whether the run shows it cannot settle besides its noisy loss: a validation loss that
     ends above ``val_ratio`` × its best, or (no validation) dense update ratios above
     ``high_update``."""
-    column = run.column("epochs", "val_loss") if not run.epochs.empty else None
-    if column is not None:
-        _, val = curves.series(run.epochs, column)
-        if val.size >= 2 and val.min() > 0:  # two epochs already say whether it settles
-            return bool(np.median(val[-max(1, val.size // 5) :]) > val_ratio * val.min())
+    val = _val_loss(run)
+    if val is not None:
+        return bool(np.median(val[-max(1, val.size // 5) :]) > val_ratio * val.min())
     ratios = dense_update_ratios(run)
     return bool(len(ratios) and float(np.median(ratios)) > high_update)
+
+
+def _val_at_best(run: Run, within: float) -> bool:
+    """Whether the validation loss improved and ends within ``within`` × its best: the model
+    still got better (a flat one, as when nothing trains, says nothing)."""
+    val = _val_loss(run)
+    return val is not None and bool(val[-1] <= within * val.min() and within * val[-1] < val[0])
 
 
 def _warmup_len(whole: curves.Curve, after: curves.Curve | None) -> int:
