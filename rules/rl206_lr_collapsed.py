@@ -30,6 +30,10 @@ class LrCollapsed(Rule):
       reach ~0 at that planned end (a cosine over 100 epochs cut after 10 does not collapse,
       but one over 10 epochs cut at 2 does not either; only the logged steps are seen).
     - Warm restarts bring the rate back up: they are not flagged.
+    - A schedule that reacts to the loss (``ReduceLROnPlateau``; the seed's "halve it when the
+      loss stops falling") is not flagged when its first drop came after the epoch loss
+      (validation, else training) had stopped improving: it cut a converged run's rate, as it
+      should. A loss-driven schedule that cuts while the loss still falls is flagged.
 
     ## Fix
     Step the scheduler once per epoch (or give it its length in optimizer steps), and check that
@@ -52,6 +56,12 @@ class LrCollapsed(Rule):
         )
         early: float = option(0.25, "... reached within this fraction of the logged steps")
         min_steps: int = option(20, "runs with fewer logged learning rates are not judged")
+        plateau_epochs: int = option(
+            2, "the lr's first drop answers a plateau when the last this many epochs before it"
+        )
+        plateau_gain: float = option(
+            0.01, "... improved the epoch loss by less than this fraction of its best before"
+        )
 
     options: Options
 
@@ -71,6 +81,9 @@ class LrCollapsed(Rule):
         span = float(steps[-1] - steps[0]) or 1.0
         if (steps[at] - steps[0]) / span > opts.early or not low[at - top :].all():
             return
+        first_drop = top + int(np.argmax(lr[top:] < peak))
+        if self._after_plateau(run, float(steps[first_drop])):
+            return
         yield self.finding(
             run,
             f"the learning rate fell from its peak {peak:.3g} at step {int(steps[top])} to "
@@ -81,3 +94,18 @@ class LrCollapsed(Rule):
             where="lr",
             evidence={"peak_lr": peak, "collapsed_at": int(steps[at]), "final_lr": float(lr[-1])},
         )
+
+    def _after_plateau(self, run: Run, step: float) -> bool:
+        """Whether the epoch loss (validation, else training) had stopped improving by
+        ``step``: its last ``plateau_epochs`` epochs gained less than ``plateau_gain``."""
+        opts = self.options
+        column = run.column("epochs", "val_loss") or run.column("epochs", "train_loss")
+        if column is None or "step" not in run.epochs.columns:
+            return False
+        before = run.epochs[run.epochs["step"].to_numpy(dtype=float) <= step]
+        _, loss = curves.series(before, column)
+        if loss.size < opts.plateau_epochs + 2:
+            return False
+        best_before = float(np.min(loss[: -opts.plateau_epochs]))
+        recent = float(np.min(loss[-opts.plateau_epochs :]))
+        return recent > (1 - opts.plateau_gain) * best_before
