@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from runlint.rules.rl101_initial_loss_off import InitialLossOff
@@ -306,6 +307,58 @@ def test_rl202_a_bounce_is_advice_when_two_validation_epochs_show_it_settling(
     epochs.to_parquet(settling / "epochs-r0.parquet")
     (advice,) = findings(LrTooHigh(), runlint.load_run(settling))
     assert "bounces" in advice.message and advice.severity == Severity.INFO
+
+
+def test_rl202_a_climb_is_advice_when_the_validation_loss_still_improved(tmp_path: Path) -> None:
+    run = corpus("rl203-batch-size-2")  # the loss climbs back from step 167; val 1.41 → 3.34
+
+    def with_val(name: str, val: list[float]) -> Finding:
+        copied = tmp_path / name
+        shutil.copytree(run.path, copied)
+        epochs = pd.read_parquet(copied / "epochs-r0.parquet")
+        epochs["val_loss"] = val
+        epochs.to_parquet(copied / "epochs-r0.parquet")
+        (climb,) = [
+            f for f in findings(LrTooHigh(), runlint.load_run(copied)) if "climbed" in f.message
+        ]
+        return climb
+
+    assert with_val("improved", [1.41, 1.30]).severity == Severity.INFO  # ended at its best
+    assert with_val("flat", [1.41, 1.41]).severity == Severity.WARNING  # flat says nothing
+
+
+def test_rl202_adam_first_steps_that_rewrite_the_weights_and_a_stuck_loss() -> None:
+    run = corpus("rl401-adamw-lr-0.1")
+    (finding,) = findings(LrTooHigh(), run)
+    assert "moved the dense weights by 0.895 of their norm" in finding.message
+    assert "got stuck" in finding.message and finding.severity == Severity.WARNING
+    assert findings(LrTooHigh(LrTooHigh.Options(first_rewrite=1.0)), run) == []
+
+
+def test_rl206_a_schedule_that_cut_the_lr_after_the_loss_plateaued_is_not_a_collapse(
+    tmp_path: Path,
+) -> None:
+    from runlint.rules.rl206_lr_collapsed import LrCollapsed
+
+    run = corpus("rl206-exponential-lr-stepped-per-batch")
+
+    def cut_at_epoch_5(name: str, val: list[float]) -> list[Finding]:
+        copied = tmp_path / name  # the lr kept for 6 epochs, then ×0.01 (20% of the run)
+        shutil.copytree(run.path, copied)
+        groups = pd.read_parquet(copied / "groups-r0.parquet")
+        peak = float(groups["lr"].max())
+        groups["lr"] = peak * (groups["step"] < 138) + 0.01 * peak * (groups["step"] >= 138)
+        groups.to_parquet(copied / "groups-r0.parquet")
+        epochs = pd.read_parquet(copied / "epochs-r0.parquet")
+        epochs["val_loss"] = val
+        epochs.to_parquet(copied / "epochs-r0.parquet")
+        return findings(LrCollapsed(), runlint.load_run(copied))
+
+    n = len(run.epochs)
+    plateau = [0.6, 0.45] + [0.4] * (n - 2)  # no gain in the epochs before the cut
+    assert cut_at_epoch_5("plateau", plateau) == []
+    (collapsed,) = cut_at_epoch_5("falling", list(np.linspace(0.6, 0.3, n)))
+    assert "stayed below" in collapsed.message
 
 
 def test_rl106_a_loss_still_falling_fast_is_not_at_a_floor(tmp_path: Path) -> None:
