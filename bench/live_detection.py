@@ -3,9 +3,12 @@
     python bench/live_detection.py [--corpus fixtures/corpus] [--stop-on error] [--show-runs]
 
 Every run of the corpus was recorded with the default flush policy, so each of its flushes
-ended at a ``rec.log_epoch`` (or a multiple of ``flush_every``, 1000 steps) and at close. For
-each run this replays those flushes in order: the run so far (every table cut at the flush's
-step, ``meta`` as a live run has it: incomplete, its step and epoch counts so far) is checked
+ended at a ``rec.log_epoch`` (or a multiple of ``flush_every``, 1000 steps) and at close; a
+recorder with ``check=`` also flushes after steps 25, 50, 100, 200 and 400
+(``runlint.schema.layout.LIVE_EARLY_FLUSHES``), and a flush holds whole steps, so those are
+replayed too (``Flushes(path, live=True)``). For each run this replays its flushes in order:
+the run so far (every table cut at the flush's step, ``meta`` as a live run has it:
+incomplete, its step and epoch counts so far) is checked
 with the live catalog (the rules that do not judge how a run ended, ``Rule.whole_run``), and
 the checks are compared one to the next as the live check does (``runlint.check.live.
 LiveState``: new, changed and withdrawn findings).
@@ -72,7 +75,7 @@ class Replay:
 def replay(
     path: Path, rules: list[Any], policy: Severity, entry: dict[str, Any], withdraw_after: int
 ) -> Replay:
-    flushes = Flushes(path)
+    flushes = Flushes(path, live=True)
     out = Replay(
         entry["name"],
         bool(entry["healthy"]),

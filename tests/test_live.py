@@ -214,6 +214,29 @@ def test_the_thread_mode_checks_in_the_training_process(tmp_path: Path) -> None:
     assert rec.should_stop and rec.step < MAX_STEPS // 2
 
 
+def test_a_live_run_is_flushed_and_checked_early_not_first_at_flush_every(tmp_path: Path) -> None:
+    x, y = training.data(256)
+    model = training.mlp(nn.ReLU)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    marks = []
+    with runlint.record(
+        model, opt, tmp_path / "run", meta={"num_classes": 4}, check=LiveCheck(mode="thread")
+    ) as rec:  # flush_every 1000, no log_epoch: only the live schedule flushes before close
+        for step in range(120):
+            i = (step * 32) % 256
+            loss = nn.functional.cross_entropy(model(x[i : i + 32]), y[i : i + 32])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.log(loss=loss)
+            assert rec.live is not None
+            if rec.live.checks > len(marks):
+                marks.append(rec.step)
+            time.sleep(PAUSE)
+    # checks of the flushes after steps 25, 50 and 100 (a busy checker takes the latest one)
+    assert marks and marks[0] <= 60, marks  # without them the first check is on close
+
+
 def test_a_run_checker_skips_the_rules_that_judge_how_a_run_ended(
     stopped_run: tuple[runlint.Recorder, Path],
 ) -> None:

@@ -49,7 +49,7 @@ from runlint.recorder.probes.base import is_compiling, no_compile
 from runlint.recorder.rundir import CONFLICT_POLICIES, Claim, RunExistsError, claim
 from runlint.recorder.stash import HostCopy, Stash
 from runlint.recorder.writer import PartWriter, write_json
-from runlint.schema.layout import FORMAT_NAME, FORMAT_VERSION, META_FILE, TABLES
+from runlint.schema.layout import FORMAT_NAME, FORMAT_VERSION, META_FILE, TABLES, next_flush
 
 __all__ = ["Recorder", "RunExistsError"]
 
@@ -64,7 +64,9 @@ class Recorder:
       stats_every   per-parameter and per-activation statistics every N optimizer steps (10)
       hist_every    activation and gradient histograms every N steps (100)
       weights_every first-layer weight snapshot every N steps (500; also the first and last)
-      flush_every   write to disk every N steps (1000), and at least every ``flush_secs`` (10 s)
+      flush_every   write to disk every N steps (1000), and at least every ``flush_secs`` (10 s);
+                    with ``check=``, also after steps 25, 50, 100, 200 and 400 (the live check
+                    judges what is on disk, and a broken setup shows early)
       max_elems     activation values sampled per statistic, and parameter values the update
                     norm is measured on (a strided sample of larger parameters) (4096)
       background    write part files on a background thread (default: only for CUDA models,
@@ -157,7 +159,7 @@ class Recorder:
         self._fwd_step = 0  # the step of the current forward pass
         self._micro = 0  # ``rec.log`` calls in it
         self._handles: list[Any] = []
-        self._flush_at = self.flush_every
+        self._flush_at = next_flush(0, self.flush_every, live=self._live_spec is not None)
         self._flush_deadline = time.monotonic() + flush_secs
         self._flush_due = False  # taken at the next forward pass or optimizer step
         self._writer: PartWriter | None = None
@@ -287,7 +289,9 @@ class Recorder:
             shared = self._shared
             shared.step = self._fwd_step = got.step
             self.epoch = got.epoch
-            self._flush_at = got.step + self.flush_every
+            self._flush_at = next_flush(
+                got.step, self.flush_every, live=self._live_spec is not None
+            )
             self._meta.resume(got.meta, got.step)
         background = self._background
         if background is None:
@@ -510,7 +514,7 @@ class Recorder:
         """Hand everything recorded since the last flush to the writer (thread)."""
         shared = self._shared
         self._flush_due = False
-        self._flush_at = shared.step + self.flush_every
+        self._flush_at = next_flush(shared.step, self.flush_every, live=self._live_spec is not None)
         self._flush_deadline = time.monotonic() + self.flush_secs
         self._scalars.check()
         taken = [(probe, probe.take()) for probe in self._tabled]

@@ -4,7 +4,9 @@ A recorder flushes at every ``rec.log_epoch``, every ``flush_every`` steps (1000
 and on close, and each flush holds whole steps (docs/format.md). ``Flushes(path)`` reads a run
 once and gives, for each of those flushes in order, the ``Run`` that was on disk right after
 it: every table cut at the flush's step, ``meta`` as a live run has it (not complete, its step
-and epoch counts so far). Imported logs (no flushes of their own) are cut at their evaluations.
+and epoch counts so far). ``live=True`` adds the early flushes a recorder with a live check
+makes (``LIVE_EARLY_FLUSHES``). Imported logs (no flushes of their own) are cut at their
+evaluations.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pyarrow.compute as pc
 from runlint.run.find import is_run_dir
 from runlint.run.read import _LazyTables, _read_meta, load_run
 from runlint.run.views import Run, from_tables
+from runlint.schema.layout import LIVE_EARLY_FLUSHES
 
 __all__ = ["DEFAULT_FLUSH_EVERY", "Flushes"]
 
@@ -30,8 +33,9 @@ class Flushes:
     """The flushes of the run at ``path``: ``steps`` (the run's optimizer steps), ``marks``
     (the step count of each flush, in order) and ``at(step)`` (the run after that flush)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, live: bool = False) -> None:
         self.path = Path(path)
+        self.live = live  # replay the flushes of ``check=``: the early ones too
         self.tables, self.meta = _tables(self.path)
         total = self.meta.get("steps")
         steps = self.tables.get("steps")
@@ -47,6 +51,8 @@ class Flushes:
 
     def _marks(self) -> list[int]:
         marks = set(range(self.flush_every, self.steps, self.flush_every)) | {self.steps}
+        if self.live:
+            marks |= {m for m in LIVE_EARLY_FLUSHES if m < self.flush_every}
         epochs = self.tables.get("epochs")
         if epochs is not None and "step" in epochs.column_names:
             marks |= {int(s) for s in epochs.column("step").to_pylist() if s is not None}

@@ -17,6 +17,23 @@ PARTS_DIR = "parts"
 #: JSON event per line (a finding first seen, its severity changed, withdrawn).
 FINDINGS_FILE = "findings.jsonl"
 
+#: With a live check on (``check=``), the recorder also flushes after these step counts (those
+#: below ``flush_every``): a broken setup shows in a run's first hundred steps, and the check
+#: judges only what a flush put on disk. Five small flushes at the start of a run.
+LIVE_EARLY_FLUSHES = (25, 50, 100, 200, 400)
+
+
+def next_flush(step: int, flush_every: int, *, live: bool) -> int:
+    """The step count after which a recorder at ``step`` flushes next by its step schedule
+    (``log_epoch``, ``flush_secs`` and close flush besides)."""
+    later = step + flush_every
+    if live:
+        for mark in LIVE_EARLY_FLUSHES:
+            if step < mark < later:
+                return mark
+    return later
+
+
 #: Tables a recorder writes, in order (their columns: ``runlint.schema.tables``).
 TABLES = tuple(_TABLE_SPECS)
 
