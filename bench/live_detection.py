@@ -11,7 +11,8 @@ the run so far (every table cut at the flush's step, ``meta`` as a live run has 
 incomplete, its step and epoch counts so far) is checked
 with the live catalog (the rules that do not judge how a run ended, ``Rule.whole_run``), and
 the checks are compared one to the next as the live check does (``runlint.check.live.
-LiveState``: new, changed and withdrawn findings).
+LiveState``: a warning is reported once a second check confirms it, an error at once; new,
+changed and withdrawn findings); a finding counts from the check that reported it.
 
 It prints, per faulty run, the first step at which a rule of its family (a warning or an error,
 or its ``expect_info`` code at any severity) fires, as a fraction of the run's steps, and the
@@ -103,7 +104,8 @@ def replay(
                 ever_withdrawn.add(event.key)
             elif event.kind == "new" and event.key in ever_withdrawn:
                 out.flaps.append(event.key)
-        for f in result.findings:
+        reported = state.findings  # what the live check has reported so far (confirmed)
+        for f in reported:
             loud = f.severity.rank >= Severity.WARNING.rank
             if loud:
                 out.loud.add(f.code)
@@ -115,7 +117,7 @@ def replay(
             if f.severity.rank >= policy.rank and out.stop_step is None:
                 out.stop_step = upto
                 out.stop_codes = sorted(
-                    {g.code for g in result.findings if g.severity.rank >= policy.rank}
+                    {g.code for g in reported if g.severity.rank >= policy.rank}
                 )
     return out
 

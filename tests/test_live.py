@@ -22,6 +22,7 @@ from torch import nn
 
 import runlint
 from runlint.check.live import (
+    CONFIRM_AFTER,
     WITHDRAW_AFTER,
     LiveCheck,
     LiveEvent,
@@ -86,7 +87,7 @@ def test_stop_on_parses_severities_codes_and_names() -> None:
 
 
 def test_a_finding_is_reported_once_and_withdrawn_when_a_later_check_drops_it() -> None:
-    state = LiveState(withdraw_after=1)
+    state = LiveState(withdraw_after=1, confirm_after=1)
     first = state.update([_finding("RL202"), _finding("RL401", where="fc1")], 10, 0.0)
     assert [(e.kind, e.finding.code) for e in first] == [("new", "RL202"), ("new", "RL401")]
     assert state.update([_finding("RL202"), _finding("RL401", where="fc1")], 20, 0.0) == []
@@ -99,7 +100,7 @@ def test_a_finding_is_reported_once_and_withdrawn_when_a_later_check_drops_it() 
 
 
 def test_a_finding_missing_from_one_check_is_not_withdrawn_and_reported_again() -> None:
-    state = LiveState()  # withdrawn after WITHDRAW_AFTER checks without it
+    state = LiveState(confirm_after=1)  # withdrawn after WITHDRAW_AFTER checks without it
     assert WITHDRAW_AFTER >= 2
     assert [e.kind for e in state.update([_finding("RL202")], 10, 0.0)] == ["new"]
     assert state.update([], 20, 0.0) == []  # at the edge of its threshold for one flush
@@ -111,6 +112,20 @@ def test_a_finding_missing_from_one_check_is_not_withdrawn_and_reported_again() 
     state.update([_finding("RL401")], 110, 0.0)
     (final,) = state.update([], 120, 0.0, final=True)  # the run closed: no grace
     assert final.kind == "withdrawn" and final.finding.code == "RL401"
+
+
+def test_a_warning_seen_at_one_check_only_is_never_reported_an_error_at_once() -> None:
+    state = LiveState()  # a warning needs CONFIRM_AFTER consecutive checks
+    assert CONFIRM_AFTER == 2
+    assert state.update([_finding("RL201")], 10, 0.0) == []  # one flush's curve: not yet
+    assert state.update([], 20, 0.0) == []  # gone: never reported, so nothing to withdraw
+    assert state.update([_finding("RL201")], 30, 0.0) == []
+    (new,) = state.update([_finding("RL201")], 40, 0.0)  # confirmed
+    assert new.kind == "new" and new.step == 40 and new.first_step == 30
+    (error,) = state.update([_finding("RL201"), _finding("RL103", Severity.ERROR)], 50, 0.0)
+    assert error.kind == "new" and error.finding.code == "RL103" and error.step == 50
+    (last,) = LiveState().update([_finding("RL202")], 60, 0.0, final=True)  # run closed
+    assert last.kind == "new"
 
 
 def test_events_survive_a_round_trip_through_json() -> None:

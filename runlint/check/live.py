@@ -311,17 +311,30 @@ class _Known:
 #: reported again at the next flush.
 WITHDRAW_AFTER = 3
 
+#: Consecutive checks that must report a warning or an info before it is reported: one seen at
+#: a single flush (a short curve's shape at the edge of a threshold) is noise, and reporting it
+#: would mean withdrawing it. Errors (NaN, a dead network) are reported at once: the stop policy
+#: must not wait, and they do not come and go.
+CONFIRM_AFTER = 2
+
 
 class LiveState:
     """The findings of the last check, and the events that turn one check into the next.
 
-    A finding is withdrawn when ``withdraw_after`` consecutive checks no longer report it (at
-    once in the ``final`` check of a run that has closed); one that comes back meanwhile was
-    never withdrawn and is not reported again."""
+    A warning or an info is reported once ``confirm_after`` consecutive checks report it (an
+    error at once; everything at once in the ``final`` check of a run that has closed), as first
+    seen at the first of them. A finding is withdrawn when ``withdraw_after`` consecutive checks
+    no longer report it (at once in the final check); one that comes back meanwhile was never
+    withdrawn and is not reported again."""
 
-    def __init__(self, withdraw_after: int = WITHDRAW_AFTER) -> None:
+    def __init__(
+        self, withdraw_after: int = WITHDRAW_AFTER, confirm_after: int = CONFIRM_AFTER
+    ) -> None:
         self.current: dict[str, _Known] = {}
         self.withdraw_after = max(1, withdraw_after)
+        self.confirm_after = max(1, confirm_after)
+        #: findings seen but not yet confirmed: the step of their first check, how many checks
+        self.pending: dict[str, tuple[int, int]] = {}
 
     def update(
         self,
@@ -340,11 +353,17 @@ class LiveState:
         """
         events: list[LiveEvent] = []
         fresh: dict[str, _Known] = {}
+        pending: dict[str, tuple[int, int]] = {}
         for key, f in keyed(findings):
             known = self.current.get(key)
             if known is None:
-                fresh[key] = _Known(f, step)
-                events.append(LiveEvent("new", f, step, step, now, key=key))
+                first, seen = self.pending.get(key, (step, 0))
+                seen += 1
+                if seen < self.confirm_after and f.severity is not Severity.ERROR and not final:
+                    pending[key] = (first, seen)
+                    continue
+                fresh[key] = _Known(f, first)
+                events.append(LiveEvent("new", f, step, first, now, key=key))
             else:
                 fresh[key] = _Known(f, known.first_step)
                 if known.finding.severity != f.severity:
@@ -363,7 +382,11 @@ class LiveState:
             events.append(
                 LiveEvent("withdrawn", known.finding, step, known.first_step, now, key=key)
             )
+        for key, seen in self.pending.items():  # a rule that did not run: no news either way
+            if key not in pending and ran is not None and key.split("|", 1)[0] not in ran:
+                pending[key] = seen
         self.current = fresh
+        self.pending = pending
         return events
 
     def replay(self, events: Iterable[LiveEvent]) -> None:
