@@ -382,9 +382,9 @@ class LiveState:
             events.append(
                 LiveEvent("withdrawn", known.finding, step, known.first_step, now, key=key)
             )
-        for key, seen in self.pending.items():  # a rule that did not run: no news either way
+        for key, entry in self.pending.items():  # a rule that did not run: no news either way
             if key not in pending and ran is not None and key.split("|", 1)[0] not in ran:
-                pending[key] = seen
+                pending[key] = entry
         self.current = fresh
         self.pending = pending
         return events
