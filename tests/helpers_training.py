@@ -1,5 +1,5 @@
-"""The tiny CPU training that the integration and writer tests share: data, model, Lightning
-validation step, Trainer flags and a small BERT."""
+"""The tiny CPU training that the integration and writer tests share: data, model, one recorded
+SGD step, Lightning validation step, Trainer flags and a small BERT."""
 
 from __future__ import annotations
 
@@ -29,6 +29,26 @@ def mlp(activation: type[nn.Module]) -> nn.Module:
     """A seeded 20-32-4 MLP."""
     torch.manual_seed(0)
     return nn.Sequential(nn.Linear(20, 32), activation(), nn.Linear(32, 4))
+
+
+def train_step(
+    rec: Any,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    step: int,
+) -> torch.Tensor:
+    """Step ``step`` of a plain loop over ``x, y`` in batches of 32 (cycling): forward,
+    cross-entropy, zero_grad, backward, optimizer step, ``rec.log(loss=...)``; the loss,
+    detached."""
+    i = (step * 32) % len(x)
+    loss = nn.functional.cross_entropy(model(x[i : i + 32]), y[i : i + 32])
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    rec.log(loss=loss)
+    return loss.detach()
 
 
 def validation_step(module: Any, batch: Any, index: int) -> None:

@@ -51,14 +51,9 @@ def _diverging_loop(
         model, opt, logdir, meta={"num_classes": 4, "batch_size": 32}, flush_every=10, **options
     ) as rec:
         for step in range(steps):
-            i = (step * 32) % 256
-            loss = nn.functional.cross_entropy(model(x[i : i + 32]), y[i : i + 32])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            rec.log(loss=loss)
+            loss = training.train_step(rec, model, opt, x, y, step)
             if step % 8 == 7:
-                rec.log_epoch(train_loss=loss.detach())
+                rec.log_epoch(train_loss=loss)
             if rec.should_stop:
                 break
             time.sleep(PAUSE)
@@ -238,12 +233,7 @@ def test_a_live_run_is_flushed_and_checked_early_not_first_at_flush_every(tmp_pa
         model, opt, tmp_path / "run", meta={"num_classes": 4}, check=LiveCheck(mode="thread")
     ) as rec:  # flush_every 1000, no log_epoch: only the live schedule flushes before close
         for step in range(120):
-            i = (step * 32) % 256
-            loss = nn.functional.cross_entropy(model(x[i : i + 32]), y[i : i + 32])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            rec.log(loss=loss)
+            training.train_step(rec, model, opt, x, y, step)
             assert rec.live is not None
             if rec.live.checks > len(marks):
                 marks.append(rec.step)

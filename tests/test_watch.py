@@ -124,12 +124,7 @@ def closed_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     logdir = tmp_path_factory.mktemp("watch") / "run"
     with runlint.record(model, opt, logdir, meta={"num_classes": 4, "batch_size": 32}) as rec:
         for step in range(40):
-            i = (step * 32) % 128
-            loss = nn.functional.cross_entropy(model(x[i : i + 32]), y[i : i + 32])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            rec.log(loss=loss)
+            training.train_step(rec, model, opt, x, y, step)
     return logdir
 
 
