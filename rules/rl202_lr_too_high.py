@@ -177,11 +177,12 @@ class LrTooHigh(Rule):
         whole = curves.prepare(run, skip_warmup=False)
         if curve is None and whole is None:
             return
-        killed = self._killed(run, curve) if curve is not None else None
-        if killed is None and curve is not None:
-            killed = self._rewrites(run, curve)
-        if killed is not None:
-            yield killed
+        # the first steps' signatures: units killed at the start, or weights rewritten
+        early = self._killed(run, curve) if curve is not None else None
+        if early is None and curve is not None:
+            early = self._rewrites(run, curve)
+        if early is not None:
+            yield early
             return
         # climbs back: at the end, after warm-up; or anywhere over the whole run (even if a
         # decay brings it down later)

@@ -411,8 +411,17 @@ def adam_first_ratio(
     recorded full-lr steps (``lr_mask``) and their steps; else None.
 
     Adam's bias correction makes its first steps ~lr per weight whatever the gradient, so this
-    ratio is ~lr / rms(W) before the weights grow to hide it.
+    ratio is ~lr / rms(W) before the weights grow to hide it. Computed once per run (RL401 and
+    RL202 both read it).
     """
+    return run.memo(
+        ("adam_first_ratio", lr_frac, samples), lambda: _adam_first_ratio(run, lr_frac, samples)
+    )
+
+
+def _adam_first_ratio(
+    run: Run, lr_frac: float, samples: int
+) -> tuple[float, tuple[int, int]] | None:
     if "adam" not in run.setup.optimizer_class.lower():
         return None
     dense = dense_update_ratios(run, lr_frac).index

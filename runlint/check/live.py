@@ -333,8 +333,9 @@ class LiveState:
         self.current: dict[str, _Known] = {}
         self.withdraw_after = max(1, withdraw_after)
         self.confirm_after = max(1, confirm_after)
-        #: findings seen but not yet confirmed: the step of their first check, how many checks
-        self.pending: dict[str, tuple[int, int]] = {}
+        #: findings seen but not yet confirmed: their code, the step of their first check and
+        #: how many checks in a row reported them
+        self.pending: dict[str, tuple[str, int, int]] = {}
 
     def update(
         self,
@@ -353,14 +354,14 @@ class LiveState:
         """
         events: list[LiveEvent] = []
         fresh: dict[str, _Known] = {}
-        pending: dict[str, tuple[int, int]] = {}
+        pending: dict[str, tuple[str, int, int]] = {}
         for key, f in keyed(findings):
             known = self.current.get(key)
             if known is None:
-                first, seen = self.pending.get(key, (step, 0))
+                _, first, seen = self.pending.get(key, (f.code, step, 0))
                 seen += 1
                 if seen < self.confirm_after and f.severity is not Severity.ERROR and not final:
-                    pending[key] = (first, seen)
+                    pending[key] = (f.code, first, seen)
                     continue
                 fresh[key] = _Known(f, first)
                 events.append(LiveEvent("new", f, step, first, now, key=key))
@@ -383,7 +384,7 @@ class LiveState:
                 LiveEvent("withdrawn", known.finding, step, known.first_step, now, key=key)
             )
         for key, entry in self.pending.items():  # a rule that did not run: no news either way
-            if key not in pending and ran is not None and key.split("|", 1)[0] not in ran:
+            if key not in pending and ran is not None and entry[0] not in ran:
                 pending[key] = entry
         self.current = fresh
         self.pending = pending

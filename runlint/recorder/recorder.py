@@ -159,7 +159,7 @@ class Recorder:
         self._fwd_step = 0  # the step of the current forward pass
         self._micro = 0  # ``rec.log`` calls in it
         self._handles: list[Any] = []
-        self._flush_at = next_flush(0, self.flush_every, live=self._live_spec is not None)
+        self._flush_at = self._next_flush(0)
         self._flush_deadline = time.monotonic() + flush_secs
         self._flush_due = False  # taken at the next forward pass or optimizer step
         self._writer: PartWriter | None = None
@@ -289,9 +289,7 @@ class Recorder:
             shared = self._shared
             shared.step = self._fwd_step = got.step
             self.epoch = got.epoch
-            self._flush_at = next_flush(
-                got.step, self.flush_every, live=self._live_spec is not None
-            )
+            self._flush_at = self._next_flush(got.step)
             self._meta.resume(got.meta, got.step)
         background = self._background
         if background is None:
@@ -510,11 +508,15 @@ class Recorder:
             live.drain(step)
 
     # -- flushing ---------------------------------------------------------------------------
+    def _next_flush(self, step: int) -> int:
+        """The step count of the next scheduled flush after one at ``step``."""
+        return next_flush(step, self.flush_every, live=self._live_spec is not None)
+
     def _flush(self, *, meta: bool = True) -> None:
         """Hand everything recorded since the last flush to the writer (thread)."""
         shared = self._shared
         self._flush_due = False
-        self._flush_at = next_flush(shared.step, self.flush_every, live=self._live_spec is not None)
+        self._flush_at = self._next_flush(shared.step)
         self._flush_deadline = time.monotonic() + self.flush_secs
         self._scalars.check()
         taken = [(probe, probe.take()) for probe in self._tabled]

@@ -17,9 +17,9 @@ PARTS_DIR = "parts"
 #: JSON event per line (a finding first seen, its severity changed, withdrawn).
 FINDINGS_FILE = "findings.jsonl"
 
-#: With a live check on (``check=``), the recorder also flushes after these step counts (those
-#: below ``flush_every``): a broken setup shows in a run's first hundred steps, and the check
-#: judges only what a flush put on disk. Five small flushes at the start of a run.
+#: With a live check on (``check=``), the recorder also flushes after these step counts (each
+#: one that comes before its next regular flush): a broken setup shows in a run's first hundred
+#: steps, and the check judges only what a flush put on disk. Five small flushes at the start.
 LIVE_EARLY_FLUSHES = (25, 50, 100, 200, 400)
 
 
