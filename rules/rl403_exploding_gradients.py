@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from runlint.analysis.layers import (
     Long,
@@ -37,6 +38,10 @@ class ExplodingGradients(Rule):
     - a non-finite gradient at a step whose weights were finite (``error``);
     - growth over training: the median global norm over the last quarter is ``growth``× the
       norm at the first recorded step;
+    - a sawtooth with the epochs: at every epoch start judged, the norm falls below
+      ``saw_drop``× its last value in the epoch before, and within the epochs it climbs (rank
+      correlation with the step above ``saw_rise``): gradients accumulate across steps and
+      are cleared once per epoch (``zero_grad()`` outside the batch loop);
     - gradients ``weight_ratio``× larger than the weights they update (median over the run and
       over the dense layers): one SGD step would rewrite the layer many times over;
     - growth toward the input: the input-side quarter of the dense layers gets ``depth``× the
@@ -45,7 +50,10 @@ class ExplodingGradients(Rule):
     ## Known problems
     Mixed-precision runs skip overflowing steps before the optimizer sees them; those never
     reach this rule. A run whose loss is NaN from the first steps leaves little to judge;
-    RL103 reports it. Sampled every ``stats_every`` steps.
+    RL103 reports it. Sampled every ``stats_every`` steps. The sawtooth needs
+    ``saw_samples`` samples per epoch: a run of one epoch, or of epochs shorter than that, only
+    shows the forgotten ``zero_grad()`` through growth; gradient accumulation over a whole epoch
+    on purpose, or a data order that runs from easy to hard within every epoch, looks the same.
 
     ## Fix
     Call ``optimizer.zero_grad()`` every step, initialize with He (std = √(2/fan_in)), lower
@@ -69,6 +77,18 @@ class ExplodingGradients(Rule):
             "late / first recorded global gradient norm above this (drawn healthy runs that "
             "start from tiny gradients reach 16.5; a forgotten zero_grad() 19 and up)",
         )
+        saw_drop: float = option(
+            0.5,
+            "sawtooth: first norm of an epoch / last of the epoch before, at every epoch start, "
+            "below this (drawn per-epoch zero_grad: 0.41 at most; healthy runs 0.68 at least)",
+        )
+        saw_rise: float = option(
+            0.5, "sawtooth: median rank correlation of the norm with the step within epochs"
+        )
+        saw_samples: int = option(
+            5, "sawtooth: epochs with fewer gradient samples are not judged (noise)"
+        )
+        saw_starts: int = option(2, "sawtooth: epoch starts judged, at least")
         weight_ratio: float = option(5.0, "median dense ‖∇W‖/‖W‖ above this")
         depth: float = option(1e3, "input-side / output-side gradient-to-weight ratio above this")
         end_frac: float = option(0.25, '"late": the last fraction of the recorded steps')
@@ -79,7 +99,8 @@ class ExplodingGradients(Rule):
         long = params_long(run)
         if long.empty:
             return
-        for finding in (self._non_finite, self._growth, self._too_large, self._depth):
+        checks = (self._non_finite, self._growth, self._sawtooth, self._too_large, self._depth)
+        for finding in checks:
             found = finding(run)
             if found is not None:
                 yield found
@@ -126,6 +147,38 @@ class ExplodingGradients(Rule):
             "and clip gradients (clip_grad_norm_(model.parameters(), 1.0))",
             steps=(int(steps[0]), int(steps[-1])),
             evidence={"start": start, "late": late, "growth": late / start},
+        )
+
+    def _sawtooth(self, run: Run) -> Finding | None:
+        o = self.options
+        if run.epochs.empty or "step" not in run.epochs.columns:
+            return None
+        steps, norm = _global_norm(params_long(run))
+        # an epoch's row holds the step count when it closed: the next epoch's first step
+        starts = np.unique(run.epochs["step"].to_numpy(dtype=float, na_value=np.nan))
+        epoch = np.searchsorted(starts[np.isfinite(starts)], steps, side="right")
+        drops, rises = [], []
+        for e in range(1, int(epoch.max(initial=0)) + 1):
+            before, after = norm[epoch == e - 1], norm[epoch == e]
+            if min(len(before), len(after)) < o.saw_samples or before[-1] <= 0:
+                continue
+            drops.append(float(after[0] / before[-1]))
+            rises.append(float(stats.spearmanr(np.arange(len(after)), after)[0]))
+        if len(drops) < o.saw_starts:
+            return None
+        drop, rise = max(drops), float(np.nanmedian(rises))
+        if not (drop < o.saw_drop and rise > o.saw_rise):
+            return None
+        return self.finding(
+            run,
+            f"global gradient norm climbs within each epoch and falls back at each epoch start "
+            f"(to ×{fmt(float(np.median(drops)))} of the epoch's last value, at most "
+            f"×{fmt(drop)}, over {len(drops)} epoch starts; rank correlation with the step "
+            f"within an epoch {fmt(rise)}): gradients accumulate across steps and are cleared "
+            "once per epoch",
+            "call optimizer.zero_grad() before every backward, inside the batch loop",
+            steps=(int(steps[0]), int(steps[-1])),
+            evidence={"drops": drops, "rise": rise},
         )
 
     def _dense_rel(self, run: Run) -> tuple[np.ndarray, pd.Series] | None:

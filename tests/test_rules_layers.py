@@ -246,6 +246,41 @@ def test_forgotten_zero_grad_shows_as_gradient_growth() -> None:
     assert check(ExplodingGradients(ExplodingGradients.Options(growth=1e6)), run) == []
 
 
+@pytest.mark.parametrize("zero_grad_per_epoch", [False, True])
+def test_zero_grad_once_per_epoch_shows_as_a_sawtooth(
+    tmp_path: Path, zero_grad_per_epoch: bool
+) -> None:
+    """A real Adam run whose gradients accumulate over each epoch (zero_grad() outside the batch
+    loop): the global norm climbs within epochs and falls back at their starts."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(512, 20, generator=gen)
+    y = x[:, :4].argmax(1)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 32), nn.Tanh(), nn.Linear(32, 4))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    meta = {"num_classes": 4, "batch_size": 32}
+    with runlint.record(model, opt, tmp_path, meta=meta, stats_every=2) as rec:
+        for _ in range(6):
+            if zero_grad_per_epoch:
+                opt.zero_grad()
+            for i in range(0, len(x), 32):
+                loss = nn.functional.cross_entropy(model(x[i : i + 32]), y[i : i + 32])
+                if not zero_grad_per_epoch:
+                    opt.zero_grad()
+                loss.backward()
+                opt.step()
+                rec.log(loss=loss)
+            rec.log_epoch(train_loss=loss)
+    findings = check(ExplodingGradients(), runlint.load_run(tmp_path))
+    if not zero_grad_per_epoch:
+        assert findings == []
+        return
+    (finding,) = findings
+    assert finding.severity == Severity.WARNING
+    assert "falls back at each epoch start" in finding.message
+    assert max(finding.evidence["drops"]) < 0.5 and len(finding.evidence["drops"]) == 5
+
+
 # -- RL5: NaN forward passes are not dead or collapsed units ----------------------------------
 def test_nan_activations_after_divergence_are_not_dead_or_collapsed() -> None:
     run = corpus_run("rl103-lr-x1000-nan")
