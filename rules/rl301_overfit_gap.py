@@ -28,6 +28,8 @@ class OverfitGap(Rule):
     the training loss barely moved is noise or a bounce, not a gap. A warning needs a gap
     above ``gap_alone``, or above ``gap_rising`` with the validation loss rising; a smaller gap
     with a rising validation loss is a run trained past its best epoch (info: stop there).
+    Live, the same test reads the epochs so far: overfitting shows while the run trains (it
+    is what early stopping watches), and a gap that later closes is withdrawn.
 
     ## Known problems
     Training accuracy measured during the epoch with dropout or augmentation on is lower than
@@ -50,7 +52,6 @@ class OverfitGap(Rule):
     name = "overfit-gap"
     severity = Severity.WARNING
     requires = (TRAIN_AND_VAL,)
-    whole_run = True
 
     @dataclass
     class Options(Rule.Options):

@@ -370,6 +370,19 @@ def test_overfit_warns_on_a_memorizing_gap_not_on_a_run_trained_past_its_best_ep
     assert check(OverfitGap(), variant("bounce", None, 0.8)) == []
 
 
+def test_overfitting_is_judged_live_from_the_epochs_so_far() -> None:
+    from runlint.check.engine import discover
+    from runlint.check.live import live_rules
+    from runlint.run.replay import Flushes
+
+    assert "RL301" in {rule.code for rule in live_rules(cls() for cls in discover().rules)}
+    tiny = Flushes(CORPUS / "rl301-tiny-train-set", live=True)  # 50 epochs of 15 steps
+    (early,) = check(OverfitGap(), tiny.at(3 * 15))  # after 3 epochs: 2 % of the run
+    assert early.severity == Severity.WARNING and "train accuracy" in early.message
+    healthy = Flushes(CORPUS / "spiral-mlp-sgd-momentum", live=True)
+    assert [mark for mark, run in healthy if check(OverfitGap(), run)] == []
+
+
 def test_underfit_is_not_blamed_on_capacity_when_weights_barely_move() -> None:
     run = corpus_run("rl201-rmsprop-lr-div100")  # lr ÷100: flat, low, tight
     assert check(Underfit(), run) == []
