@@ -472,10 +472,16 @@ def test_rl204_does_not_judge_a_live_run_that_is_still_young_or_warming_up(name:
     assert findings(LossNotDecreasing(), flushes.at(flushes.steps)) == []
 
 
-def test_rl204_judges_a_stuck_live_run_from_its_first_quarter() -> None:
+def test_rl204_warns_early_about_a_stuck_live_run_and_errs_once_it_has_trained_long() -> None:
     flushes = Flushes(CORPUS / "rl204-labels-shuffled-per-batch")
-    (finding,) = findings(LossNotDecreasing(), flushes.at(62))  # a quarter of the run, live
-    assert finding.severity == Severity.ERROR and "at chance level" in finding.message
+    (young,) = findings(LossNotDecreasing(), flushes.at(62))  # a quarter of the run, live
+    assert young.severity == Severity.WARNING and "at chance level" in young.message
+    (long,) = findings(
+        LossNotDecreasing(LossNotDecreasing.Options(live_error_steps=60)), flushes.at(62)
+    )
+    assert long.severity == Severity.ERROR
+    (closed,) = findings(LossNotDecreasing(), corpus("rl204-labels-shuffled-per-batch"))
+    assert closed.severity == Severity.ERROR  # the run has ended: it never left chance
 
 
 def _all_rules() -> Iterator[Rule]:
