@@ -32,7 +32,6 @@ import math
 import statistics
 import sys
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +61,7 @@ class Replay:
     stop_step: int | None = None  # first flush step with a finding at the stop severity
     stop_codes: list[str] = field(default_factory=list)
     loud: set[str] = field(default_factory=set)  # codes that ever fired a warning or error
-    flaps: list[str] = field(default_factory=list)
+    flaps: list[tuple[str, bool]] = field(default_factory=list)  # key, by the final check
     withdrawn: int = 0
     cpu: list[float] = field(default_factory=list)
     events: list[tuple[int, str, str, str]] = field(default_factory=list)
@@ -103,7 +102,7 @@ def replay(
                 out.withdrawn += 1
                 ever_withdrawn.add(event.key)
             elif event.kind == "new" and event.key in ever_withdrawn:
-                out.flaps.append(event.key)
+                out.flaps.append((event.key, final))
         reported = state.findings  # what the live check has reported so far (confirmed)
         for f in reported:
             loud = f.severity.rank >= Severity.WARNING.rank
@@ -211,15 +210,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     for r in warned:
         print(f"  {r.name:42} {', '.join(sorted(r.loud))}")
-    flaps = Counter(k for r in replays for k in r.flaps)
+    flaps = [(r.name, key, final) for r in replays for key, final in r.flaps]
+    at_close = sum(final for *_, final in flaps)
     withdrawn = sum(r.withdrawn for r in replays)
     print(
         f"\nfindings withdrawn by a later flush: {withdrawn}; flaps (withdrawn, then reported "
-        f"again): {sum(flaps.values())} (target 0)"
+        f"again): {len(flaps)} (target 0): {len(flaps) - at_close} while training, {at_close} "
+        "by the final check of the closed run"
     )
-    for r in replays:
-        for key in r.flaps:
-            print(f"  {r.name}: {key}")
+    for name, key, final in flaps:
+        print(f"  {name}: {key}{' (final check)' if final else ''}")
     cpu = sorted(c for r in replays for c in r.cpu)
     if cpu:
         p95 = cpu[min(len(cpu) - 1, math.ceil(0.95 * len(cpu)) - 1)]

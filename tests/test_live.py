@@ -109,6 +109,22 @@ def test_a_finding_missing_from_one_check_is_not_withdrawn_and_reported_again() 
     assert final.kind == "withdrawn" and final.finding.code == "RL401"
 
 
+def test_a_withdrawn_warning_that_comes_back_waits_for_the_closed_run_an_error_does_not() -> None:
+    state = LiveState(withdraw_after=1, confirm_after=1)
+    assert [e.kind for e in state.update([_finding("RL202")], 10, 0.0)] == ["new"]
+    assert [e.kind for e in state.update([], 20, 0.0)] == ["withdrawn"]
+    assert state.update([_finding("RL202")], 30, 0.0) == []  # back at the edge: no flap
+    assert state.findings == []
+    (error,) = state.update([_finding("RL202", Severity.ERROR)], 40, 0.0)  # a stop must not wait
+    assert error.kind == "new" and error.finding.severity is Severity.ERROR
+    state.update([_finding("RL401")], 50, 0.0, judged=["RL401"])
+    state.update([], 60, 0.0, judged=["RL401"])  # RL401 withdrawn
+    (last,) = state.update(
+        [_finding("RL202", Severity.ERROR), _finding("RL401")], 70, 0.0, final=True
+    )
+    assert last.kind == "new" and last.finding.code == "RL401"  # the closed run's verdict
+
+
 def test_a_warning_seen_at_one_check_only_is_never_reported_an_error_at_once() -> None:
     state = LiveState()  # a warning needs CONFIRM_AFTER consecutive checks
     assert CONFIRM_AFTER == 2

@@ -8,7 +8,8 @@ a run ended (``Rule.whole_run``), and compares the findings with those of its la
 
 - a finding not seen before is **new**; one whose severity changed is **changed**; one that a
   later check no longer reports is **withdrawn** (the later data contradicts it), so a finding
-  is reported once, not at every flush;
+  is reported once, not at every flush (a warning once withdrawn is not reported again until
+  the check of the closed run: ``LiveState``);
 - each event is appended to ``findings.jsonl`` in the run directory (``FINDINGS_FILE``: the
   event, the step the check saw, the wall time and the finding), so that ``runlint check``
   later tells what was known when (``annotate``);
@@ -327,7 +328,10 @@ class LiveState:
     error at once; everything at once in the ``final`` check of a run that has closed), as first
     seen at the first of them. A finding is withdrawn when ``withdraw_after`` consecutive checks
     no longer report it (at once in the final check); one that comes back meanwhile was never
-    withdrawn and is not reported again."""
+    withdrawn and is not reported again. A warning or an info once withdrawn is not reported
+    again while the run trains (it sits at the edge of its threshold: reporting it anew would
+    be a flap); the final check of the closed run, like ``runlint check``, reports it if it
+    holds then. An error that comes back is reported: a stop must not wait."""
 
     def __init__(
         self, withdraw_after: int = WITHDRAW_AFTER, confirm_after: int = CONFIRM_AFTER
@@ -338,6 +342,8 @@ class LiveState:
         #: findings seen but not yet confirmed: their code, the step of their first check and
         #: how many checks in a row reported them
         self.pending: dict[str, tuple[str, int, int]] = {}
+        #: keys of the findings withdrawn so far
+        self.withdrawn: set[str] = set()
 
     def update(
         self,
@@ -360,6 +366,8 @@ class LiveState:
         for key, f in keyed(findings):
             known = self.current.get(key)
             if known is None:
+                if key in self.withdrawn and f.severity is not Severity.ERROR and not final:
+                    continue  # came back: held until the run closes, not reported anew
                 _, first, seen = self.pending.get(key, (f.code, step, 0))
                 seen += 1
                 if seen < self.confirm_after and f.severity is not Severity.ERROR and not final:
@@ -385,6 +393,7 @@ class LiveState:
             events.append(
                 LiveEvent("withdrawn", known.finding, step, known.first_step, now, key=key)
             )
+            self.withdrawn.add(key)
         for key, entry in self.pending.items():  # a rule that did not run: no news either way
             if key not in pending and ran is not None and entry[0] not in ran:
                 pending[key] = entry
@@ -398,6 +407,7 @@ class LiveState:
             key = event.key
             if event.kind == "withdrawn":
                 self.current.pop(key, None)
+                self.withdrawn.add(key)
             else:
                 self.current[key] = _Known(event.finding, event.first_step)
 
