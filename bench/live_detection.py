@@ -86,7 +86,6 @@ def replay(
     )
     checker = engine.Checker(rules)
     state = LiveState(withdraw_after)
-    ever_withdrawn: set[str] = set()
     for upto, run in flushes:
         final = upto == flushes.steps
         c0 = time.thread_time()
@@ -100,8 +99,7 @@ def replay(
             out.events.append((upto, event.kind, event.key, event.finding.severity.value))
             if event.kind == "withdrawn":
                 out.withdrawn += 1
-                ever_withdrawn.add(event.key)
-            elif event.kind == "new" and event.key in ever_withdrawn:
+            elif event.kind == "new" and event.key in state.withdrawn:  # withdrawn before
                 out.flaps.append((event.key, final))
         reported = state.findings  # what the live check has reported so far (confirmed)
         for f in reported:

@@ -366,11 +366,12 @@ class LiveState:
         for key, f in keyed(findings):
             known = self.current.get(key)
             if known is None:
-                if key in self.withdrawn and f.severity is not Severity.ERROR and not final:
+                at_once = final or f.severity is Severity.ERROR  # neither waits nor is held
+                if key in self.withdrawn and not at_once:
                     continue  # came back: held until the run closes, not reported anew
                 _, first, seen = self.pending.get(key, (f.code, step, 0))
                 seen += 1
-                if seen < self.confirm_after and f.severity is not Severity.ERROR and not final:
+                if seen < self.confirm_after and not at_once:
                     pending[key] = (f.code, first, seen)
                     continue
                 fresh[key] = _Known(f, first)
