@@ -22,7 +22,7 @@ import pytest
 from test_one_writer import Zygote, shared_zygote
 
 import runlint
-from runlint.schema.layout import flush_tables, parse_part
+from runlint.schema.layout import TABLES, flush_tables, parse_part
 
 KILLS = 24
 STATS, HIST, WEIGHTS, EPOCH = 2, 4, 5, 7
@@ -196,8 +196,10 @@ def test_a_flush_cut_between_its_renames_is_left_out_whole(tmp_path: Path) -> No
         killed = tmp_path / "killed"
         shutil.copytree(tmp_path / "live", killed, ignore=shutil.ignore_patterns(".*"))
     parts = sorted((killed / "parts").glob("*-r0-000002.parquet"))
-    assert [p.name.split("-")[0] for p in parts] == ["groups", "steps"]
-    (killed / "parts" / "groups-r0-000002.parquet").unlink()  # renamed last: never got there
+    names = [p.name.split("-")[0] for p in parts]
+    assert names == ["examples", "groups", "steps"]
+    last = max(names, key=TABLES.index)  # renamed last (tables go in their order): never got there
+    (killed / "parts" / f"{last}-r0-000002.parquet").unlink()
 
     run = runlint.load_run(killed)
     assert list(run.raw["steps"]["step"]) == [0, 1, 2, 3]  # flushes 0 and 1; not 2's 4 and 5

@@ -287,3 +287,39 @@ def norms(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     if not tensors:
         return []
     return list(torch._foreach_norm(list(tensors)))
+
+
+#: Input values an example's fingerprint reads (evenly spaced over the flattened example): enough
+#: to tell real examples apart, few enough that fingerprinting a batch costs less than one layer.
+FINGERPRINT_VALUES = 512
+
+_MASK24 = (1 << 24) - 1  # a 24-bit integer survives the stash's float32 exactly
+_GOLDEN = -7046029254386353131  # 0x9E3779B97F4A7C15 as a signed 64-bit integer
+_MIX = -4658895280553007687  # 0xBF58476D1CE4E5B9 and 0x94D049BB133111EB, splitmix64's
+_MIX2 = -7723592293110705685  # multipliers, as signed 64-bit integers
+
+
+def fingerprints(x: torch.Tensor, rows: int) -> torch.Tensor:
+    """A 48-bit fingerprint of each of the first ``rows`` examples of ``x`` (one per row of its
+    first dimension), as ``(rows, 2)`` float32 halves of 24 bits.
+
+    The same values give the same fingerprint on every device and batch size: each value's
+    bits (floats as float32), with its position, go through splitmix64's finalizer and the
+    results are summed with 64-bit wrap-around, which no summation order changes.
+    """
+    flat = x.detach()[:rows].reshape(rows, -1)
+    width = flat.shape[1]
+    if width > FINGERPRINT_VALUES:
+        picks = torch.linspace(0, width - 1, FINGERPRINT_VALUES, device=flat.device).long()
+        flat = flat.index_select(1, picks)
+        width = FINGERPRINT_VALUES
+    bits = flat.float().view(torch.int32).long() if flat.is_floating_point() else flat.long()
+    where = torch.arange(1, width + 1, device=flat.device, dtype=torch.int64) * _GOLDEN
+    h = _mix(_mix(bits + where)).sum(1)
+    return torch.stack([(h >> 16) & _MASK24, (h >> 40) & _MASK24], 1).float()
+
+
+def _mix(z: torch.Tensor) -> torch.Tensor:
+    """splitmix64's finalizer (its first two rounds) on int64 values, wrapping."""
+    z = (z ^ (z >> 30)) * _MIX
+    return (z ^ (z >> 27)) * _MIX2

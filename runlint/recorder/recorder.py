@@ -35,6 +35,7 @@ from runlint.check.live import LiveCheck, LiveEvent
 from runlint.recorder.live import LiveHook
 from runlint.recorder.probes import (
     Activations,
+    Examples,
     Groups,
     Histograms,
     Meta,
@@ -187,6 +188,7 @@ class Recorder:
         self._activations = Activations(shared, self.stats_every, self._histograms, static=static)
         self._outputs = Outputs(shared, self.stats_every, static=static)
         self._weights = Weights(shared, self.weights_every, self.model)
+        self._examples = Examples(shared)
         self._forward = Probe(shared, "forward")  # the forward pre-hook and ``begin_batch``
         self._flushing = Probe(shared, "flush")
         #: The probes with a schedule, in the order the optimizer step pre-hook calls them; one
@@ -206,6 +208,7 @@ class Recorder:
             self._outputs,
             self._histograms,
             self._weights,
+            self._examples,
         )
 
     @property
@@ -472,6 +475,7 @@ class Recorder:
         meta = self._meta
         if meta.batch_size is None:
             meta.see_inputs(inputs)
+        self._examples.see(training, inputs)
 
     def _pre_step(self, optimizer: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> None:
         if self._flush_due:  # no forward pass seen since the step that made it due

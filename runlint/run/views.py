@@ -63,6 +63,8 @@ class Run:
     ``weights``     long: ``step, param, shape, values`` (first-layer snapshots).
     ``outputs``     one row per step (index ``step``): the model output's ``width``, range,
                     ``row_sum``, ``row_logsumexp``, ``batch_std``, ``unit_fraction``.
+    ``examples``    long: ``step, phase, fingerprint`` (a hash of each example fed to the model,
+                    ``train`` or ``eval``, until the recorder's budget is spent).
     ``meta``        dict as in ``meta.json`` (``runlint.schema.meta``); ``setup`` is its typed
                     reading, which rules use.
     ``raw``         every table as read, with ``rank`` (and ``micro``) columns kept.
@@ -78,6 +80,7 @@ class Run:
     histograms = _View()
     weights = _View()
     outputs = _View()
+    examples = _View()
 
     def __init__(
         self,
@@ -302,6 +305,7 @@ _BUILDERS: dict[str, Callable[[Run], pd.DataFrame]] = {
     "activations": _build_long("activations", ["step", "module", "kind"]),
     "histograms": lambda run: _raw(run, "histograms"),
     "weights": lambda run: _raw(run, "weights"),
+    "examples": lambda run: _raw(run, "examples"),
     "outputs": lambda run: _view_of(run, "outputs", ["step"], index=True),
 }
 

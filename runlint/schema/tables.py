@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "ACTIVATIONS",
     "EPOCHS",
+    "EXAMPLES",
     "GROUPS",
     "HISTOGRAMS",
     "OUTPUTS",
@@ -248,6 +249,29 @@ OUTPUTS = TableSpec(
     ),
 )
 
+EXAMPLES = TableSpec(
+    "examples",
+    "per forward pass, until `examples_train` training and `examples_eval` evaluation examples "
+    "are in: a fingerprint of each example the model was fed (nothing of its values can be "
+    "read back)",
+    keys=("step", "phase"),
+    columns=(
+        STEP,
+        RANK,
+        _col(
+            "phase",
+            "string",
+            "`train` (the model in training mode with gradients on) or `eval` (any other pass)",
+        ),
+        _col(
+            "fingerprint",
+            "int64",
+            "48-bit hash of the example's input values (at most 512 of them, evenly spaced): "
+            "equal inputs, equal fingerprints",
+        ),
+    ),
+)
+
 EPOCHS = TableSpec(
     "epochs",
     "every `rec.log_epoch`",
@@ -282,7 +306,8 @@ EPOCHS = TableSpec(
 
 #: Every table, in the order a run directory lists them.
 TABLES: dict[str, TableSpec] = {
-    t.name: t for t in (STEPS, GROUPS, PARAMS, ACTIVATIONS, HISTOGRAMS, WEIGHTS, OUTPUTS, EPOCHS)
+    t.name: t
+    for t in (STEPS, GROUPS, PARAMS, ACTIVATIONS, HISTOGRAMS, WEIGHTS, OUTPUTS, EXAMPLES, EPOCHS)
 }
 
 #: Columns of the raw tables that the views average over.
