@@ -44,7 +44,10 @@ class ValFromTrain(Rule):
     judge. A loop that evaluates its validation set with another model (an EMA copy) and the
     recorded model on training data only is reported as a leak. Data sets with exact
     duplicates across the split (tabular data with few distinct rows, short token sequences)
-    show them; above ``leak`` they are a leak in fact.
+    show them; above ``leak`` they are a leak in fact. Only the first
+    ``Examples.EVAL_PER_PASS`` examples of each evaluation pass are fingerprinted: a validation
+    set evaluated in a few large passes whose leaked part comes first looks wholly leaked (it
+    is leaked), one whose clean part comes first looks clean.
 
     ## Fix
     Split the validation set off the data before training and never train on it (a fixed
