@@ -251,9 +251,10 @@ OUTPUTS = TableSpec(
 
 EXAMPLES = TableSpec(
     "examples",
-    "per forward pass, until `examples_train` training and `examples_eval` evaluation examples "
-    "are in: a fingerprint of each example the model was fed (nothing of its values can be "
-    "read back)",
+    "per forward pass (every example of a training pass, the first 16 of any other), until "
+    "32768 training and 8192 evaluation examples are in (`Examples.TRAIN_EXAMPLES`, "
+    "`EVAL_EXAMPLES`): a fingerprint of each example the model was fed, a training example "
+    "once (nothing of its values can be read back)",
     keys=("step", "phase"),
     columns=(
         STEP,

@@ -60,7 +60,7 @@ class Examples(RowProbe):
             x = first_tensor(inputs)
             if x is None or x.dim() == 0 or x.numel() == 0 or x.is_complex():
                 return
-            rows = min(int(x.shape[0]), left, left if training else self.EVAL_PER_PASS)
+            rows = min(int(x.shape[0]), left if training else min(left, self.EVAL_PER_PASS))
             self.left[phase] = left - rows
             with torch.no_grad():
                 self.samples.append((self.shared.step, phase, kernels.fingerprints(x, rows)))
