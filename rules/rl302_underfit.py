@@ -32,8 +32,11 @@ class Underfit(Rule):
     the finding is a warning only when the recorded model graph shows what caps the capacity
     (a single Linear layer; a hidden layer narrower than the number of classes, see
     ``capacity_limit``), and ``info`` otherwise. With such a cause, runs from
-    ``min_epochs_with_cause`` epochs are judged and a run stuck near chance counts too. Only
-    such a run is judged while it trains (live checking): its cap is known from the start.
+    ``min_epochs_with_cause`` epochs are judged (a one-epoch run without the plateau test, there
+    is no earlier third, and with its training accuracy, which counts the untrained start, let
+    below validation), a run stuck near chance counts too, and small updates do not excuse
+    it (a linear model at its optimum barely moves). Only such a run is judged while it trains
+    (live checking): its cap is known from the start.
 
     A second face of underfitting: the training accuracy measured during the epoch (dropout
     and augmentation on) stays below the validation accuracy (measured without them). Over
@@ -56,7 +59,9 @@ class Underfit(Rule):
     training accuracy measured during the epoch; the better of train and val is used. Without
     ``num_classes`` chance is taken as 0. A run whose weights barely move (median dense
     update/param ratio below ``min_update_ratio``) is not judged: its learning rate is the
-    suspect (RL401, RL201), not its size.
+    suspect (RL401, RL201), not its size, unless the graph caps the capacity. A one-epoch run
+    with such a cap is judged on its only epoch: more epochs would not lift a linear model on a
+    nonlinear task, but they might lift a bottleneck a little.
 
     ## Fix
     Make the model bigger: widen the hidden layers or add layers (and the nonlinearities
@@ -89,7 +94,7 @@ class Underfit(Rule):
         late: float = option(1 / 3, "fraction of the epochs judged (the last ones)")
         min_epochs: int = option(4, "fewer epochs with both curves are not judged")
         min_epochs_with_cause: int = option(
-            2, "... unless the model graph shows what caps the capacity (drawn faulty runs had 2)"
+            1, "... unless the model graph shows what caps the capacity (drawn faulty runs had 1)"
         )
 
     options: Options
@@ -99,7 +104,11 @@ class Underfit(Rule):
         if not run.complete and cause is None:
             return  # live: an accuracy still climbing is no underfit yet, unless the graph caps it
         ratios = dense_update_ratios(run)
-        if len(ratios) and float(np.median(ratios)) < self.options.min_update_ratio:
+        if (
+            cause is None
+            and len(ratios)
+            and float(np.median(ratios)) < self.options.min_update_ratio
+        ):
             return
         acc, loss = curves(run, "acc"), curves(run, "loss")
         if acc is not None:
@@ -116,13 +125,18 @@ class Underfit(Rule):
         part = acc.late(o.late)
         width = part.stop - part.start
         prev = slice(max(0, part.start - width), part.start)
-        if prev.stop <= prev.start:
+        one_epoch = prev.stop <= prev.start  # no earlier third: only with a structural cap
+        if one_epoch and cause is None:
             return
         train, val = float(np.median(acc.train[part])), float(np.median(acc.val[part]))
         below = float(np.median(acc.val[part] - acc.train[part]))
         classes = run.setup.num_classes
         chance = 1.0 / classes if classes is not None and classes > 1 else 0.0
-        if below > o.over_regularized_min and below > o.over_regularized * (val - chance):
+        if (
+            not one_epoch  # the first epoch's training accuracy includes its untrained start
+            and below > o.over_regularized_min
+            and below > o.over_regularized * (val - chance)
+        ):
             steps = acc.span(part)
             yield self.finding(
                 run,
@@ -137,12 +151,12 @@ class Underfit(Rule):
                 evidence={"train_acc": train, "val_acc": val, "val_minus_train": below},
             )
             return
-        gain = train - float(np.median(acc.train[prev]))
+        gain = 0.0 if one_epoch else train - float(np.median(acc.train[prev]))
         level = (max(train, val) - chance) / (1.0 - chance)
         learned = level >= o.learned or cause is not None
         if not (
             level < o.level
-            and abs(train - val) < o.tight
+            and (train - val if one_epoch else abs(train - val)) < o.tight
             and abs(gain) / (1.0 - chance) < o.plateau * (1.0 - level)
             and learned
         ):

@@ -412,6 +412,39 @@ def test_underfit_warns_only_when_the_model_graph_shows_what_caps_it(record: Bui
     assert finding.severity == Severity.INFO and "may be too small" in finding.message
 
 
+def test_a_linear_model_trained_one_epoch_on_a_nonlinear_task_is_a_warning(
+    tmp_path: Path,
+) -> None:
+    """A real one-epoch run: a single Linear layer on rings (the class is the radius band) stays
+    near chance on train and validation; its cap is in the graph, so one epoch is enough."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3072, 2, generator=gen)
+    y = torch.bucketize(x.norm(dim=1), torch.tensor([0.75, 1.18, 1.67]))  # 4 rings, ~1/4 each
+    xt, yt, xv, yv = x[:2048], y[:2048], x[2048:], y[2048:]
+
+    def one_epoch(name: str, model: nn.Module) -> Run:
+        torch.manual_seed(0)
+        opt = torch.optim.Adam(model.parameters(), lr=0.01)
+        with runlint.record(model, opt, tmp_path / name, meta={"num_classes": 4}) as rec:
+            hits = 0
+            for i in range(0, len(xt), 32):
+                out = model(xt[i : i + 32])
+                loss = nn.functional.cross_entropy(out, yt[i : i + 32])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                rec.log(loss=loss)
+                hits += int((out.argmax(1) == yt[i : i + 32]).sum())
+            with torch.no_grad():
+                val = float((model(xv).argmax(1) == yv).float().mean())
+            rec.log_epoch(train_acc=hits / len(xt), val_acc=val)
+        return runlint.load_run(tmp_path / name)
+
+    (finding,) = check(Underfit(), one_epoch("linear", nn.Linear(2, 4)))
+    assert finding.severity == Severity.WARNING and "single Linear layer" in finding.message
+    assert check(Underfit(), one_epoch("mlp", mlp(2, 64, 64, 4))) == []  # no cap: too few epochs
+
+
 def test_underfit_is_judged_live_only_when_the_graph_caps_the_model() -> None:
     from runlint.run.replay import Flushes
 

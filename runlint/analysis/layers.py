@@ -517,18 +517,22 @@ def capacity_limit(run: Run) -> str | None:
     """What in the recorded model graph caps its capacity, in words, or ``None``.
 
     Two structural limits (from ``meta.modules`` and ``meta.params``): the model is a single
-    Linear layer (a stack of them may have functional activations the graph cannot show), and
+    Linear layer that holds every parameter, with no activation module (a stack of them may have
+    functional activations the graph cannot show; dropout or flatten change nothing), and
     a Linear layer narrower than the number of classes feeding another Linear layer (every
     class must pass through fewer dimensions than there are classes).
     """
     modules, params = run.setup.modules, run.setup.params
     classes = run.setup.num_classes
     linear = [p for p in params if p.module_type == "Linear" and p.role == "weight"]
-    shapes = [(p.name.rsplit(".", 1)[0], p.shape) for p in linear if p.shape and len(p.shape) == 2]
-    if not modules or not shapes or len(shapes) != len(linear):
+    shapes = [(_owner(p.name), p.shape) for p in linear if p.shape and len(p.shape) == 2]
+    if not shapes or len(shapes) != len(linear):
         return None
-    if [m.type for m in modules] == ["Linear"]:
-        return f"the model is a single Linear layer ({shapes[0][0]}): it is linear in its inputs"
+    owners = {_owner(p.name) for p in params}
+    if len(shapes) == 1 and len(owners) == 1 and not any(m.activation for m in modules):
+        # one Linear holds every parameter; what else there is (dropout, flatten) is linear too
+        where = shapes[0][0] or "the model itself"
+        return f"the model is a single Linear layer ({where}): it is linear in its inputs"
     if classes is None or classes < 3:
         return None
     fed = {shape[1] for _, shape in shapes}
@@ -537,3 +541,8 @@ def capacity_limit(run: Run) -> str | None:
         return None
     width, layer = min(narrow)
     return f"hidden layer {layer} is {width} wide, narrower than the {classes} classes"
+
+
+def _owner(param: str) -> str:
+    """The module a parameter belongs to (``""``: the model itself)."""
+    return param.rpartition(".")[0]
