@@ -204,12 +204,15 @@ OUTPUT_COLUMNS = (
     "row_logsumexp",
     "batch_std",
     "unit_fraction",
+    "grad_row_shift",
+    "grad_sigmoid_fit",
 )
 
 
 def output_rows(out: torch.Tensor, max_elems: int) -> torch.Tensor:
-    """A float32 copy of the model's output as ``(rows, width)`` (leading dimensions
-    flattened; a ``(B,)`` output is width 1): its leading rows, about ``max_elems`` values.
+    """A float32 copy of the model's output (or of the loss's gradient at it) as ``(rows,
+    width)`` (leading dimensions flattened; a ``(B,)`` output is width 1): its leading rows,
+    about ``max_elems`` values.
 
     A copy, so that keeping it until the flush does not keep the whole output alive.
     """
@@ -221,14 +224,16 @@ def output_rows(out: torch.Tensor, max_elems: int) -> torch.Tensor:
     return x[:rows].float()
 
 
-def output_stats(x: torch.Tensor) -> torch.Tensor:
+def output_stats(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """``OUTPUT_COLUMNS`` of ``N`` samples of one shape (``output_rows``), stacked as
-    ``[N, rows, width]``: ``[N, len(OUTPUT_COLUMNS)]`` on their device.
+    ``[N, rows, width]``, and of the loss's gradient at them ``g`` (the same shape; NaN where
+    none reached the output): ``[N, len(OUTPUT_COLUMNS)]`` on their device.
 
-    A dozen kernels for all the samples of a flush together (statistics steps only copy the
-    rows): ``std_mean`` and ``aminmax`` give two values each, the mean row sum is the mean
+    A few dozen kernels for all the samples of a flush together (statistics steps only copy
+    the rows): ``std_mean`` and ``aminmax`` give two values each, the mean row sum is the mean
     times the width, and the fraction inside [0, 1] is ``clamp(x, 0, 1) == x`` written over
-    the clamped copy.
+    the clamped copy. The gradient's two signatures tell what the loss does with the output
+    (see ``gradient_signatures``).
     """
     n, rows, width = x.shape
     flat = x.reshape(n, -1)
@@ -242,7 +247,37 @@ def output_stats(x: torch.Tensor) -> torch.Tensor:
     inside = x.clamp(0.0, 1.0).eq_(x).reshape(n, -1).mean(dim=1)
     row_sum = mean * width
     row_logsumexp = torch.logsumexp(x, dim=2).mean(dim=1)
-    return torch.stack([mean, spread, lo, hi, row_sum, row_logsumexp, across, inside], dim=1)
+    shift, fit = gradient_signatures(x, g)
+    return torch.stack(
+        [mean, spread, lo, hi, row_sum, row_logsumexp, across, inside, shift, fit], dim=1
+    )
+
+
+def gradient_signatures(x: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two signatures of the loss, read from its gradient ``g`` at the output ``x`` (both
+    ``[N, rows, width]``), each ``[N]``, about 0 when the loss has that form:
+
+    - row shift, the largest over rows of |Σ g| / Σ |g|: a loss of ``softmax(x)`` does not
+      change when a row of ``x`` is shifted by a constant, so each row of its gradient sums
+      to 0 (cross-entropy with weights or label smoothing too); a row with no gradient counts
+      as 1, and width 1 is NaN.
+    - sigmoid fit, std / |mean| of g / (σ(x) − y) with y = [g < 0]: the binary cross-entropy
+      of ``sigmoid(x)`` has g = c·(σ(x) − y), one c > 0 for every value, when the targets are
+      0 or 1. Values with g = 0 are left out.
+    """
+    n, _, width = x.shape
+    if width > 1:
+        mass = g.abs().sum(dim=2)
+        ratio = torch.where(mass > 0, g.sum(dim=2).abs() / mass, torch.ones_like(mass))
+        shift = ratio.amax(dim=1)
+    else:
+        shift = torch.full((n,), float("nan"), device=x.device)
+    r = g / (torch.sigmoid(x) - (g < 0).float())
+    kept = (g != 0).float()
+    count = kept.sum(dim=(1, 2))
+    mean = (r * kept).sum(dim=(1, 2)) / count
+    spread = (((r - mean[:, None, None]) * kept) ** 2).sum(dim=(1, 2)) / count
+    return shift, spread.sqrt() / mean.abs()
 
 
 def edge_tensor(kind: str, device: torch.device) -> torch.Tensor:

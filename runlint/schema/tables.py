@@ -246,6 +246,18 @@ OUTPUTS = TableSpec(
             "same prediction)",
         ),
         _col("unit_fraction", F64, "fraction of values in [0, 1]"),
+        _col(
+            "grad_row_shift",
+            F64,
+            "largest over rows of |Σ g| / Σ |g|, g the loss's gradient at the output (≈ 0: the "
+            "loss takes a softmax of the output); NaN: width 1, or no gradient reached it",
+        ),
+        _col(
+            "grad_sigmoid_fit",
+            F64,
+            "std / |mean| of g / (σ(output) − [g < 0]) (≈ 0: the loss is a binary "
+            "cross-entropy of the output's sigmoid); NaN: no gradient reached it",
+        ),
     ),
 )
 

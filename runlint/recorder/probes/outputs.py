@@ -4,8 +4,10 @@ A forward hook on the model itself (only during statistics steps' training forwa
 like the activation hooks) copies the output's leading rows; at the flush the samples of one
 shape go through ``kernels.output_stats`` together. What is kept: the output's width, its
 range, whether rows sum to 1 (probabilities) or their logsumexp is 0 (log-probabilities), and
-how much the prediction varies across examples. Rules compare them with the loss the run
-names: probabilities fed to a loss that expects logits, a width that is not the number of
+how much the prediction varies across examples. A hook on the output tensor copies the same
+rows of the loss's gradient there, whose form tells what the loss does with the output (a
+softmax, a sigmoid cross-entropy) even when the run does not name it. Rules compare them with
+the loss: probabilities fed to a loss that expects logits, a width that is not the number of
 classes, predictions collapsed to a constant.
 """
 
@@ -47,8 +49,8 @@ class Outputs(RowProbe):
         self.collecting = False
         self.handle: Any = None
         self.model: nn.Module | None = None
-        #: per sample since the last flush: its step, the output's leading rows (a copy)
-        self.samples: list[tuple[int, torch.Tensor]] = []
+        #: per sample since the last flush: its step, the output's leading rows, their gradient
+        self.samples: list[_Sample] = []
 
     def attach(self, model: nn.Module) -> None:
         self.model = model
@@ -84,7 +86,10 @@ class Outputs(RowProbe):
                 out = logits if isinstance(logits, torch.Tensor) else first_tensor(output)
                 if out is None or not out.is_floating_point() or out.numel() == 0:
                     return
-                self.samples.append((shared.step, kernels.output_rows(out, shared.max_elems)))
+                sample = _Sample(shared.step, kernels.output_rows(out, shared.max_elems))
+                self.samples.append(sample)
+                if out.requires_grad:
+                    out.register_hook(sample.take_grad)
             except Exception as exc:
                 self.collecting = False
                 self.fail(exc)
@@ -105,17 +110,22 @@ class Outputs(RowProbe):
         if samples and self.off is None:
             with self:
                 batches: dict[tuple[Any, ...], list[int]] = {}
-                for i, (_, x) in enumerate(samples):
+                for i, sample in enumerate(samples):
+                    x = sample.rows
                     batches.setdefault((x.shape, x.device), []).append(i)
                 width = len(kernels.OUTPUT_COLUMNS)
                 offsets = [0] * len(samples)
                 for indices in batches.values():
-                    stats = kernels.output_stats(torch.stack([samples[i][1] for i in indices]))
+                    batch = [samples[i] for i in indices]
+                    stats = kernels.output_stats(
+                        torch.stack([s.rows for s in batch]), torch.stack([s.grad() for s in batch])
+                    )
                     offset = self.shared.stash.vector(stats)
                     for j, i in enumerate(indices):
                         offsets[i] = offset + j * width
-                for (step, x), offset in zip(samples, offsets, strict=True):
-                    self.table.add(step, offset, x.shape[1], x.shape[0])
+                for sample, offset in zip(samples, offsets, strict=True):
+                    rows, cols = sample.rows.shape
+                    self.table.add(sample.step, offset, cols, rows)
         return super().take()
 
     def columns(
@@ -134,3 +144,30 @@ class Outputs(RowProbe):
                 **{name: stats[:, i] for i, name in enumerate(kernels.OUTPUT_COLUMNS)},
             }
         }
+
+
+class _Sample:
+    """A statistics step's output rows and, once the backward pass has been through them, the
+    loss's gradient at the same rows (a copy each)."""
+
+    __slots__ = ("gradient", "rows", "step")
+
+    def __init__(self, step: int, rows: torch.Tensor) -> None:
+        self.step = step
+        self.rows = rows
+        self.gradient: torch.Tensor | None = None
+
+    def take_grad(self, grad: torch.Tensor) -> None:
+        """The output tensor's gradient hook: copy the rows (the gradient is left as it is)."""
+        try:
+            rows = self.rows
+            self.gradient = kernels.output_rows(grad, rows.numel()).reshape(rows.shape)
+        except Exception:  # a gradient of another shape: this sample's signatures stay NaN
+            self.gradient = None
+
+    def grad(self) -> torch.Tensor:
+        """The gradient's rows, NaN where none reached the output (yet)."""
+        gradient = self.gradient
+        if gradient is None or gradient.device != self.rows.device:
+            return torch.full_like(self.rows, float("nan"))
+        return gradient
