@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from runlint.analysis import curves
 from runlint.analysis.expected import BINARY_LOSSES, SOFTMAX_LOSSES
@@ -27,6 +28,11 @@ _FOR_PROBABILITIES = {
 }
 #: Losses that expect log-probabilities (the output of log_softmax).
 LOG_PROB_LOSSES = frozenset({"nll", "log_softmax"})
+#: What the loss applies to the output, by the form of its gradient there (``_applied``).
+_FORMS = {
+    "softmax": "sums to 0 over every row",
+    "sigmoid": "is c·(σ(output) − target) with targets 0 or 1",
+}
 
 
 class LossInputOff(Rule):
@@ -35,12 +41,15 @@ class LossInputOff(Rule):
 
     A loss that cannot be negative on the inputs it expects (cross-entropy, nll, BCE, MSE, ...)
     but goes below zero is an ``error``: ``nll_loss`` of raw scores is unbounded below.
-    Otherwise it is read from the model's output on the statistics steps (``outputs``) and the loss
-    the run names (``meta.loss``). Probabilities: every value in [0, 1] (``unit_fraction``
-    ≥ ``probability_share``) and, for more than one output, every row summing to 1 within
-    ``sum_tolerance``, at every recorded step. Log-probabilities: rows whose logsumexp is 0
-    within ``sum_tolerance``. The width is the output's last dimension, compared with
-    ``meta.num_classes`` when the user gave it.
+    Otherwise it is read from the model's output on the statistics steps (``outputs``) and the
+    loss the run names (``meta.loss``), or, when it names none, from what the loss's gradient at
+    the output shows it does: each row of it sums to 0 (``grad_row_shift`` within
+    ``signature_tolerance``) for a loss of the output's softmax; it is c·(σ(x) − y) for a
+    sigmoid cross-entropy (``grad_sigmoid_fit``); at every recorded step. Probabilities: every
+    value in [0, 1] (``unit_fraction`` ≥ ``probability_share``) and, for more than one output,
+    every row summing to 1 within ``sum_tolerance``, at every recorded step. Log-probabilities:
+    rows whose logsumexp is 0 within ``sum_tolerance``. The width is the output's last
+    dimension, compared with ``meta.num_classes`` when the user gave it.
 
     ## Why it matters
     ``cross_entropy`` and ``BCEWithLogitsLoss`` apply the softmax or the sigmoid themselves. A
@@ -56,7 +65,10 @@ class LossInputOff(Rule):
     - The recorder sees the model's output, not what the training code does with it before
       the loss (a ``torch.log`` in the loop turns probabilities into log-probabilities): name
       the loss as it is called in ``meta.loss`` (``nll`` then).
-    - Runs without ``meta.loss`` are not judged: probabilities are right for ``BCELoss``.
+    - Without ``meta.loss`` only the two gradient forms are judged (probabilities are right
+      for ``BCELoss``). The Brier score (MSE between probabilities and one-hot targets) has
+      rows summing to 0 as well: name it (``meta.loss = "mse"``). A sigmoid cross-entropy with
+      smoothed targets or a ``pos_weight`` does not show its form and is not judged.
 
     ## Fix
     Give the loss what it expects: remove the final Softmax/Sigmoid before ``cross_entropy`` /
@@ -71,7 +83,7 @@ class LossInputOff(Rule):
     code = "RL105"
     name = "loss-input-off"
     severity = Severity.WARNING
-    requires = (any_of("outputs.unit_fraction", "steps.loss"), "meta.loss")
+    requires = (any_of("outputs.unit_fraction", "steps.loss"),)
 
     @dataclass
     class Options(Rule.Options):
@@ -82,6 +94,9 @@ class LossInputOff(Rule):
             1e-3, "rows summing to 1 (probabilities) or with logsumexp 0 (log-probabilities) within"
         )
         min_steps: int = option(2, "recorded steps needed to judge")
+        signature_tolerance: float = option(
+            0.01, "the gradient has a loss's form within (bf16: 0.0015, targets smoothed: 0.04)"
+        )
         negative_tolerance: float = option(
             1e-6, "a loss that cannot be negative below minus this: it is fed the wrong input"
         )
@@ -124,7 +139,7 @@ class LossInputOff(Rule):
         lse = out["row_logsumexp"].to_numpy(dtype=float)
         in_unit = bool((share >= opts.probability_share).all())
         sums_to_one = bool((np.abs(rowsum - 1.0) <= opts.sum_tolerance).all())
-        evidence = {
+        evidence: dict[str, object] = {
             "loss": loss,
             "width": width,
             "unit_fraction": float(np.median(share)),
@@ -132,21 +147,29 @@ class LossInputOff(Rule):
             "row_logsumexp": float(np.median(lse)),
             "steps_recorded": len(out),
         }
+        applies = "" if loss else _applied(out, opts.signature_tolerance)
+        if applies:
+            evidence["applies"] = applies
         last = _last_module(run)
-        if (
-            loss in LOGIT_LOSSES
-            and in_unit
-            and (sums_to_one or width == 1 or loss in BINARY_LOSSES)
+        if in_unit and (
+            (loss in LOGIT_LOSSES and (sums_to_one or width == 1 or loss in BINARY_LOSSES))
+            or (applies == "softmax" and sums_to_one and width > 1)
+            or applies == "sigmoid"
         ):
             what = (
                 "a softmax's (every row sums to 1)" if sums_to_one and width > 1 else "a sigmoid's"
             )
             squash = "Softmax" if sums_to_one and width > 1 else "Sigmoid"
+            does = (
+                f"the loss is {loss}, which applies the {squash.lower()} itself"
+                if loss
+                else f"the loss applies a {applies} to it (its gradient there {_FORMS[applies]})"
+            )
             yield self.finding(
                 run,
                 f"the model's output is {what}: all values lie in [0, 1] at each of the "
-                f"{len(out)} recorded steps ({steps[0]}–{steps[1]}){last}, but the loss is "
-                f"{loss}, which applies the {squash.lower()} itself: the scores are squashed twice",
+                f"{len(out)} recorded steps ({steps[0]}–{steps[1]}){last}, but {does}: the "
+                "scores are squashed twice",
                 f"remove the final {squash} (the loss takes raw logits), or switch to the loss "
                 f"made for {_FOR_PROBABILITIES[squash]}",
                 steps=steps,
@@ -202,6 +225,17 @@ def _negative_message(loss: str, low: float, step: int) -> str:
         f"{low:.3g} at step {step}: it is fed the wrong kind of numbers (raw scores to nll_loss, "
         "logits to a loss that expects probabilities)"
     )
+
+
+def _applied(out: pd.DataFrame, tolerance: float) -> str:
+    """``"softmax"`` or ``"sigmoid"`` when the loss's gradient at the output has the form of a
+    loss of its softmax or of a sigmoid cross-entropy at every recorded step, else ``""``."""
+    for column, applies in (("grad_row_shift", "softmax"), ("grad_sigmoid_fit", "sigmoid")):
+        if column in out.columns:
+            values = out[column].to_numpy(dtype=float, na_value=np.nan)
+            if bool((values <= tolerance).all()):  # NaN (no gradient) is never within
+                return applies
+    return ""
 
 
 def _last_module(run: Run) -> str:
