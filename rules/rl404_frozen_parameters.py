@@ -35,7 +35,8 @@ class FrozenParameters(Rule):
     Three sources, strongest first:
 
     - ``meta.params``: ``trainable`` but not ``in_optimizer`` — the optimizer never sees it
-      (``error``, certain).
+      (``error``, certain). When no trainable parameter is in it, one finding says so: the
+      optimizer was built over another model (or a copy), not a layer left out.
     - ``meta.params``: ``trainable`` is false (``requires_grad=False``) — ``warning``, unless
       it is declared frozen on purpose (see below).
     - ``params``: the update norm is exactly 0 at every recorded step although the parameter is
@@ -90,6 +91,22 @@ class FrozenParameters(Rule):
         undeclared = ~declared.to_numpy(dtype=bool)
         outside = trainable & ~table["in_optimizer"].to_numpy(dtype=bool) & undeclared
         no_opt = table[outside] if outside.any() else None
+        if no_opt is not None and outside.sum() == trainable.sum():
+            yield self.finding(
+                run,
+                f"none of the model's {len(no_opt)} trainable parameters ({_count(no_opt)} "
+                "values) is in the optimizer's param groups: the optimizer updates other "
+                "tensors (another model, or a copy of this one) and this model keeps its "
+                "initial values",
+                "build the optimizer from the parameters of the model that is trained: "
+                "torch.optim.SGD(model.parameters(), ...) after the model is created, moved or "
+                "copied, not from another instance",
+                severity=Severity.ERROR,
+                steps=steps,
+                where=str(no_opt.index[0]),
+                evidence={"params": list(no_opt.index), "cause": "optimizer of other tensors"},
+            )
+            no_opt = None
         for layer, rows in no_opt.groupby("layer", sort=False) if no_opt is not None else ():
             yield self.finding(
                 run,
