@@ -23,7 +23,10 @@ class LossNotDecreasing(Rule):
     ``min_steps`` points is judged by robust medians (its first quarter against its last
     third, a fall larger than the points' scatter explains); when the training loss is logged
     too rarely for that, the validation loss per evaluation is judged the same way. When the
-    task is a classification the message says whether the loss sits at chance, ln(C).
+    task is a classification the message says whether the loss sits at chance, ln(C). A
+    softmax classifier's loss that falls from a start above chance but never gets below ln(C)
+    by ``chance_floor`` is flagged too: it learnt the class frequencies and nothing of the
+    inputs (a fall that stops at chance is no progress).
 
     ## Why it matters
     A loss that never moves means nothing is learned: the labels do not match the inputs, the
@@ -31,9 +34,11 @@ class LossNotDecreasing(Rule):
     rate is far too small. The seed's coarse search stage exists to catch exactly this.
 
     A loss pinned at chance level (ln C, ``at_chance``) is an ``error``: the model has learnt
-    nothing, and its results mean nothing. A run still being written is only warned about
-    until it has trained ``live_error_steps`` steps: plain SGD often sits at ln C for its first
-    few hundred steps before it learns, and an error is what ``stop_on="error"`` stops on.
+    nothing, and its results mean nothing — unless the validation accuracy is above chance
+    (then the training labels, not the model, carry no signal: a ``warning``). A run still
+    being written is only warned about until it has trained ``live_error_steps`` steps: plain
+    SGD often sits at ln C for its first few hundred steps before it learns, and an error is
+    what ``stop_on="error"`` stops on.
 
     ## Known problems
     - A fine-tuning run that starts at a good loss and holds it is flagged.
@@ -80,6 +85,11 @@ class LossNotDecreasing(Rule):
         )
         at_chance: float = option(
             0.05, "a loss within this fraction of ln(C) is said to be at chance level"
+        )
+        chance_floor: float = option(
+            0.02,
+            "a smoothed loss never below ln(C) by this fraction fell only to chance (labels 90 % "
+            "shuffled floor at 0.98–0.99 ln C; drawn healthy runs end far below)",
         )
         live_error_steps: int = option(
             1000,
@@ -128,26 +138,51 @@ class LossNotDecreasing(Rule):
             if what != "loss":
                 a, b = _steps_of(run, a), _steps_of(run, b)
                 how = f"median of {short.points} evaluations,"
-        if curve is not None and fall >= opts.min_drop:
-            return
-        if _fell_per_epoch(run, opts.epoch_drop):
-            return  # the per-step log shows only the tail of a loss that fell epoch by epoch
-        chance = ""
         expected = chance_loss(run.setup)
-        if (
-            expected is not None
-            and expected.kind == SOFTMAX
-            and abs(end - expected.value) < opts.at_chance * expected.value
-        ):
+        if expected is not None and expected.kind != SOFTMAX:
+            expected = None
+        # a fall from a start above chance that stops at chance learnt the class frequencies only
+        only_to_chance = (
+            curve is not None
+            and expected is not None
+            and float(np.min(curve.smooth)) >= (1 - opts.chance_floor) * expected.value
+        )
+        # the per-step log may show only the tail of a loss that fell epoch by epoch
+        fell = (curve is not None and fall >= opts.min_drop) or _fell_per_epoch(
+            run, opts.epoch_drop
+        )
+        if fell and not only_to_chance:
+            return
+        chance = ""
+        if expected is not None and abs(end - expected.value) < opts.at_chance * expected.value:
             chance = f", at chance level {expected.formula} = {expected.value:.2f}"
         pinned = run.complete or trained >= opts.live_error_steps  # long enough to stop a run
+        val_acc = _val_above_chance(run, expected.classes, opts.at_chance) if expected else None
+        if fell and expected is not None:
+            message = (
+                f"the loss falls only to chance level: {how} {start:.3g} at the start (step {a}), "
+                f"{end:.3g} at the end (step {b}), never below {expected.formula} = "
+                f"{expected.value:.3g} by {opts.chance_floor:.0%}: the model learns the class "
+                "frequencies, not how the labels depend on the inputs"
+                + (
+                    f"; validation accuracy {val_acc:.3g} is above chance, so the training "
+                    "labels carry less of the signal than the validation labels (labels shuffled "
+                    "apart from their inputs?)"
+                    if val_acc is not None
+                    else ""
+                )
+            )
+        else:
+            message = (
+                f"the {what} does not decrease: {how} {start:.3g} at the start (step {a}) and "
+                f"{end:.3g} at the end (step {b}; {_change(start, end)}){chance}"
+            )
         yield self.finding(
             run,
-            f"the {what} does not decrease: {how} {start:.3g} at the start (step {a}) and "
-            f"{end:.3g} at the end (step {b}; {_change(start, end)}){chance}",
+            message,
             "overfit ~20 examples to check the pipeline (labels match inputs, optimizer built "
             "over model.parameters(), zero_grad/step called), then raise the learning rate ×10",
-            severity=Severity.ERROR if chance and pinned else self.severity,
+            severity=Severity.ERROR if chance and pinned and val_acc is None else self.severity,
             steps=(a, b),
             where=where,
             evidence={"start": start, "end": end, "fall": fall},
@@ -182,6 +217,19 @@ def _fell_per_epoch(run: Run, drop: float) -> bool:
         if values.size >= 3 and values[0] > 0:
             return bool(values.min() <= (1 - drop) * values[0])
     return False
+
+
+def _val_above_chance(run: Run, classes: int, margin: float) -> float | None:
+    """The last validation accuracy when it is above chance (1/C) by ``margin`` of the way to 1,
+    else None."""
+    column = run.column("epochs", "val_acc") if not run.epochs.empty else None
+    if column is None:
+        return None
+    _, values = curves.series(run.epochs, column)
+    chance = 1.0 / classes
+    if values.size and values[-1] > chance + margin * (1 - chance):
+        return float(values[-1])
+    return None
 
 
 def _points(run: Run) -> str:

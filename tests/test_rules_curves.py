@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from runlint.rules.rl101_initial_loss_off import InitialLossOff
 from runlint.rules.rl102_regularization_off import RegularizationOff
 from runlint.rules.rl103_non_finite_loss import NonFiniteLoss
@@ -399,6 +400,45 @@ def test_rl203_small_batch_fix_raises_the_batch_size() -> None:
 def test_rl204_says_the_loss_sits_at_chance() -> None:
     (finding,) = findings(LossNotDecreasing(), corpus("rl204-labels-shuffled-per-batch"))
     assert f"ln(10) = {math.log(10):.2f}" in finding.message
+
+
+def test_rl204_a_loss_that_falls_only_to_chance_is_caught_with_its_validation_accuracy(
+    tmp_path: Path,
+) -> None:
+    """Real runs: 90 % of each batch's labels replaced by random ones. The loss falls from its
+    start to ln(4) and stops there while validation (clean labels) learns; clean labels train."""
+
+    def run(name: str, shuffled: float) -> list[Finding]:
+        torch.manual_seed(0)
+        x = torch.randn(4096, 16)
+        y = x[:, :4].argmax(1)
+        model = torch.nn.Sequential(
+            torch.nn.Linear(16, 64), torch.nn.ReLU(), torch.nn.Linear(64, 4)
+        )
+        with torch.no_grad():
+            model[2].bias.copy_(torch.tensor([1.5, 0.0, 0.0, -1.5]))  # starts above chance
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        meta = {"num_classes": 4, "loss": "cross_entropy"}
+        with runlint.record(model, opt, tmp_path / name, meta=meta) as rec:
+            for _ in range(4):
+                for i in range(0, 3072, 64):
+                    xb, yb = x[i : i + 64], y[i : i + 64].clone()
+                    noisy = torch.rand(64) < shuffled
+                    yb[noisy] = torch.randint(0, 4, (int(noisy.sum()),))
+                    loss = torch.nn.functional.cross_entropy(model(xb), yb)
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    rec.log(loss=loss)
+                with torch.no_grad():
+                    val = float((model(x[3072:]).argmax(1) == y[3072:]).float().mean())
+                rec.log_epoch(val_acc=val)
+        return findings(LossNotDecreasing(), runlint.load_run(tmp_path / name))
+
+    (finding,) = run("shuffled", 0.9)
+    assert "falls only to chance level" in finding.message and "ln(4)" in finding.message
+    assert "validation accuracy" in finding.message and finding.severity == Severity.WARNING
+    assert run("clean", 0.0) == []
 
 
 def test_rl204_min_drop_option() -> None:
