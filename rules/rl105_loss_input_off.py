@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from runlint.analysis import curves
-from runlint.analysis.expected import BINARY_LOSSES, SOFTMAX_LOSSES
+from runlint.analysis.expected import BINARY_LOSSES, REGRESSION_LOSSES, SOFTMAX_LOSSES
 from runlint.check import Finding, Rule, Severity, any_of, option
 from runlint.run import Run
 
@@ -18,9 +18,7 @@ LOGIT_LOSSES = (SOFTMAX_LOSSES - {"nll", "log_softmax"}) | (
     BINARY_LOSSES - {"bce", "binary_cross_entropy"}
 )
 #: Losses that are ≥ 0 on the inputs they expect (a negative value means wrong inputs).
-NON_NEGATIVE_LOSSES = (
-    SOFTMAX_LOSSES | BINARY_LOSSES | frozenset({"mse", "l1", "huber", "smooth_l1"})
-)
+NON_NEGATIVE_LOSSES = SOFTMAX_LOSSES | BINARY_LOSSES | REGRESSION_LOSSES
 #: The loss that takes what a final Softmax or Sigmoid gives.
 _FOR_PROBABILITIES = {
     "Softmax": "probabilities (nll_loss of their log)",

@@ -8,13 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from runlint.analysis import curves
+from runlint.analysis.expected import REGRESSION_LOSSES, SQUARED_LOSSES
 from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
-
-#: Regression losses by how they grow with the error: squared, or absolute (Huber for large
-#: errors, where unscaled targets put it).
-SQUARED_LOSSES = frozenset({"mse", "l2", "mean_squared_error"})
-ABSOLUTE_LOSSES = frozenset({"l1", "mae", "huber", "smooth_l1", "mean_absolute_error"})
 
 
 class TargetsNotStandardized(Rule):
@@ -69,7 +65,7 @@ class TargetsNotStandardized(Rule):
             width = run.outputs["width"].median() if not run.outputs.empty else float("nan")
             if width != 1:
                 return "meta.loss not recorded and the model has not a single output"
-        elif loss not in SQUARED_LOSSES | ABSOLUTE_LOSSES:
+        elif loss not in REGRESSION_LOSSES:
             return f"meta.loss is {loss!r}, not a regression loss"
         return None
 

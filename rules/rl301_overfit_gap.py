@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from runlint.analysis.epochs import TRAIN_AND_VAL, Curves, curves
+from runlint.analysis.expected import REGRESSION_LOSSES
 from runlint.analysis.wording import fmt
 from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
@@ -22,10 +23,13 @@ class OverfitGap(Rule):
     generalizes. The rule takes the median of train − val accuracy over the last third of the
     epochs and flags a gap above ``gap``. A smaller gap (above ``gap_min``) is flagged too when
     the validation loss has risen ``rise``× above its minimum while the training loss kept
-    falling — the other face of the same problem. Runs without accuracy (regression) are judged
-    on that loss pattern alone. Overfitting is memorizing: the training loss must have fallen
-    to ``train_fall``× its value at the validation minimum; a validation loss that rose while
-    the training loss barely moved is noise or a bounce, not a gap. A warning needs a gap
+    falling — the other face of the same problem. Runs without accuracy are judged on that
+    loss pattern, and a regression (``meta.loss`` names a regression loss) on a late
+    validation loss ``loss_gap``× the late training loss too (a classifier's loss gap is no
+    accuracy gap: fine-tuned classifiers drive the training loss to ~0 and generalize).
+    Overfitting is memorizing: the training loss must have fallen to ``train_fall``× its value
+    at the validation minimum (for the loss gap, its first epoch's); a validation loss that
+    rose while the training loss barely moved is noise or a bounce, not a gap. A warning needs a gap
     above ``gap_alone``, or above ``gap_rising`` with the validation loss rising; a smaller gap
     with a rising validation loss is a run trained past its best epoch (info: stop there).
     Live, the same test reads the epochs so far: overfitting shows while the run trains (it
@@ -73,6 +77,11 @@ class OverfitGap(Rule):
             "late training loss / training loss at the validation minimum at most this "
             "(drawn memorizing runs reach 0.01–0.35; a bounce that lifts both curves, 0.5–0.8)",
         )
+        loss_gap: float = option(
+            3.0,
+            "without accuracy: late validation loss / late training loss at least this, the "
+            "training loss fallen by train_fall (drawn healthy regression runs: at most 1.4)",
+        )
         late: float = option(1 / 3, "fraction of the epochs judged")
         min_epochs: int = option(3, "fewer epochs with both curves are not judged")
 
@@ -105,6 +114,8 @@ class OverfitGap(Rule):
                     evidence={"train_acc": train, "val_acc": val, "gap": gap},
                 )
             return
+        if rising is None and loss is not None and run.setup.loss in REGRESSION_LOSSES:
+            rising = self._loss_gap(loss)  # a classifier's loss gap is no accuracy gap
         if rising is not None and loss is not None:
             message, steps = rising
             yield self.finding(
@@ -116,6 +127,26 @@ class OverfitGap(Rule):
                 where=loss.val_col,
                 evidence={"val_loss_min": float(np.min(loss.val))},
             )
+
+    def _loss_gap(self, loss: Curves) -> tuple[str, tuple[int, int]] | None:
+        """Without accuracy: the validation loss ``loss_gap``× the training loss over the late
+        epochs, the training loss fallen to ``train_fall``× its first epoch's (memorized)."""
+        o = self.options
+        if len(loss.train) < o.min_epochs:
+            return None
+        part = loss.late(o.late)
+        val_late = float(np.median(loss.val[part]))
+        train_late = float(np.median(loss.train[part]))
+        first = float(loss.train[0])
+        if not (0 < train_late <= o.train_fall * first and val_late >= o.loss_gap * train_late):
+            return None
+        return (
+            f"validation loss {fmt(val_late)} is ×{fmt(val_late / train_late)} the training loss "
+            f"{fmt(train_late)} (medians of the last {part.stop - part.start} of "
+            f"{len(loss.train)} epochs; training fell from {fmt(first)}): the model fits the "
+            "training set far better than unseen data",
+            loss.span(part),
+        )
 
     def _val_loss_rising(self, loss: Curves) -> tuple[str, tuple[int, int]] | None:
         """Validation loss up ``rise``× from its minimum while the training loss kept falling."""

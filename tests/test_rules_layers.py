@@ -383,6 +383,41 @@ def test_overfitting_is_judged_live_from_the_epochs_so_far() -> None:
     assert [mark for mark, run in healthy if check(OverfitGap(), run)] == []
 
 
+def test_a_regression_that_memorizes_a_tiny_training_set_shows_as_a_loss_gap(
+    tmp_path: Path,
+) -> None:
+    """Real regressions: 32 training examples fitted to ~0 leave the validation loss far above
+    the training loss (warning); 1024 examples of the same task do not."""
+
+    def fit(name: str, n_train: int) -> list[Finding]:
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(n_train + 512, 8, generator=gen)
+        y = torch.sin(2 * x[:, 0]) + x[:, 1] * x[:, 2] + 0.3 * torch.randn(len(x), generator=gen)
+        torch.manual_seed(0)
+        model = nn.Sequential(
+            nn.Linear(8, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 1)
+        )
+        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+        xt, yt, xv, yv = x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+        with runlint.record(model, opt, tmp_path / name, meta={"loss": "mse"}) as rec:
+            for _ in range(20):
+                for i in range(0, n_train, 32):
+                    loss = nn.functional.mse_loss(model(xt[i : i + 32])[:, 0], yt[i : i + 32])
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    rec.log(loss=loss)
+                with torch.no_grad():
+                    train = float(nn.functional.mse_loss(model(xt)[:, 0], yt))
+                    val = float(nn.functional.mse_loss(model(xv)[:, 0], yv))
+                rec.log_epoch(train_loss=train, val_loss=val)
+        return check(OverfitGap(), runlint.load_run(tmp_path / name))
+
+    (finding,) = fit("tiny", 32)
+    assert finding.severity == Severity.WARNING and "the training loss" in finding.message
+    assert fit("plenty", 1024) == []
+
+
 def test_underfit_is_not_blamed_on_capacity_when_weights_barely_move() -> None:
     run = corpus_run("rl201-rmsprop-lr-div100")  # lr ÷100: flat, low, tight
     assert check(Underfit(), run) == []

@@ -32,6 +32,11 @@ BINARY_LOSSES = frozenset(
     {"bce", "binary_cross_entropy", "bce_with_logits", "binary_cross_entropy_with_logits"}
 )
 CLASSIFICATION_LOSSES = SOFTMAX_LOSSES | SVM_LOSSES | BINARY_LOSSES
+#: Regression losses by how they grow with the error: squared, or absolute (Huber for large
+#: errors, where unscaled targets put it).
+SQUARED_LOSSES = frozenset({"mse", "l2", "mean_squared_error"})
+ABSOLUTE_LOSSES = frozenset({"l1", "mae", "huber", "smooth_l1", "mean_absolute_error"})
+REGRESSION_LOSSES = SQUARED_LOSSES | ABSOLUTE_LOSSES
 
 SOFTMAX, SVM, BINARY = "softmax", "multiclass SVM", "binary classifier"
 
