@@ -206,6 +206,7 @@ OUTPUT_COLUMNS = (
     "unit_fraction",
     "grad_row_shift",
     "grad_sigmoid_fit",
+    "grad_col_shift",
 )
 
 
@@ -224,10 +225,11 @@ def output_rows(out: torch.Tensor, max_elems: int) -> torch.Tensor:
     return x[:rows].float()
 
 
-def output_stats(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+def output_stats(x: torch.Tensor, g: torch.Tensor, col_shift: torch.Tensor) -> torch.Tensor:
     """``OUTPUT_COLUMNS`` of ``N`` samples of one shape (``output_rows``), stacked as
     ``[N, rows, width]``, and of the loss's gradient at them ``g`` (the same shape; NaN where
-    none reached the output): ``[N, len(OUTPUT_COLUMNS)]`` on their device.
+    none reached the output) with its ``column_shift`` over the whole output ``col_shift``
+    (``[N]``): ``[N, len(OUTPUT_COLUMNS)]`` on their device.
 
     A few dozen kernels for all the samples of a flush together (statistics steps only copy
     the rows): ``std_mean`` and ``aminmax`` give two values each, the mean row sum is the mean
@@ -249,8 +251,23 @@ def output_stats(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     row_logsumexp = torch.logsumexp(x, dim=2).mean(dim=1)
     shift, fit = gradient_signatures(x, g)
     return torch.stack(
-        [mean, spread, lo, hi, row_sum, row_logsumexp, across, inside, shift, fit], dim=1
+        [mean, spread, lo, hi, row_sum, row_logsumexp, across, inside, shift, fit, col_shift],
+        dim=1,
     )
+
+
+def column_shift(grad: torch.Tensor) -> torch.Tensor:
+    """The largest over output units (the last dimension) of |Σ g| / Σ |g| over every example
+    of the pass, as a 0-d float32 tensor: about 0 when the loss does not change as a unit's
+    score is shifted by one constant for the whole batch (a softmax over the batch dimension);
+    a unit with no gradient counts as 1; NaN for width 1 or a single row."""
+    g = grad.detach()
+    if g.dim() < 2 or g.shape[-1] < 2 or g.numel() == g.shape[-1]:
+        return torch.full((), float("nan"), device=g.device)
+    g = g.reshape(-1, g.shape[-1]).float()
+    mass = g.abs().sum(dim=0)
+    ratio = torch.where(mass > 0, g.sum(dim=0).abs() / mass, torch.ones_like(mass))
+    return ratio.amax()
 
 
 def gradient_signatures(x: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -258,6 +258,12 @@ OUTPUTS = TableSpec(
             "std / |mean| of g / (σ(output) − [g < 0]) (≈ 0: the loss is a binary "
             "cross-entropy of the output's sigmoid); NaN: no gradient reached it",
         ),
+        _col(
+            "grad_col_shift",
+            F64,
+            "largest over output units of |Σ g| / Σ |g| over all the pass's examples (≈ 0: the "
+            "loss takes a softmax over the batch); NaN: width 1, one row, or no gradient",
+        ),
     ),
 )
 

@@ -5,8 +5,9 @@ like the activation hooks) copies the output's leading rows; at the flush the sa
 shape go through ``kernels.output_stats`` together. What is kept: the output's width, its
 range, whether rows sum to 1 (probabilities) or their logsumexp is 0 (log-probabilities), and
 how much the prediction varies across examples. A hook on the output tensor copies the same
-rows of the loss's gradient there, whose form tells what the loss does with the output (a
-softmax, a sigmoid cross-entropy) even when the run does not name it. Rules compare them with
+rows of the loss's gradient there (and reduces its columns over the whole pass), whose form
+tells what the loss does with the output (a softmax over the classes or over the batch, a
+sigmoid cross-entropy) even when the run does not name it. Rules compare them with
 the loss: probabilities fed to a loss that expects logits, a width that is not the number of
 classes, predictions collapsed to a constant.
 """
@@ -118,7 +119,9 @@ class Outputs(RowProbe):
                 for indices in batches.values():
                     batch = [samples[i] for i in indices]
                     stats = kernels.output_stats(
-                        torch.stack([s.rows for s in batch]), torch.stack([s.grad() for s in batch])
+                        torch.stack([s.rows for s in batch]),
+                        torch.stack([s.grad() for s in batch]),
+                        torch.stack([s.col_shift() for s in batch]),
                     )
                     offset = self.shared.stash.vector(stats)
                     for j, i in enumerate(indices):
@@ -150,20 +153,23 @@ class _Sample:
     """A statistics step's output rows and, once the backward pass has been through them, the
     loss's gradient at the same rows (a copy each)."""
 
-    __slots__ = ("gradient", "rows", "step")
+    __slots__ = ("columns", "gradient", "rows", "step")
 
     def __init__(self, step: int, rows: torch.Tensor) -> None:
         self.step = step
         self.rows = rows
         self.gradient: torch.Tensor | None = None
+        self.columns: torch.Tensor | None = None  # kernels.column_shift of the whole gradient
 
     def take_grad(self, grad: torch.Tensor) -> None:
-        """The output tensor's gradient hook: copy the rows (the gradient is left as it is)."""
+        """The output tensor's gradient hook: copy the rows, reduce the columns of the whole
+        gradient (which is left as it is)."""
         try:
             rows = self.rows
             self.gradient = kernels.output_rows(grad, rows.numel()).reshape(rows.shape)
+            self.columns = kernels.column_shift(grad)
         except Exception:  # a gradient of another shape: this sample's signatures stay NaN
-            self.gradient = None
+            self.gradient = self.columns = None
 
     def grad(self) -> torch.Tensor:
         """The gradient's rows, NaN where none reached the output (yet)."""
@@ -171,3 +177,10 @@ class _Sample:
         if gradient is None or gradient.device != self.rows.device:
             return torch.full_like(self.rows, float("nan"))
         return gradient
+
+    def col_shift(self) -> torch.Tensor:
+        """``kernels.column_shift`` of the gradient, NaN where none reached the output."""
+        columns = self.columns
+        if columns is None or columns.device != self.rows.device:
+            return torch.full((), float("nan"), device=self.rows.device)
+        return columns
