@@ -43,11 +43,13 @@ class LossInputOff(Rule):
     loss the run names (``meta.loss``), or, when it names none, from what the loss's gradient at
     the output shows it does: each row of it sums to 0 (``grad_row_shift`` within
     ``signature_tolerance``) for a loss of the output's softmax; it is c·(σ(x) − y) for a
-    sigmoid cross-entropy (``grad_sigmoid_fit``); at every recorded step. Probabilities: every
-    value in [0, 1] (``unit_fraction`` ≥ ``probability_share``) and, for more than one output,
-    every row summing to 1 within ``sum_tolerance``, at every recorded step. Log-probabilities:
-    rows whose logsumexp is 0 within ``sum_tolerance``. The width is the output's last
-    dimension, compared with ``meta.num_classes`` when the user gave it.
+    sigmoid cross-entropy (``grad_sigmoid_fit``); at every recorded step. Whatever the loss is
+    named, a gradient whose every column sums to 0 over the batch (``grad_col_shift``) is a
+    softmax taken over the batch dimension. Probabilities: every value in [0, 1]
+    (``unit_fraction`` ≥ ``probability_share``) and, for more than one output, every row
+    summing to 1 within ``sum_tolerance``, at every recorded step. Log-probabilities: rows
+    whose logsumexp is 0 within ``sum_tolerance``. The width is the output's last dimension,
+    compared with ``meta.num_classes`` when the user gave it.
 
     ## Why it matters
     ``cross_entropy`` and ``BCEWithLogitsLoss`` apply the softmax or the sigmoid themselves. A
@@ -63,6 +65,8 @@ class LossInputOff(Rule):
     - The recorder sees the model's output, not what the training code does with it before
       the loss (a ``torch.log`` in the loop turns probabilities into log-probabilities): name
       the loss as it is called in ``meta.loss`` (``nll`` then).
+    - A listwise ranking loss with several scores per item (a softmax over the items of the
+      batch, on purpose) looks like a softmax over the wrong dimension.
     - Without ``meta.loss`` only the two gradient forms are judged (probabilities are right
       for ``BCELoss``). The Brier score (MSE between probabilities and one-hot targets) has
       rows summing to 0 as well: name it (``meta.loss = "mse"``). A sigmoid cross-entropy with
@@ -145,6 +149,20 @@ class LossInputOff(Rule):
             "row_logsumexp": float(np.median(lse)),
             "steps_recorded": len(out),
         }
+        if width > 1 and _within(out, "grad_col_shift", opts.signature_tolerance):
+            yield self.finding(
+                run,
+                "the loss normalizes over the batch: its gradient at the model's output sums to 0 "
+                f"over the examples for every output unit at each of the {len(out)} recorded "
+                f"steps ({steps[0]}–{steps[1]}), as a softmax or log_softmax over dim 0 (the "
+                "batch) gives, instead of over the classes",
+                "normalize over the classes: log_softmax(x, dim=-1) before nll_loss, or "
+                "cross_entropy on the logits",
+                steps=steps,
+                where="outputs",
+                evidence={**evidence, "grad_col_shift": float(out["grad_col_shift"].max())},
+            )
+            return
         applies = "" if loss else _applied(out, opts.signature_tolerance)
         if applies:
             evidence["applies"] = applies
@@ -229,11 +247,18 @@ def _applied(out: pd.DataFrame, tolerance: float) -> str:
     """``"softmax"`` or ``"sigmoid"`` when the loss's gradient at the output has the form of a
     loss of its softmax or of a sigmoid cross-entropy at every recorded step, else ``""``."""
     for column, applies in (("grad_row_shift", "softmax"), ("grad_sigmoid_fit", "sigmoid")):
-        if column in out.columns:
-            values = out[column].to_numpy(dtype=float, na_value=np.nan)
-            if bool((values <= tolerance).all()):  # NaN (no gradient) is never within
-                return applies
+        if _within(out, column, tolerance):
+            return applies
     return ""
+
+
+def _within(out: pd.DataFrame, column: str, tolerance: float) -> bool:
+    """Whether a gradient signature is at most ``tolerance`` at every recorded step (NaN, no
+    gradient, never is; nor is a column runs recorded before it existed lack)."""
+    if column not in out.columns:
+        return False
+    values = out[column].to_numpy(dtype=float, na_value=np.nan)
+    return bool((values <= tolerance).all())
 
 
 def _last_module(run: Run) -> str:

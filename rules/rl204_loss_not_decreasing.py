@@ -25,8 +25,9 @@ class LossNotDecreasing(Rule):
     too rarely for that, the validation loss per evaluation is judged the same way. When the
     task is a classification the message says whether the loss sits at chance, ln(C). A
     softmax classifier's loss that falls from a start above chance but never gets below ln(C)
-    by ``chance_floor`` is flagged too: it learnt the class frequencies and nothing of the
-    inputs (a fall that stops at chance is no progress).
+    by ``chance_floor`` is flagged too, once the run is finished or ``live_error_steps`` long:
+    it learnt the class frequencies and nothing of the inputs (a fall that stops at chance is
+    no progress).
 
     ## Why it matters
     A loss that never moves means nothing is learned: the labels do not match the inputs, the
@@ -141,9 +142,12 @@ class LossNotDecreasing(Rule):
         expected = chance_loss(run.setup)
         if expected is not None and expected.kind != SOFTMAX:
             expected = None
-        # a fall from a start above chance that stops at chance learnt the class frequencies only
+        pinned = run.complete or trained >= opts.live_error_steps  # long enough to stop a run
+        # a fall from a start above chance that stops at chance learnt the class frequencies
+        # only; live, plain SGD may sit there a few hundred steps before it learns
         only_to_chance = (
-            curve is not None
+            pinned
+            and curve is not None
             and expected is not None
             and float(np.min(curve.smooth)) >= (1 - opts.chance_floor) * expected.value
         )
@@ -156,14 +160,13 @@ class LossNotDecreasing(Rule):
         chance = ""
         if expected is not None and abs(end - expected.value) < opts.at_chance * expected.value:
             chance = f", at chance level {expected.formula} = {expected.value:.2f}"
-        pinned = run.complete or trained >= opts.live_error_steps  # long enough to stop a run
         val_acc = _val_above_chance(run, expected.classes, opts.at_chance) if expected else None
         if fell and expected is not None:
             message = (
-                f"the loss falls only to chance level: {how} {start:.3g} at the start (step {a}), "
-                f"{end:.3g} at the end (step {b}), never below {expected.formula} = "
-                f"{expected.value:.3g} by {opts.chance_floor:.0%}: the model learns the class "
-                "frequencies, not how the labels depend on the inputs"
+                f"the loss never gets below chance level: {how} {start:.3g} at the start (step "
+                f"{a}), {end:.3g} at the end (step {b}), never below {expected.formula} = "
+                f"{expected.value:.3g} by {opts.chance_floor:.0%}: the model learns no more than "
+                "the class frequencies, not how the labels depend on the inputs"
                 + (
                     f"; validation accuracy {val_acc:.3g} is above chance, so the training "
                     "labels carry less of the signal than the validation labels (labels shuffled "

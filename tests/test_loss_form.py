@@ -110,6 +110,18 @@ def test_the_right_input_for_each_loss_is_silent(
     assert train(tmp_path, squash, loss_fn, multilabel=multilabel) == []
 
 
+def log_softmax_over_batch(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.nll_loss(F.log_softmax(z, dim=0), y)
+
+
+@pytest.mark.parametrize("meta", [None, {"loss": "nll"}], ids=["unnamed", "named"])
+def test_a_log_softmax_over_the_batch_is_caught_whatever_the_loss_is_named(
+    tmp_path: Path, meta: dict[str, Any] | None
+) -> None:
+    (finding,) = train(tmp_path, identity, log_softmax_over_batch, meta=meta)
+    assert "normalizes over the batch" in finding.message and "dim=-1" in finding.fix
+
+
 def test_a_brier_score_looks_like_a_softmax_loss_until_the_run_names_it(tmp_path: Path) -> None:
     """The known problem: MSE between probabilities and one-hot targets has rows summing to 0."""
     (finding,) = train(tmp_path / "unnamed", softmax, brier)
