@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runlint.analysis.epochs import TRAIN_AND_VAL, Curves, curves
+from runlint.analysis.epochs import TRAIN_AND_VAL, Curves, curves, initial_loss
 from runlint.analysis.expected import REGRESSION_LOSSES
 from runlint.analysis.wording import fmt
 from runlint.check import Finding, Rule, Severity, option
@@ -24,11 +24,13 @@ class OverfitGap(Rule):
     epochs and flags a gap above ``gap``. A smaller gap (above ``gap_min``) is flagged too when
     the validation loss has risen ``rise``× above its minimum while the training loss kept
     falling — the other face of the same problem. Runs without accuracy are judged on that
-    loss pattern, and a regression (``meta.loss`` names a regression loss) on a late
-    validation loss ``loss_gap``× the late training loss too (a classifier's loss gap is no
-    accuracy gap: fine-tuned classifiers drive the training loss to ~0 and generalize).
-    Overfitting is memorizing: the training loss must have fallen to ``train_fall``× its value
-    at the validation minimum (for the loss gap, its first epoch's); a validation loss that
+    loss pattern, and a regression (``meta.loss`` names a regression loss) on its late
+    validation loss above its late training loss by ``loss_gap`` of the initial loss too, the
+    analogue of the accuracy gap (a classifier's loss ratio is no accuracy gap: fine-tuned
+    classifiers drive the training loss to ~0 and generalize; a ratio is no measure for a
+    regression either, whose training loss may fall to its noise floor). Overfitting is
+    memorizing: the training loss must have fallen to ``train_fall``× its value at the
+    validation minimum (for the loss gap, its first epoch's); a validation loss that
     rose while the training loss barely moved is noise or a bounce, not a gap. A warning needs a gap
     above ``gap_alone``, or above ``gap_rising`` with the validation loss rising; a smaller gap
     with a rising validation loss is a run trained past its best epoch (info: stop there).
@@ -78,9 +80,9 @@ class OverfitGap(Rule):
             "(drawn memorizing runs reach 0.01–0.35; a bounce that lifts both curves, 0.5–0.8)",
         )
         loss_gap: float = option(
-            3.0,
-            "without accuracy: late validation loss / late training loss at least this, the "
-            "training loss fallen by train_fall (drawn healthy regression runs: at most 1.4)",
+            0.4,
+            "regression: late validation − training loss at least this × the initial loss (an "
+            "R² gap for standardized targets; drawn healthy regressions reach 0.23)",
         )
         late: float = option(1 / 3, "fraction of the epochs judged")
         min_epochs: int = option(3, "fewer epochs with both curves are not judged")
@@ -115,7 +117,7 @@ class OverfitGap(Rule):
                 )
             return
         if rising is None and loss is not None and run.setup.loss in REGRESSION_LOSSES:
-            rising = self._loss_gap(loss)  # a classifier's loss gap is no accuracy gap
+            rising = self._loss_gap(run, loss)  # a classifier's loss gap is no accuracy gap
         if rising is not None and loss is not None:
             message, steps = rising
             yield self.finding(
@@ -128,23 +130,24 @@ class OverfitGap(Rule):
                 evidence={"val_loss_min": float(np.min(loss.val))},
             )
 
-    def _loss_gap(self, loss: Curves) -> tuple[str, tuple[int, int]] | None:
-        """Without accuracy: the validation loss ``loss_gap``× the training loss over the late
-        epochs, the training loss fallen to ``train_fall``× its first epoch's (memorized)."""
+    def _loss_gap(self, run: Run, loss: Curves) -> tuple[str, tuple[int, int]] | None:
+        """A regression's late validation loss above its late training loss by ``loss_gap`` of
+        the initial loss, the training loss fallen to ``train_fall``× its first epoch's."""
         o = self.options
-        if len(loss.train) < o.min_epochs:
+        start = initial_loss(run, loss)
+        if len(loss.train) < o.min_epochs or start is None or start <= 0:
             return None
         part = loss.late(o.late)
         val_late = float(np.median(loss.val[part]))
         train_late = float(np.median(loss.train[part]))
-        first = float(loss.train[0])
-        if not (0 < train_late <= o.train_fall * first and val_late >= o.loss_gap * train_late):
+        gap = (val_late - train_late) / start
+        if not (train_late <= o.train_fall * float(loss.train[0]) and gap >= o.loss_gap):
             return None
         return (
-            f"validation loss {fmt(val_late)} is ×{fmt(val_late / train_late)} the training loss "
-            f"{fmt(train_late)} (medians of the last {part.stop - part.start} of "
-            f"{len(loss.train)} epochs; training fell from {fmt(first)}): the model fits the "
-            "training set far better than unseen data",
+            f"validation loss {fmt(val_late)} vs training loss {fmt(train_late)} (medians of the "
+            f"last {part.stop - part.start} of {len(loss.train)} epochs): a gap of "
+            f"{fmt(100 * gap)}% of the initial loss {fmt(start)}, the training loss still "
+            "falling: the model fits the training set far better than unseen data",
             loss.span(part),
         )
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runlint.analysis.epochs import TRAIN_AND_VAL, Curves, curves
+from runlint.analysis.epochs import TRAIN_AND_VAL, Curves, curves, initial_loss
 from runlint.analysis.layers import capacity_limit, dense_update_ratios
 from runlint.analysis.wording import fmt
 from runlint.check import Finding, Rule, Severity, option
@@ -181,7 +181,7 @@ class Underfit(Rule):
         o = self.options
         if len(loss.train) < o.min_epochs:
             return
-        start = _initial_loss(run, loss)
+        start = initial_loss(run, loss)
         part = loss.late(o.late)
         width = part.stop - part.start
         prev = slice(max(0, part.start - width), part.start)
@@ -207,15 +207,3 @@ class Underfit(Rule):
             where=loss.train_col,
             evidence={"train_loss": train, "val_loss": val, "initial_loss": start},
         )
-
-
-def _initial_loss(run: Run, loss: Curves | None) -> float | None:
-    """The loss at the start: median of the first recorded steps, else the first epoch's."""
-    if run.has("steps.loss"):
-        values = run.steps["loss"].to_numpy(dtype=float, na_value=np.nan)
-        values = values[np.isfinite(values)][:5]
-        if len(values):
-            return float(np.median(values))
-    if loss is not None and len(loss.train):
-        return float(loss.train[0])
-    return None

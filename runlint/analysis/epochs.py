@@ -9,7 +9,7 @@ import numpy as np
 from runlint.run import Run
 from runlint.schema import any_of
 
-__all__ = ["TRAIN_AND_VAL", "Curves", "curves"]
+__all__ = ["TRAIN_AND_VAL", "Curves", "curves", "initial_loss"]
 
 #: What the epoch-curve rules need: train and validation accuracy, or train and validation loss.
 TRAIN_AND_VAL = any_of(
@@ -66,3 +66,15 @@ def _curves(run: Run, metric: str) -> Curves | None:
     else:
         steps = epochs.index.to_numpy(dtype=np.int64)
     return Curves(metric, train_col, val_col, train[ok], val[ok], steps[ok])
+
+
+def initial_loss(run: Run, loss: Curves | None) -> float | None:
+    """The loss at the start: median of the first recorded steps, else the first epoch's."""
+    if run.has("steps.loss"):
+        values = run.steps["loss"].to_numpy(dtype=float, na_value=np.nan)
+        values = values[np.isfinite(values)][:5]
+        if len(values):
+            return float(np.median(values))
+    if loss is not None and len(loss.train):
+        return float(loss.train[0])
+    return None
