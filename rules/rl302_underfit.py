@@ -40,8 +40,10 @@ class Underfit(Rule):
 
     A second face of underfitting: the training accuracy measured during the epoch (dropout
     and augmentation on) stays below the validation accuracy (measured without them). Over
-    the last third, the median of val − train is above ``over_regularized_min`` and above
-    ``over_regularized`` of the validation accuracy's distance above chance. Dropout of
+    the last third, the median of val − train, less the median gain of validation accuracy
+    per epoch (an accuracy averaged over an epoch trails its end by what the epoch learnt),
+    is above ``over_regularized_min`` and above ``over_regularized`` of the validation
+    accuracy's distance above chance. Dropout of
     0.1–0.5 costs a few points (healthy runs lose under 8 % of their accuracy above chance);
     losing a third or more means the noise injected while training (dropout 0.8–0.9,
     augmentation that destroys the label) hides most of the signal from the model, which
@@ -132,10 +134,14 @@ class Underfit(Rule):
         below = float(np.median(acc.val[part] - acc.train[part]))
         classes = run.setup.num_classes
         chance = 1.0 / classes if classes is not None and classes > 1 else 0.0
+        # the training accuracy measured during an epoch trails the epoch's end by about what
+        # the epoch gained: only the lag beyond the validation gain per epoch is hidden signal
+        gains = np.diff(acc.val)[max(part.start - 1, 0) : part.stop - 1]
+        lag = below - max(0.0, float(np.median(gains))) if gains.size else below
         if (
             not one_epoch  # the first epoch's training accuracy includes its untrained start
-            and below > o.over_regularized_min
-            and below > o.over_regularized * (val - chance)
+            and lag > o.over_regularized_min
+            and lag > o.over_regularized * (val - chance)
         ):
             steps = acc.span(part)
             yield self.finding(

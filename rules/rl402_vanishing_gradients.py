@@ -35,8 +35,10 @@ class VanishingGradients(Rule):
     side (the largest value of the last half). Healthy networks stay within ×10 of each other.
 
     ## Known problems
-    Needs three dense layers or more. Layers that feed a BatchNorm are left out: their weights
-    are scale-invariant, so ‖∇W‖/‖W‖ falls as ‖W‖ grows (AdamW on a drawn healthy BatchNorm
+    Needs three dense layers or more. A weight with a single output row (the head of a
+    binary classifier or a regression) is left out: its relative gradient is tens to hundreds
+    of times a hidden layer's in healthy runs. Layers that feed a BatchNorm are left out: their
+    weights are scale-invariant, so ‖∇W‖/‖W‖ falls as ‖W‖ grows (AdamW on a drawn healthy BatchNorm
     MLP: 0.005× the head's) whatever gradient flows back. Residual networks carry gradients
     around the blocks and are rarely flagged; a network whose first layers are frozen on
     purpose has no gradient there and is left to RL404. Sampled every ``stats_every`` steps.
@@ -76,7 +78,7 @@ class VanishingGradients(Rule):
         per_layer = long.median(rel, ok)
         dense = dense_params(run).intersection(per_layer.dropna().index)
         normalized = table.index[table["layer"].isin(batchnorm_inputs(run))]
-        dense = dense.difference(normalized)
+        dense = dense.difference(normalized).difference(_single_output(run))
         if len(dense) < o.min_layers:
             return
         found = input_output_ratio(per_layer[dense], table.loc[dense, "dense_depth"])
@@ -101,3 +103,9 @@ class VanishingGradients(Rule):
                 "per_layer": {k: float(per_layer[k]) for k in dense},
             },
         )
+
+
+def _single_output(run: Run) -> list[str]:
+    """Weights of one output row (a binary head): ‖∇W‖/‖W‖ of a single row is of another scale
+    than a layer's (drawn healthy binary MLPs: 30–250× their hidden layers')."""
+    return [p.name for p in run.setup.params if p.shape and len(p.shape) == 2 and p.shape[0] == 1]
