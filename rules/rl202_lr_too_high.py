@@ -28,7 +28,9 @@ class LrTooHigh(Rule):
       When each logged point already averages several steps (``meta.loss_logging_interval``,
       Hugging Face's ``logging_steps``) or the run logs fewer than ``min_steps`` points, every
       point counts on its own; when the first point is such an average
-      (``meta.first_loss_is_average``) a classifier's spike is measured against ln(C);
+      (``meta.first_loss_is_average``) a classifier's spike is measured against ln(C). A
+      spike above ``error_ratio`` is an error; live, only once it has held for
+      ``spike_window`` points after its peak (else a warning: the run may come back);
     - **climbs back**: the smoothed loss ends well above its minimum (it fell, then rose again
       by more than ``rise_fraction`` of the fall and ``rise_relative`` of the minimum) after
       the warm-up; or, over the whole run with the warm-up, it climbed anywhere by more than
@@ -93,7 +95,9 @@ class LrTooHigh(Rule):
             "lr in the Hugging Face test 2.99)",
         )
         error_ratio: float = option(
-            25.0, "... above the initial value × this, the explosion is an error"
+            25.0,
+            "... above the initial value × this, the explosion is an error (live: once it holds "
+            "for spike_window points after its peak)",
         )
         spike_window: int = option(5, "steps in the rolling median")
         rise_fraction: float = option(
@@ -349,7 +353,9 @@ class LrTooHigh(Rule):
                     f"from {float(values[0]):.3g} at step {int(idx[0])} ({measure})"
                     f"{_lr_note(run, int(idx[0]), int(idx[top]))}",
                     "lower the learning rate ×0.1 (add a warm-up and clip gradients)",
-                    severity=Severity.ERROR if ratio > opts.error_ratio else self.severity,
+                    severity=Severity.ERROR
+                    if ratio > opts.error_ratio and _spike_holds(run, values, at, initial, opts)
+                    else self.severity,
                     steps=(int(idx[0]), int(idx[at])),
                     where=column,
                     evidence={"initial_loss": initial, "spike_loss": float(med[at])},
@@ -519,3 +525,19 @@ def _val_at_best(run: Run, within: float) -> bool:
 def _warmup_len(whole: curves.Curve, after: curves.Curve | None) -> int:
     """Points of ``whole`` that lie before ``after`` starts (the warm-up; all without one)."""
     return len(whole.steps) if after is None else int(np.searchsorted(whole.steps, after.steps[0]))
+
+
+def _spike_holds(
+    run: Run, values: np.ndarray, peak: int, initial: float, opts: LrTooHigh.Options
+) -> bool:
+    """Whether a spike is an error: after the fact always; live, once ``spike_window`` points
+    were logged after its peak and their last ``spike_window`` still have a median above
+    ``spike_ratio`` × the initial loss (a loss that came back is no reason to stop a run: a
+    drawn healthy Adagrad run spiked 40× in its first steps and was back within five)."""
+    if run.complete:
+        return True
+    window = opts.spike_window
+    return (
+        len(values) - 1 - peak >= window
+        and float(np.median(values[-window:])) > opts.spike_ratio * initial
+    )
