@@ -29,8 +29,9 @@ class LrTooHigh(Rule):
       Hugging Face's ``logging_steps``) or the run logs fewer than ``min_steps`` points, every
       point counts on its own; when the first point is such an average
       (``meta.first_loss_is_average``) a classifier's spike is measured against ln(C). A
-      spike above ``error_ratio`` is an error; live, only once it has held for
-      ``spike_window`` points after its peak (else a warning: the run may come back);
+      spike above ``error_ratio`` is an error; live, only once the loss is still that high
+      ``spike_window`` points on, or ``2 × spike_window`` points after its peak is not back
+      below ``recovered`` × its start (else a warning: the run may come back);
     - **climbs back**: the smoothed loss ends well above its minimum (it fell, then rose again
       by more than ``rise_fraction`` of the fall and ``rise_relative`` of the minimum) after
       the warm-up; or, over the whole run with the warm-up, it climbed anywhere by more than
@@ -96,10 +97,13 @@ class LrTooHigh(Rule):
         )
         error_ratio: float = option(
             25.0,
-            "... above the initial value × this, the explosion is an error (live: once it holds "
-            "for spike_window points after its peak)",
+            "... above the initial value × this, the explosion is an error (live: once the "
+            "loss has not come back, see recovered)",
         )
         spike_window: int = option(5, "steps in the rolling median")
+        recovered: float = option(
+            0.9, "live: a loss back below this × its initial value after a spike learns again"
+        )
         rise_fraction: float = option(
             0.25, "climbs back: end − min above this × (start − min) after the warm-up ..."
         )
@@ -530,14 +534,17 @@ def _warmup_len(whole: curves.Curve, after: curves.Curve | None) -> int:
 def _spike_holds(
     run: Run, values: np.ndarray, peak: int, initial: float, opts: LrTooHigh.Options
 ) -> bool:
-    """Whether a spike is an error: after the fact always; live, once ``spike_window`` points
-    were logged after its peak and their last ``spike_window`` still have a median above
-    ``spike_ratio`` × the initial loss (a loss that came back is no reason to stop a run: a
-    drawn healthy Adagrad run spiked 40× in its first steps and was back within five)."""
+    """Whether a spike is an error: after the fact always; live, once the loss is still
+    exploded (the median of its last ``spike_window`` points, all logged since the spike began,
+    above ``spike_ratio`` × the initial loss) or has not come back (``2 × spike_window``
+    points after the peak, that median not below ``recovered`` × the initial loss). A loss that
+    came back and learns is no reason to stop a run: a drawn healthy Adagrad run spiked 40× in
+    its first steps and was at 0.5× its start ten steps later."""
     if run.complete:
         return True
     window = opts.spike_window
-    return (
-        len(values) - 1 - peak >= window
-        and float(np.median(values[-window:])) > opts.spike_ratio * initial
-    )
+    level = float(np.median(values[-window:]))
+    began = int(np.argmax(values > opts.spike_ratio * initial))
+    exploded = len(values) - began >= window and level > opts.spike_ratio * initial
+    broken = len(values) - 1 - peak >= 2 * window and level >= opts.recovered * initial
+    return exploded or broken
