@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
-from runlint.analysis.layers import RELU_KINDS, acts_long
+from runlint.analysis.layers import RELU_KINDS, Long, acts_long
 from runlint.analysis.wording import fmt, names
 from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
@@ -29,7 +30,9 @@ class DeadRelu(Rule):
     module is flagged when ``dead_units`` exceeds ``units`` and ``dead`` exceeds ``outputs``;
     a module where every unit is dead is an ``error`` (the network's signal is cut). Units
     dead from the first recorded step (a negative bias, a bad initialization) are a
-    ``warning``: that capacity never took part. Units that died during training in a run that
+    ``warning``: that capacity never took part; so is a module whose outputs are more than
+    ``off_at_start`` ≤ 0 at the first recorded step and stay above ``outputs`` (its units are
+    alive but fire for few inputs: a negative bias). Units that died during training in a run that
     still trained are ``info``: a net that lost part of a layer early (Adam's first steps, a
     momentum spike) often trains well on the rest, as drawn healthy runs with 64–83 % of one
     layer dead did.
@@ -60,6 +63,11 @@ class DeadRelu(Rule):
         units: float = option(0.5, "median fraction of never-positive units above this")
         outputs: float = option(0.75, "and median fraction of outputs <= 0 above this")
         window_start: float = option(0.5, "judge the run from this fraction of its steps on")
+        off_at_start: float = option(
+            0.9,
+            "outputs <= 0 at the first recorded step above this, and above outputs later: off "
+            "from the start (a centred init gives ~0.5; drawn healthy runs at most 0.58)",
+        )
 
     options: Options
 
@@ -78,6 +86,7 @@ class DeadRelu(Rule):
         outputs = long.median(long.col("dead"), mask).reindex(units.index)
         bad = units[(units > o.units) & (outputs > o.outputs)].sort_values(ascending=False)
         if bad.empty:
+            yield from self._off_from_start(run, long, recorded, outputs)
             return
         worst = str(bad.index[0])
         start = long.at_start(dead_units, recorded).reindex(bad.index)
@@ -102,4 +111,30 @@ class DeadRelu(Rule):
                 "dead_units": {str(k): float(v) for k, v in units.items()},
                 "dead": {str(k): float(v) for k, v in outputs.items()},
             },
+        )
+
+    def _off_from_start(
+        self, run: Run, long: Long, recorded: np.ndarray, outputs: pd.Series
+    ) -> Iterator[Finding]:
+        """Modules whose outputs are mostly ≤ 0 from the first recorded step and stay so:
+        alive units, but each fires for few inputs (a negative bias, a shifted init)."""
+        o = self.options
+        start = long.at_start(long.col("dead"), recorded).reindex(outputs.index)
+        off = start[(start > o.off_at_start) & (outputs > o.outputs)].sort_values(ascending=False)
+        if off.empty:
+            return
+        worst = str(off.index[0])
+        first = long.steps_in(recorded)[0]
+        yield self.finding(
+            run,
+            f"{fmt(100 * float(off.iloc[0]))}% of the outputs of module {worst} are ≤ 0 at step "
+            f"{first}, before training moved it (a layer with centred weights and zero bias "
+            f"gives about half), and {fmt(100 * float(outputs[worst]))}% later: its units fire "
+            f"for few inputs from the start ({len(off)} of {len(outputs)} ReLU modules: "
+            f"{names(off.index)})",
+            "set the ReLU layers' bias to 0 and initialize with He (std = √(2/fan_in)), or use "
+            "LeakyReLU",
+            steps=long.steps_in(recorded),
+            where=worst,
+            evidence={"off_at_start": {str(k): float(v) for k, v in off.items()}},
         )

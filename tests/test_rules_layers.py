@@ -294,7 +294,7 @@ def test_dead_relu_reports_module_and_percentages_and_obeys_options() -> None:
     (finding,) = check(DeadRelu(), run)
     assert finding.where is not None and finding.where in finding.message
     assert "% of the units of module" in finding.message
-    assert check(DeadRelu(DeadRelu.Options(units=1.0)), run) == []
+    assert check(DeadRelu(DeadRelu.Options(units=1.0, off_at_start=1.0)), run) == []
 
 
 def test_saturation_is_judged_from_the_start_not_when_it_develops(tmp_path: Path) -> None:
@@ -309,6 +309,17 @@ def test_saturation_is_judged_from_the_start_not_when_it_develops(tmp_path: Path
     acts.loc[acts["step"] == acts["step"].min(), "saturated"] = 0.0
     acts.to_parquet(grown / "activations-r0.parquet")
     assert check(SaturatedActivations(), runlint.load_run(grown)) == []
+
+
+def test_relu_units_off_for_most_inputs_from_the_start_are_a_warning(record: Build) -> None:
+    """Biases of −1 leave each unit alive but firing for a few inputs (~4 %): no layer is dead,
+    yet most of its outputs are 0 from the first step on; the default init is silent."""
+    model = mlp(16, 64, 4)
+    with torch.no_grad():
+        model[0].bias.fill_(-1.0)
+    (finding,) = check(DeadRelu(), record("negative-bias", model))
+    assert finding.severity == Severity.WARNING and "fire for few inputs" in finding.message
+    assert check(DeadRelu(), record("default-bias", mlp(16, 64, 4))) == []
 
 
 def test_dead_relu_that_died_during_training_is_advice_dead_from_the_start_a_warning(
