@@ -116,10 +116,14 @@ class OverfitGap(Rule):
                     evidence={"train_acc": train, "val_acc": val, "gap": gap},
                 )
             return
-        if rising is None and loss is not None and run.setup.loss in REGRESSION_LOSSES:
-            rising = self._loss_gap(run, loss)  # a classifier's loss gap is no accuracy gap
-        if rising is not None and loss is not None:
-            message, steps = rising
+        if loss is None:
+            return
+        # a classifier's loss gap is no accuracy gap: only a regression's is judged
+        found = rising or (
+            self._loss_gap(run, loss) if run.setup.loss in REGRESSION_LOSSES else None
+        )
+        if found is not None:
+            message, steps = found
             yield self.finding(
                 run,
                 message,

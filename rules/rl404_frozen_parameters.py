@@ -90,40 +90,56 @@ class FrozenParameters(Rule):
         trainable = table["trainable"].to_numpy(dtype=bool)
         undeclared = ~declared.to_numpy(dtype=bool)
         outside = trainable & ~table["in_optimizer"].to_numpy(dtype=bool) & undeclared
-        no_opt = table[outside] if outside.any() else None
-        if no_opt is not None and outside.sum() == trainable.sum():
-            yield self.finding(
-                run,
-                f"none of the model's {len(no_opt)} trainable parameters ({_count(no_opt)} "
-                "values) is in the optimizer's param groups: the optimizer updates other "
-                "tensors (another model, or a copy of this one) and this model keeps its "
-                "initial values",
-                "build the optimizer from the parameters of the model that is trained: "
-                "torch.optim.SGD(model.parameters(), ...) after the model is created, moved or "
-                "copied, not from another instance",
-                severity=Severity.ERROR,
-                steps=steps,
-                where=str(no_opt.index[0]),
-                evidence={"params": list(no_opt.index), "cause": "optimizer of other tensors"},
-            )
-            no_opt = None
-        for layer, rows in no_opt.groupby("layer", sort=False) if no_opt is not None else ():
-            yield self.finding(
-                run,
-                f"{names(rows.index)} of layer {str(layer) or '<root>'} "
-                f"({_count(rows)} values) require grad but are in no optimizer param group: "
-                "they keep their initial values",
-                "pass every parameter to the optimizer, e.g. "
-                "torch.optim.SGD(model.parameters(), ...), or add a param group for this layer",
-                severity=Severity.ERROR,
-                steps=steps,
-                where=str(rows.index[0]),
-                evidence={"params": list(rows.index), "cause": "not in optimizer"},
+        if outside.any():
+            yield from self._not_in_optimizer(
+                run, table[outside], steps, whole=bool(outside.sum() == trainable.sum())
             )
         frozen = ~trainable & undeclared
         if frozen.any():
             yield from self._frozen(run, table, frozen, steps)
         yield from self._never_updated(run, table, declared, steps)
+
+    def _not_in_optimizer(
+        self, run: Run, rows: pd.DataFrame, steps: tuple[int, int] | None, *, whole: bool
+    ) -> Iterator[Finding]:
+        """Trainable parameters in no param group (``error``): one finding when that is every
+        trainable parameter (the optimizer holds another model's), else one per layer."""
+        groups = [("", rows)] if whole else rows.groupby("layer", sort=False)
+        for layer, part in groups:
+            if whole:
+                message = (
+                    f"none of the model's {len(part)} trainable parameters ({_count(part)} "
+                    "values) is in the optimizer's param groups: the optimizer updates other "
+                    "tensors (another model, or a copy of this one) and this model keeps its "
+                    "initial values"
+                )
+                fix = (
+                    "build the optimizer from the parameters of the model that is trained: "
+                    "torch.optim.SGD(model.parameters(), ...) after the model is created, moved "
+                    "or copied, not from another instance"
+                )
+                cause = "optimizer of other tensors"
+            else:
+                message = (
+                    f"{names(part.index)} of layer {str(layer) or '<root>'} "
+                    f"({_count(part)} values) require grad but are in no optimizer param group: "
+                    "they keep their initial values"
+                )
+                fix = (
+                    "pass every parameter to the optimizer, e.g. "
+                    "torch.optim.SGD(model.parameters(), ...), or add a param group for this "
+                    "layer"
+                )
+                cause = "not in optimizer"
+            yield self.finding(
+                run,
+                message,
+                fix,
+                severity=Severity.ERROR,
+                steps=steps,
+                where=str(part.index[0]),
+                evidence={"params": list(part.index), "cause": cause},
+            )
 
     def _frozen(
         self, run: Run, table: pd.DataFrame, frozen: np.ndarray, steps: tuple[int, int] | None

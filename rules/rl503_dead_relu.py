@@ -124,7 +124,8 @@ class DeadRelu(Rule):
         if off.empty:
             return
         worst = str(off.index[0])
-        first = long.steps_in(recorded)[0]
+        steps = long.steps_in(recorded)
+        first = steps[0]
         yield self.finding(
             run,
             f"{fmt(100 * float(off.iloc[0]))}% of the outputs of module {worst} are ≤ 0 at step "
@@ -134,7 +135,7 @@ class DeadRelu(Rule):
             f"{names(off.index)})",
             "set the ReLU layers' bias to 0 and initialize with He (std = √(2/fan_in)), or use "
             "LeakyReLU",
-            steps=long.steps_in(recorded),
+            steps=steps,
             where=worst,
             evidence={"off_at_start": {str(k): float(v) for k, v in off.items()}},
         )

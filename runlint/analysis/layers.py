@@ -125,7 +125,7 @@ def _param_table(run: Run) -> pd.DataFrame:
         ]
     cols = ["param", "module_type", "role", "trainable", "in_optimizer", "group", "fan_in"]
     data: dict[str, Any] = {c: [r[c] for r in rows] for c in [*cols, "numel", "ndim"]}
-    data["layer"] = [n.rsplit(".", 1)[0] if "." in n else "" for n in data["param"]]
+    data["layer"] = [_owner(n) for n in data["param"]]
     data["kind"] = [
         _kind(m, r, n, d)
         for m, r, n, d in zip(
