@@ -172,6 +172,23 @@ def test_health_check_judges_by_outcome() -> None:
     assert not trained({**reg, "val_r2": 0.1}, "regression")[0]
 
 
+def test_a_setting_out_of_range_is_a_fault_only_where_the_run_ends_worse() -> None:
+    """lr ×10 on a draw whose lr was low lands in a good range: no fault, the draw is redrawn."""
+    worse = by_name("lr-too-high").symptom
+    assert worse is not None
+    d = healthy_draw(0, 0, 0)
+    d.task = "multiclass"
+    base = {"val_acc": 0.97, "val_r2": None}
+    assert not worse({"nonfinite_at": None, "val_acc": 0.975, "base": base}, d)[0]
+    assert not worse({"nonfinite_at": None, "val_acc": 0.955, "base": base}, d)[0]  # noise
+    assert worse({"nonfinite_at": None, "val_acc": 0.90, "base": base}, d)[0]
+    assert not worse({"nonfinite_at": 12, "val_acc": 0.10, "base": base}, d)[0]  # the NaN class
+    d.task = "regression"
+    base = {"val_acc": None, "val_r2": 0.80}
+    assert worse({"nonfinite_at": None, "val_r2": 0.70, "base": base}, d)[0]
+    assert not worse({"nonfinite_at": None, "val_r2": 0.79, "base": base}, d)[0]
+
+
 def _tiny(d: Draw) -> Draw:
     """The draw shrunk to a second of training."""
     d = dataclasses.replace(d, data=dict(d.data), model=dict(d.model), opt=dict(d.opt))
