@@ -11,6 +11,7 @@ import pandas as pd
 
 from runlint.analysis.layers import (
     ADAM_FIRST_RATIO_HIGH,
+    UPDATE_RATIO_LOW,
     adam_first_ratio,
     dense_update_ratios,
     lr_mask,
@@ -67,7 +68,9 @@ class UpdateRatioOff(Rule):
     @dataclass
     class Options(Rule.Options):
         target: float = option(1e-3, "the seed's ~1e-3")
-        low: float = option(2e-5, "median dense ratio below this: learning rate too low")
+        low: float = option(
+            UPDATE_RATIO_LOW, "median dense ratio below this: learning rate too low"
+        )
         high: float = option(5e-2, "median dense ratio above this: learning rate too high")
         high_early: float = option(
             ADAM_FIRST_RATIO_HIGH, "Adam-type: median ratio of the first full-lr steps above this"

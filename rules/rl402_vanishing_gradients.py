@@ -6,10 +6,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from runlint.analysis.layers import (
+    UPDATE_RATIO_LOW,
     batchnorm_inputs,
     dense_params,
+    dense_update_ratios,
     input_output_ratio,
     param_table,
     params_long,
@@ -17,6 +20,11 @@ from runlint.analysis.layers import (
 from runlint.analysis.wording import fmt
 from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
+
+_FIX = (
+    "use ReLU instead of sigmoid/tanh with He init (std = √(2/fan_in)), or add BatchNorm after "
+    "each fully-connected layer, before the nonlinearity"
+)
 
 
 class VanishingGradients(Rule):
@@ -33,6 +41,11 @@ class VanishingGradients(Rule):
     embeddings, biases and norm layers have other scales), takes its median over the run, and
     compares the input side (median of the first quarter of the dense layers) with the output
     side (the largest value of the last half). Healthy networks stay within ×10 of each other.
+    The same comparison is made on what the optimizer does with those gradients, the
+    update/parameter ratio: input-side layers that hardly move (below ``frozen``, 50× under the
+    seed's ~1e-3) while the output side moves ``update_gap``× more have lost their gradient on
+    the way down, even where the head alone takes most of the ×100 (a binary head, left out of
+    the gradient comparison below).
 
     ## Known problems
     Needs three dense layers or more. A weight with a single output row (the head of a
@@ -41,7 +54,10 @@ class VanishingGradients(Rule):
     weights are scale-invariant, so ‖∇W‖/‖W‖ falls as ‖W‖ grows (AdamW on a drawn healthy BatchNorm
     MLP: 0.005× the head's) whatever gradient flows back. Residual networks carry gradients
     around the blocks and are rarely flagged; a network whose first layers are frozen on
-    purpose has no gradient there and is left to RL404. Sampled every ``stats_every`` steps.
+    purpose has no gradient there and is left to RL404. The update comparison also flags a
+    deep net trained on purpose with tiny per-layer learning rates at its input side (layer-wise
+    fine-tuning: lower ``frozen`` in ``[tool.runlint.RL402]``). Sampled every ``stats_every``
+    steps.
 
     ## Fix
     Use ReLU-family activations instead of sigmoid/tanh in deep stacks, initialize with He
@@ -62,6 +78,12 @@ class VanishingGradients(Rule):
     class Options(Rule.Options):
         ratio: float = option(1e-2, "input-side / output-side gradient-to-weight ratio below this")
         min_layers: int = option(3, "dense layers needed to speak of depth")
+        frozen: float = option(
+            UPDATE_RATIO_LOW, "input-side update/param ratio below this: the layers hardly move"
+        )
+        update_gap: float = option(
+            0.1, "... while the input side moves less than this share of the output side"
+        )
 
     options: Options
 
@@ -85,23 +107,51 @@ class VanishingGradients(Rule):
         if found is None:
             return
         ratio, first, last = found
-        if ratio >= o.ratio:
-            return
         steps = long.steps_in(ok)
+        if ratio >= o.ratio:
+            yield from self._frozen_input(run, dense, table, steps)
+            return
         yield self.finding(
             run,
             f"gradient/weight ratio ‖∇W‖/‖W‖ is {fmt(float(per_layer[first]))} at {first} "
             f"(input side) vs {fmt(float(per_layer[last]))} at {last} (output side): the "
             f"input-side quarter of the {len(dense)} dense layers gets {fmt(ratio)}× the "
             f"relative gradient of the output side (median over steps {steps[0]}–{steps[1]})",
-            "use ReLU instead of sigmoid/tanh with He init (std = √(2/fan_in)), or add "
-            "BatchNorm after each fully-connected layer, before the nonlinearity",
+            _FIX,
             steps=steps,
             where=first,
             evidence={
                 "input_output_ratio": ratio,
                 "per_layer": {k: float(per_layer[k]) for k in dense},
             },
+        )
+
+    def _frozen_input(
+        self, run: Run, dense: pd.Index, table: pd.DataFrame, steps: tuple[int, int]
+    ) -> Iterator[Finding]:
+        """The update/param ratios of the input side: far below ~1e-3 and the output side's."""
+        o = self.options
+        updates = dense_update_ratios(run)
+        moved = dense.intersection(updates.index)
+        if len(moved) < o.min_layers:
+            return
+        found = input_output_ratio(updates[moved], table.loc[moved, "dense_depth"])
+        if found is None:
+            return
+        ratio, first, last = found
+        inputs = ratio * float(updates[last])
+        if not (inputs < o.frozen and ratio < o.update_gap):
+            return
+        yield self.finding(
+            run,
+            f"the input-side quarter of the {len(moved)} dense layers hardly moves: median "
+            f"update/param ratio {fmt(inputs)} (the seed wants ~1e-3) against "
+            f"{fmt(float(updates[last]))} at {last} ({fmt(ratio)}×): the gradient fades on its "
+            "way down to the input layers",
+            _FIX,
+            steps=steps,
+            where=first,
+            evidence={"input_update_ratio": inputs, "update_input_output_ratio": ratio},
         )
 
 

@@ -235,7 +235,13 @@ def test_vanishing_gradients_message_names_layers_and_ratio() -> None:
     assert finding.where == "fc1.weight"
     assert "fc1.weight (input side)" in finding.message
     assert finding.evidence["input_output_ratio"] < 1e-6
-    assert check(VanishingGradients(VanishingGradients.Options(ratio=1e-12)), run) == []
+    # the gradient comparison switched off, the updates still show input layers that never move
+    (moved,) = check(VanishingGradients(VanishingGradients.Options(ratio=1e-12)), run)
+    assert "hardly moves" in moved.message
+    assert moved.where in ("fc1.weight", "fc2.weight", "fc3.weight")  # layers that move at all
+    assert moved.evidence["input_update_ratio"] < 2e-5
+    both_off = VanishingGradients.Options(ratio=1e-12, frozen=0.0)
+    assert check(VanishingGradients(both_off), run) == []
 
 
 def test_forgotten_zero_grad_shows_as_gradient_growth() -> None:

@@ -403,6 +403,10 @@ def dense_params(run: Run) -> pd.Index:
 #: (the seed wants ~1e-3; drawn healthy runs stay below it, Adam at ×10 the lr reaches 0.23).
 ADAM_FIRST_RATIO_HIGH = 0.2
 
+#: A dense layer whose median update/param ratio is below this hardly moves: 50× under the
+#: seed's ~1e-3 (drawn healthy runs: 1.2e-4 at least at their input-side layers).
+UPDATE_RATIO_LOW = 2e-5
+
 
 def adam_first_ratio(
     run: Run, lr_frac: float = 0.5, samples: int = 1
