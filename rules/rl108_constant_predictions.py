@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numpy as np
-
-from runlint.analysis import curves
+from runlint.analysis.outputs import (
+    CONSTANT_SHARE,
+    LATE,
+    MIN_ROWS,
+    MIN_STEPS,
+    constant_output,
+)
 from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
 
@@ -52,43 +56,27 @@ class ConstantPredictions(Rule):
     @dataclass
     class Options(Rule.Options):
         share: float = option(
-            0.1, "late spread across examples below this share of the output's scale: constant"
+            CONSTANT_SHARE,
+            "late spread across examples below this share of the output's scale: constant",
         )
-        late: float = option(0.25, "the fraction of the recorded steps judged (the last ones)")
-        min_steps: int = option(4, "recorded output steps needed")
-        min_rows: int = option(2, "rows a recorded batch must hold to have a spread")
+        late: float = option(LATE, "the fraction of the recorded steps judged (the last ones)")
+        min_steps: int = option(MIN_STEPS, "recorded output steps needed")
+        min_rows: int = option(MIN_ROWS, "rows a recorded batch must hold to have a spread")
 
     options: Options
 
     def check(self, run: Run) -> Iterator[Finding]:
-        opts = self.options
-        out = run.outputs
-        if len(out) < opts.min_steps or float(out["rows"].min()) < opts.min_rows:
+        o = self.options
+        found = constant_output(run, o.share, o.late, o.min_steps, o.min_rows)
+        if found is None:
             return
-        late = out.iloc[len(out) - max(1, int(np.ceil(opts.late * len(out)))) :]
-        across = float(np.median(late["batch_std"].to_numpy(dtype=float)))
-        width = int(np.median(out["width"].to_numpy(dtype=float)))
-        if width > 1:
-            scale = float(np.median(late["std"].to_numpy(dtype=float)))
-            against = f"the spread of its {width} outputs ({scale:.3g})"
-        else:
-            _, values = curves.series(run.steps, "loss")
-            if values.size == 0 or values[0] <= 0:
-                return
-            squared = (run.setup.loss or "mse") in ("mse", "l2", "mean_squared_error")
-            scale = float(np.sqrt(values[0]) if squared else values[0])
-            against = f"the targets' scale from the first loss ({scale:.3g})"
-        if not (np.isfinite(across) and np.isfinite(scale)) or scale <= 0:
-            return
-        if across >= opts.share * scale:
-            return
-        steps = (int(late.index[0]), int(late.index[-1]))
+        a, b = found.steps
         yield self.finding(
             run,
-            f"the model's output varies by {across:.3g} across the examples of a batch (median "
-            f"over steps {steps[0]}–{steps[1]}), {across / scale:.1%} of {against}: it gives "
-            "every input the same prediction",
-            steps=steps,
+            f"the model's output varies by {found.across:.3g} across the examples of a batch "
+            f"(median over steps {a}–{b}), {found.across / found.scale:.1%} of {found.against}: "
+            "it gives every input the same prediction",
+            steps=found.steps,
             where="outputs",
-            evidence={"batch_std": across, "scale": scale, "width": width},
+            evidence={"batch_std": found.across, "scale": found.scale, "width": found.width},
         )

@@ -10,6 +10,7 @@ import numpy as np
 from runlint.analysis import curves
 from runlint.analysis.curves import MIN_CURVE_POINTS
 from runlint.analysis.expected import SOFTMAX, chance_loss
+from runlint.analysis.outputs import constant_output
 from runlint.analysis.wording import fmt
 from runlint.check import Finding, NotJudged, Rule, Severity, any_of, option
 from runlint.run import Run
@@ -27,7 +28,10 @@ class LossNotDecreasing(Rule):
     softmax classifier's loss that falls from a start above chance but never gets below ln(C)
     by ``chance_floor`` is flagged too, once the run is finished or ``live_error_steps`` long:
     it learnt the class frequencies and nothing of the inputs (a fall that stops at chance is
-    no progress).
+    no progress). Whatever the task (a regression, BCE over several labels, a loss not named),
+    a finished fall that ends with the model giving every input the same prediction (RL108's
+    measure of the output's spread across a batch) stopped at a constant predictor's loss, the
+    chance level of that task, and is flagged too (a warning).
 
     ## Why it matters
     A loss that never moves means nothing is learned: the labels do not match the inputs, the
@@ -151,17 +155,29 @@ class LossNotDecreasing(Rule):
             and expected is not None
             and float(np.min(curve.smooth)) >= (1 - opts.chance_floor) * expected.value
         )
+        # whatever the task, a fall that ends with one prediction for every input learnt the
+        # targets' mean or frequencies only: the loss stops at a constant predictor's
+        constant = constant_output(run) if pinned else None
         # the per-step log may show only the tail of a loss that fell epoch by epoch
         fell = (curve is not None and fall >= opts.min_drop) or _fell_per_epoch(
             run, opts.epoch_drop
         )
-        if fell and not only_to_chance:
+        if fell and not only_to_chance and constant is None:
             return
         chance = ""
         if expected is not None and abs(end - expected.value) < opts.at_chance * expected.value:
             chance = f", at chance level {expected.formula} = {expected.value:.2f}"
         val_acc = _val_above_chance(run, expected.classes, opts.at_chance) if expected else None
-        if fell and expected is not None:
+        if fell and not only_to_chance and constant is not None:
+            message = (
+                f"the loss falls only as far as one prediction for every input takes it: {how} "
+                f"{start:.3g} at the start (step {a}), {end:.3g} at the end (step {b}), while "
+                f"the model's output varies by {constant.across:.3g} across the examples of a "
+                f"batch ({constant.across / constant.scale:.1%} of {constant.against}): it "
+                "learnt the targets' mean or the classes' frequencies, not how they depend on "
+                "the inputs"
+            )
+        elif fell and expected is not None:
             message = (
                 f"the loss never gets below chance level: {how} {start:.3g} at the start (step "
                 f"{a}), {end:.3g} at the end (step {b}), never below {expected.formula} = "

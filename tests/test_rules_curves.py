@@ -441,6 +441,38 @@ def test_rl204_a_loss_that_falls_only_to_chance_is_caught_with_its_validation_ac
     assert run("clean", 0.0) == []
 
 
+def test_rl204_a_regression_that_falls_only_to_the_targets_mean_is_caught(
+    tmp_path: Path,
+) -> None:
+    """Real runs: a regression whose targets are drawn apart from their inputs. The loss falls
+    from its start (the targets' offset) to their variance and stops: the model predicts the
+    mean. With targets that follow the inputs the same model learns and nothing is said."""
+
+    def run(name: str, shuffled: bool) -> list[Finding]:
+        torch.manual_seed(0)
+        x = torch.randn(2048, 8)
+        y = 3.0 + x[:, :3].sum(1, keepdim=True)
+        model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1))
+        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+        with runlint.record(model, opt, tmp_path / name, meta={"loss": "mse"}) as rec:
+            for _ in range(6):
+                for i in range(0, 2048, 64):
+                    xb, yb = x[i : i + 64], y[i : i + 64]
+                    if shuffled:
+                        yb = yb[torch.randperm(64)]
+                    loss = torch.nn.functional.mse_loss(model(xb), yb)
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    rec.log(loss=loss)
+        return findings(LossNotDecreasing(), runlint.load_run(tmp_path / name))
+
+    (finding,) = run("shuffled", True)
+    assert "one prediction for every input" in finding.message
+    assert finding.severity == Severity.WARNING
+    assert run("clean", False) == []
+
+
 def test_rl204_min_drop_option() -> None:
     run = corpus("rl201-lr-div100")  # falls ~8 %: progress, slowly
     assert findings(LossNotDecreasing(), run) == []
