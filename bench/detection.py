@@ -136,6 +136,7 @@ def rule_classes() -> list[type[Rule]]:
 
 def check_direct(paths: list[Path]) -> tuple[list[dict[str, Any]], str]:
     """Findings of every discovered rule whose data the run has, run in-process."""
+    from runlint.check import NotJudged
     from runlint.run import load_run
 
     findings: list[dict[str, Any]] = []
@@ -147,6 +148,8 @@ def check_direct(paths: list[Path]) -> tuple[list[dict[str, Any]], str]:
                 continue
             try:
                 findings.extend(f.to_dict() for f in rule.check(run))
+            except NotJudged:  # the rule's own "cannot judge this run": skipped, as runlint does
+                continue
             except Exception as exc:  # a crashing rule is reported, never hides the others
                 print(f"warning: {rule.code} crashed on {path.name}: {exc!r}")
     return findings, "in-process: rule.check(load_run(path)) for every rule of runlint.rules"
