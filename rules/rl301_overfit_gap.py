@@ -9,6 +9,7 @@ import numpy as np
 
 from runlint.analysis.epochs import TRAIN_AND_VAL, Curves, curves, initial_loss
 from runlint.analysis.expected import REGRESSION_LOSSES
+from runlint.analysis.outputs import regression_evidence
 from runlint.analysis.wording import fmt
 from runlint.check import Finding, Rule, Severity, option
 from runlint.run import Run
@@ -24,7 +25,8 @@ class OverfitGap(Rule):
     epochs and flags a gap above ``gap``. A smaller gap (above ``gap_min``) is flagged too when
     the validation loss has risen ``rise``× above its minimum while the training loss kept
     falling — the other face of the same problem. Runs without accuracy are judged on that
-    loss pattern, and a regression (``meta.loss`` names a regression loss) on its late
+    loss pattern, and a regression (``meta.loss`` names a regression loss, or an unnamed loss
+    with the outputs of one: ``analysis.outputs.regression_evidence``) on its late
     validation loss above its late training loss by ``loss_gap`` of the initial loss too, the
     analogue of the accuracy gap (a classifier's loss ratio is no accuracy gap: fine-tuned
     classifiers drive the training loss to ~0 and generalize; a ratio is no measure for a
@@ -42,7 +44,9 @@ class OverfitGap(Rule):
     the model's real training accuracy, which hides part of the gap (never creates one).
     Label smoothing does not change accuracies. Validation sets of a few hundred examples are
     noisy, hence the median over several epochs. A model that is already underfitting and has a
-    small gap is RL302's business.
+    small gap is RL302's business. A single-output classifier whose loss is not named, logs no
+    accuracy and is not trained with a sigmoid cross-entropy of its logit (a hinge, or BCE on
+    a sigmoid inside the model) is read as a regression and judged on its loss gap.
 
     ## Fix
     Strengthen regularization: raise L2 (``weight_decay=5e-4`` or ×10 what you use), add or
@@ -119,9 +123,9 @@ class OverfitGap(Rule):
         if loss is None:
             return
         # a classifier's loss gap is no accuracy gap: only a regression's is judged
-        found = rising or (
-            self._loss_gap(run, loss) if run.setup.loss in REGRESSION_LOSSES else None
-        )
+        inferred = regression_evidence(run)
+        regression = run.setup.loss in REGRESSION_LOSSES or inferred is not None
+        found = rising or (self._loss_gap(run, loss, inferred) if regression else None)
         if found is not None:
             message, steps = found
             yield self.finding(
@@ -134,7 +138,9 @@ class OverfitGap(Rule):
                 evidence={"val_loss_min": float(np.min(loss.val))},
             )
 
-    def _loss_gap(self, run: Run, loss: Curves) -> tuple[str, tuple[int, int]] | None:
+    def _loss_gap(
+        self, run: Run, loss: Curves, inferred: str | None = None
+    ) -> tuple[str, tuple[int, int]] | None:
         """A regression's late validation loss above its late training loss by ``loss_gap`` of
         the initial loss, the training loss fallen to ``train_fall``× its first epoch's."""
         o = self.options
@@ -151,7 +157,8 @@ class OverfitGap(Rule):
             f"validation loss {fmt(val_late)} vs training loss {fmt(train_late)} (medians of the "
             f"last {part.stop - part.start} of {len(loss.train)} epochs): a gap of "
             f"{fmt(100 * gap)}% of the initial loss {fmt(start)}, the training loss still "
-            "falling: the model fits the training set far better than unseen data",
+            "falling: the model fits the training set far better than unseen data"
+            + (f" ({inferred})" if inferred else ""),
             loss.span(part),
         )
 

@@ -29,6 +29,7 @@ from torch import nn
 
 import runlint
 from runlint.analysis.layers import EMBEDDING, NORM, dense_update_ratios, param_table, params_long
+from runlint.analysis.outputs import regression_evidence
 from runlint.check.rule import Finding, Rule, Severity
 from runlint.run import Run
 
@@ -400,11 +401,13 @@ def test_overfitting_is_judged_live_from_the_epochs_so_far() -> None:
     assert [mark for mark, run in healthy if check(OverfitGap(), run)] == []
 
 
+@pytest.mark.parametrize("meta", [{"loss": "mse"}, {}], ids=["named", "unnamed"])
 def test_a_regression_that_memorizes_a_tiny_training_set_shows_as_a_loss_gap(
-    tmp_path: Path,
+    tmp_path: Path, meta: dict[str, str]
 ) -> None:
     """Real regressions: 32 training examples fitted to ~0 leave the validation loss far above
-    the training loss (warning); 1024 examples of the same task do not."""
+    the training loss (warning); 1024 examples of the same task do not. Unnamed, the loss is
+    read as a regression's from the output (one unit, no accuracy, no sigmoid gradient)."""
 
     def fit(name: str, n_train: int) -> list[Finding]:
         gen = torch.Generator().manual_seed(0)
@@ -416,7 +419,7 @@ def test_a_regression_that_memorizes_a_tiny_training_set_shows_as_a_loss_gap(
         )
         opt = torch.optim.Adam(model.parameters(), lr=3e-3)
         xt, yt, xv, yv = x[:n_train], y[:n_train], x[n_train:], y[n_train:]
-        with runlint.record(model, opt, tmp_path / name, meta={"loss": "mse"}) as rec:
+        with runlint.record(model, opt, tmp_path / name, meta=meta) as rec:
             for _ in range(20):
                 for i in range(0, n_train, 32):
                     loss = nn.functional.mse_loss(model(xt[i : i + 32])[:, 0], yt[i : i + 32])
@@ -432,7 +435,29 @@ def test_a_regression_that_memorizes_a_tiny_training_set_shows_as_a_loss_gap(
 
     (finding,) = fit("tiny", 32)
     assert finding.severity == Severity.WARNING and "the training loss" in finding.message
+    assert ("say regression" in finding.message) == (not meta)
     assert fit("plenty", 1024) == []
+
+
+def test_a_binary_classifier_with_an_unnamed_loss_is_not_read_as_a_regression(
+    tmp_path: Path,
+) -> None:
+    """One logit trained with BCE-with-logits, no accuracy logged: its gradient is σ(x) − y."""
+    torch.manual_seed(0)
+    x = torch.randn(512, 4)
+    y = (x[:, 0] > 0).float()
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    with runlint.record(model, opt, tmp_path / "bce") as rec:
+        for i in range(0, 512, 32):
+            loss = nn.functional.binary_cross_entropy_with_logits(
+                model(x[i : i + 32])[:, 0], y[i : i + 32]
+            )
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.log(loss=loss)
+    assert regression_evidence(runlint.load_run(tmp_path / "bce")) is None
 
 
 def test_underfit_is_not_blamed_on_capacity_when_weights_barely_move() -> None:

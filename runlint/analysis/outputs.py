@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from runlint.analysis import curves
+from runlint.analysis.expected import SQUARED_LOSSES
 from runlint.run import Run
 
-__all__ = ["CONSTANT_SHARE", "ConstantOutput", "constant_output"]
+__all__ = ["CONSTANT_SHARE", "ConstantOutput", "constant_output", "regression_evidence"]
 
 #: Late spread across the examples of a batch below this share of the output's scale: the
 #: prediction no longer depends on the input (drawn healthy classifiers: 0.3 and up).
@@ -20,8 +21,6 @@ LATE = 0.25
 MIN_STEPS = 4
 #: Rows a recorded batch must hold to have a spread (batch size 1 has none).
 MIN_ROWS = 2
-
-SQUARED_LOSSES = ("mse", "l2", "mean_squared_error")
 
 
 @dataclass(frozen=True)
@@ -72,3 +71,32 @@ def constant_output(
         return None
     steps = (int(tail.index[0]), int(tail.index[-1]))
     return ConstantOutput(across, scale, against, width, steps)
+
+
+#: ``grad_sigmoid_fit`` above this: the loss's gradient at the output is not a binary
+#: cross-entropy's of its sigmoid (drawn BCE runs: 0.0018 at most; regressions 0.02 and up).
+NOT_SIGMOID_FIT = 0.01
+
+
+def regression_evidence(run: Run) -> str | None:
+    """Why a run whose loss is not named looks like a regression, or None.
+
+    One output, no accuracy logged, and a gradient at the output that is not a sigmoid
+    cross-entropy's (a binary classifier with one logit is the other single-output run). A
+    run that names its loss, or was recorded without the gradient signatures, is not inferred.
+    """
+    out = run.outputs
+    if run.setup.loss is not None or out.empty or "grad_sigmoid_fit" not in out.columns:
+        return None
+    if int(np.median(out["width"].to_numpy(dtype=float))) != 1:
+        return None
+    if not run.epochs.empty and any(run.column("epochs", c) for c in ("val_acc", "train_acc")):
+        return None
+    fit = out["grad_sigmoid_fit"].to_numpy(dtype=float)
+    fit = fit[np.isfinite(fit)]
+    if fit.size == 0 or float(np.median(fit)) <= NOT_SIGMOID_FIT:
+        return None
+    return (
+        "the loss is not named; one output, no accuracy logged and a gradient that is not a "
+        "sigmoid cross-entropy's say regression"
+    )
