@@ -79,7 +79,12 @@ class ValFromTrain(Rule):
             0.5, "share of an epoch's training examples fingerprinted at least this"
         )
         min_train: int = option(100, "distinct training examples fingerprinted at least this")
-        min_eval: int = option(32, "evaluated examples judged at least this")
+        min_eval: int = option(
+            16,
+            "evaluated examples judged at least this: one pass's sample (the recorder's "
+            "Examples.EVAL_PER_PASS), as a one-epoch run evaluates once; a held-out example "
+            "matches a training fingerprint only as an exact duplicate",
+        )
 
     options: Options
 

@@ -15,8 +15,10 @@ from runlint.recorder.kernels import fingerprints
 from runlint.run import load_run
 
 
-def _train(out: Path, val: str, *, train_eval: bool = False) -> Path:
-    """Five epochs of an MLP on 600 examples; ``val``: ``held-out``, ``from-train``."""
+def _train(
+    out: Path, val: str, *, train_eval: bool = False, epochs: int = 5, eval_batch: int = 50
+) -> Path:
+    """``epochs`` of an MLP on 600 examples; ``val``: ``held-out``, ``from-train``."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(600, 10, generator=gen)
     y = (x[:, 0] > 0).long()
@@ -28,14 +30,14 @@ def _train(out: Path, val: str, *, train_eval: bool = False) -> Path:
     def evaluate(xs: torch.Tensor, ys: torch.Tensor) -> tuple[float, float]:
         model.eval()
         with torch.no_grad():
-            out = torch.cat([model(xs[i : i + 50]) for i in range(0, len(xs), 50)])
+            out = torch.cat([model(xs[i : i + eval_batch]) for i in range(0, len(xs), eval_batch)])
         model.train()
         return float(nn.functional.cross_entropy(out, ys)), float(
             (out.argmax(1) == ys).float().mean()
         )
 
     with runlint.record(model, opt, out) as rec:
-        for _ in range(5):
+        for _ in range(epochs):
             for i in range(0, 600, 50):
                 opt.zero_grad()
                 loss = nn.functional.cross_entropy(model(x[i : i + 50]), y[i : i + 50])
@@ -58,6 +60,13 @@ def _rl303(path: Path) -> list[str]:
 
 def test_a_validation_set_drawn_from_the_training_set_is_a_warning(tmp_path: Path) -> None:
     assert _rl303(_train(tmp_path / "leak", "from-train")) == ["warning"]
+
+
+def test_one_evaluation_of_one_pass_is_enough_to_see_the_leak(tmp_path: Path) -> None:
+    """A one-epoch run that evaluates its 200 examples in one pass: 16 of them fingerprinted."""
+    one = {"epochs": 1, "eval_batch": 200}
+    assert _rl303(_train(tmp_path / "leak", "from-train", **one)) == ["warning"]
+    assert _rl303(_train(tmp_path / "ok", "held-out", **one)) == []
 
 
 def test_a_held_out_validation_set_is_silent_even_beside_a_training_set_evaluation(
