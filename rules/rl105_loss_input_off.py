@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from runlint.analysis import curves
 from runlint.analysis.expected import BINARY_LOSSES, REGRESSION_LOSSES, SOFTMAX_LOSSES
+from runlint.analysis.outputs import loss_form, signature_within
 from runlint.check import Finding, Rule, Severity, any_of, option
 from runlint.run import Run
 
@@ -26,7 +26,8 @@ _FOR_PROBABILITIES = {
 }
 #: Losses that expect log-probabilities (the output of log_softmax).
 LOG_PROB_LOSSES = frozenset({"nll", "log_softmax"})
-#: What the loss applies to the output, by the form of its gradient there (``_applied``).
+#: What the loss applies to the output, by the form of its gradient there
+#: (``analysis.outputs.loss_form``).
 _FORMS = {
     "softmax": "sums to 0 over every row",
     "sigmoid": "is c·(σ(output) − target) with targets 0 or 1",
@@ -157,7 +158,7 @@ class LossInputOff(Rule):
             "row_logsumexp": float(np.median(lse)),
             "steps_recorded": len(out),
         }
-        if width > 1 and _within(out, "grad_col_shift", opts.batch_tolerance):
+        if width > 1 and signature_within(out, "grad_col_shift", opts.batch_tolerance):
             yield self.finding(
                 run,
                 "the loss normalizes over the batch: its gradient at the model's output sums to 0 "
@@ -171,7 +172,7 @@ class LossInputOff(Rule):
                 evidence={**evidence, "grad_col_shift": float(out["grad_col_shift"].max())},
             )
             return
-        applies = "" if loss else _applied(out, opts.signature_tolerance)
+        applies = "" if loss else loss_form(out, opts.signature_tolerance)
         if applies:
             evidence["applies"] = applies
         last = _last_module(run)
@@ -249,24 +250,6 @@ def _negative_message(loss: str, low: float, step: int) -> str:
         f"{low:.3g} at step {step}: it is fed the wrong kind of numbers (raw scores to nll_loss, "
         "logits to a loss that expects probabilities)"
     )
-
-
-def _applied(out: pd.DataFrame, tolerance: float) -> str:
-    """``"softmax"`` or ``"sigmoid"`` when the loss's gradient at the output has the form of a
-    loss of its softmax or of a sigmoid cross-entropy at every recorded step, else ``""``."""
-    for column, applies in (("grad_row_shift", "softmax"), ("grad_sigmoid_fit", "sigmoid")):
-        if _within(out, column, tolerance):
-            return applies
-    return ""
-
-
-def _within(out: pd.DataFrame, column: str, tolerance: float) -> bool:
-    """Whether a gradient signature is at most ``tolerance`` at every recorded step (NaN, no
-    gradient, never is; nor is a column runs recorded before it existed lack)."""
-    if column not in out.columns:
-        return False
-    values = out[column].to_numpy(dtype=float, na_value=np.nan)
-    return bool((values <= tolerance).all())
 
 
 def _last_module(run: Run) -> str:

@@ -473,6 +473,36 @@ def test_rl204_a_regression_that_falls_only_to_the_targets_mean_is_caught(
     assert run("clean", False) == []
 
 
+def test_rl204_multilabel_logits_that_ignore_the_inputs_are_caught(tmp_path: Path) -> None:
+    """Real runs: four labels of the same frequency trained with BCE on logits. Labels drawn
+    apart from their inputs leave logits that differ between examples by a few hundredths (the
+    classes' own logits differ as little, so only their absolute spread tells); labels that
+    follow the inputs train, and nothing is said."""
+
+    def run(name: str, shuffled: bool) -> list[Finding]:
+        torch.manual_seed(0)
+        x = torch.randn(2048, 8)
+        y = (x[:, :4] > 0.3).float()
+        model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        with runlint.record(model, opt, tmp_path / name) as rec:
+            for _ in range(8):
+                for i in range(0, 2048, 64):
+                    xb, yb = x[i : i + 64], y[i : i + 64]
+                    if shuffled:
+                        yb = yb[torch.randperm(64)]
+                    loss = torch.nn.functional.binary_cross_entropy_with_logits(model(xb), yb)
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    rec.log(loss=loss)
+        return findings(LossNotDecreasing(), runlint.load_run(tmp_path / name))
+
+    (finding,) = run("shuffled", True)
+    assert "one prediction for every input" in finding.message and "logit" in finding.message
+    assert run("clean", False) == []
+
+
 def test_rl204_min_drop_option() -> None:
     run = corpus("rl201-lr-div100")  # falls ~8 %: progress, slowly
     assert findings(LossNotDecreasing(), run) == []

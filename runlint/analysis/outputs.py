@@ -5,18 +5,36 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from runlint.analysis import curves
 from runlint.analysis.expected import SQUARED_LOSSES
 from runlint.run import Run
 
-__all__ = ["CONSTANT_SHARE", "ConstantOutput", "constant_output", "regression_evidence"]
+__all__ = [
+    "CONSTANT_SHARE",
+    "LOGIT_SPREAD",
+    "ConstantOutput",
+    "constant_output",
+    "loss_form",
+    "regression_evidence",
+    "signature_within",
+]
 
 #: Late spread across the examples of a batch below this share of the output's scale: the
 #: prediction no longer depends on the input (drawn healthy classifiers: 0.3 and up).
 CONSTANT_SHARE = 0.1
 #: The fraction of the recorded output steps judged (the last ones).
 LATE = 0.25
+#: Logits whose spread across the examples of a batch is below this move the predicted
+#: probabilities by at most a fortieth (σ' ≤ 1/4): the prediction no longer depends on the
+#: input, whatever the spread between the classes' own logits (drawn healthy classifiers: 0.30
+#: at least, late in their runs; labels shuffled every batch in a multi-label task: 0.065).
+LOGIT_SPREAD = 0.1
+#: The loss's gradient has a classifier loss's form within this (targets smoothed: 0.04).
+LOGIT_FORM_TOLERANCE = 0.05
+#: Outputs inside [0, 1] at least this share: probabilities, not logits.
+PROBABILITIES = 0.999
 #: Recorded output steps needed.
 MIN_STEPS = 4
 #: Rows a recorded batch must hold to have a spread (batch size 1 has none).
@@ -47,7 +65,9 @@ def constant_output(
     spread of each output across the examples of a batch (``batch_std``). An output of several
     units is compared with its whole spread (``std``); a single output (a regression) with the
     targets' scale from the first loss (√loss for a squared error, the loss for an absolute
-    one).
+    one). A finished run whose loss's gradient says its outputs are a classifier's logits is
+    also judged by their absolute spread (``LOGIT_SPREAD``): when every class gets the same
+    prior, the classes' logits differ as little as the examples' do.
     """
     out = run.outputs
     if len(out) < min_steps or float(out["rows"].min()) < min_rows:
@@ -55,6 +75,20 @@ def constant_output(
     tail = out.iloc[len(out) - max(1, int(np.ceil(late * len(out)))) :]
     across = float(np.median(tail["batch_std"].to_numpy(dtype=float)))
     width = int(np.median(out["width"].to_numpy(dtype=float)))
+    # logits start close together by design (a small last layer: the seed's initial loss at
+    # chance), so their absolute spread is judged on a finished run only
+    logits = (
+        run.complete
+        and loss_form(out, LOGIT_FORM_TOLERANCE) != ""
+        and float(out["unit_fraction"].median()) < PROBABILITIES
+    )
+    if logits and np.isfinite(across) and across < LOGIT_SPREAD:
+        steps = (int(tail.index[0]), int(tail.index[-1]))
+        against = (
+            "one logit (the loss's gradient at the output is a classifier's: these are logits, "
+            f"and below {LOGIT_SPREAD} apart the predicted probabilities hardly differ)"
+        )
+        return ConstantOutput(across, 1.0, against, width, steps)
     if width > 1:
         scale = float(np.median(tail["std"].to_numpy(dtype=float)))
         against = f"the spread of its {width} outputs ({scale:.3g})"
@@ -100,3 +134,21 @@ def regression_evidence(run: Run) -> str | None:
         "the loss is not named; one output, no accuracy logged and a gradient that is not a "
         "sigmoid cross-entropy's say regression"
     )
+
+
+def loss_form(out: pd.DataFrame, tolerance: float) -> str:
+    """``"softmax"`` or ``"sigmoid"`` when the loss's gradient at the output has the form of a
+    loss of its softmax or of a sigmoid cross-entropy at every recorded step, else ``""``."""
+    for column, applies in (("grad_row_shift", "softmax"), ("grad_sigmoid_fit", "sigmoid")):
+        if signature_within(out, column, tolerance):
+            return applies
+    return ""
+
+
+def signature_within(out: pd.DataFrame, column: str, tolerance: float) -> bool:
+    """Whether a gradient signature is at most ``tolerance`` at every recorded step (NaN, no
+    gradient, never is; nor is a column runs recorded before it existed lack)."""
+    if column not in out.columns or out.empty:
+        return False
+    values = out[column].to_numpy(dtype=float, na_value=np.nan)
+    return bool((values <= tolerance).all())
