@@ -24,7 +24,8 @@ class ConstantPredictions(Rule):
     units it is compared with the output's whole spread (``std``); for a single output (a
     regression) with the scale of the targets, which the first loss gives (√loss for a squared
     error, the loss for an absolute one). Below ``share`` of it, the prediction no longer
-    depends on the input.
+    depends on the input. A finished run whose outputs are logits (by the loss's gradient) is
+    also judged by their absolute spread (``analysis.outputs.constant_output``).
 
     ## Why it matters
     A model that predicts the same value for every input has learnt only the targets' mean (or
@@ -37,6 +38,9 @@ class ConstantPredictions(Rule):
     - A task whose targets really are constant (or a data set of one class) is flagged.
     - The recorded batch may be a single example (batch size 1): its spread is 0; such runs
       are not judged.
+    - A finished classifier whose logits differ by less than ``LOGIT_SPREAD`` (0.1) between
+      examples is flagged even where its inputs carry almost no signal about the labels (then
+      the prior is the best it can predict, and the finding says so much).
 
     ## Fix
     Check the shapes the loss compares (``output.squeeze(-1)`` against ``(B,)`` targets; a
