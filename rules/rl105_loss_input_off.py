@@ -9,7 +9,7 @@ import numpy as np
 
 from runlint.analysis import curves
 from runlint.analysis.expected import BINARY_LOSSES, REGRESSION_LOSSES, SOFTMAX_LOSSES
-from runlint.analysis.outputs import loss_form, signature_within
+from runlint.analysis.outputs import loss_form, output_width, signature_within
 from runlint.check import Finding, Rule, Severity, any_of, option
 from runlint.run import Run
 
@@ -144,7 +144,7 @@ class LossInputOff(Rule):
         if len(out) < opts.min_steps:
             return
         steps = (int(out.index[0]), int(out.index[-1]))
-        width = int(np.median(out["width"].to_numpy(dtype=float)))
+        width = output_width(out)
         share = out["unit_fraction"].to_numpy(dtype=float)
         rowsum = out["row_sum"].to_numpy(dtype=float)
         lse = out["row_logsumexp"].to_numpy(dtype=float)

@@ -441,6 +441,35 @@ def test_rl204_a_loss_that_falls_only_to_chance_is_caught_with_its_validation_ac
     assert run("clean", 0.0) == []
 
 
+def _fit_with_targets(
+    path: Path,
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: Any,
+    *,
+    lr: float,
+    epochs: int,
+    shuffled: bool,
+    meta: dict[str, Any] | None = None,
+) -> list[Finding]:
+    """RL204 on a real Adam run over (x, y) in batches of 64; ``shuffled``: each batch's targets
+    are permuted, drawn apart from their inputs."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    with runlint.record(model, opt, path, meta=meta) as rec:
+        for _ in range(epochs):
+            for i in range(0, len(x), 64):
+                xb, yb = x[i : i + 64], y[i : i + 64]
+                if shuffled:
+                    yb = yb[torch.randperm(64)]
+                loss = loss_fn(model(xb), yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                rec.log(loss=loss)
+    return findings(LossNotDecreasing(), runlint.load_run(path))
+
+
 def test_rl204_a_regression_that_falls_only_to_the_targets_mean_is_caught(
     tmp_path: Path,
 ) -> None:
@@ -453,19 +482,18 @@ def test_rl204_a_regression_that_falls_only_to_the_targets_mean_is_caught(
         x = torch.randn(2048, 8)
         y = 3.0 + x[:, :3].sum(1, keepdim=True)
         model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1))
-        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-        with runlint.record(model, opt, tmp_path / name, meta={"loss": "mse"}) as rec:
-            for _ in range(6):
-                for i in range(0, 2048, 64):
-                    xb, yb = x[i : i + 64], y[i : i + 64]
-                    if shuffled:
-                        yb = yb[torch.randperm(64)]
-                    loss = torch.nn.functional.mse_loss(model(xb), yb)
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    rec.log(loss=loss)
-        return findings(LossNotDecreasing(), runlint.load_run(tmp_path / name))
+        mse = torch.nn.functional.mse_loss
+        return _fit_with_targets(
+            tmp_path / name,
+            model,
+            x,
+            y,
+            mse,
+            lr=3e-3,
+            epochs=6,
+            shuffled=shuffled,
+            meta={"loss": "mse"},
+        )
 
     (finding,) = run("shuffled", True)
     assert "one prediction for every input" in finding.message
@@ -484,19 +512,10 @@ def test_rl204_multilabel_logits_that_ignore_the_inputs_are_caught(tmp_path: Pat
         x = torch.randn(2048, 8)
         y = (x[:, :4] > 0.3).float()
         model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
-        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-        with runlint.record(model, opt, tmp_path / name) as rec:
-            for _ in range(8):
-                for i in range(0, 2048, 64):
-                    xb, yb = x[i : i + 64], y[i : i + 64]
-                    if shuffled:
-                        yb = yb[torch.randperm(64)]
-                    loss = torch.nn.functional.binary_cross_entropy_with_logits(model(xb), yb)
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    rec.log(loss=loss)
-        return findings(LossNotDecreasing(), runlint.load_run(tmp_path / name))
+        bce = torch.nn.functional.binary_cross_entropy_with_logits
+        return _fit_with_targets(
+            tmp_path / name, model, x, y, bce, lr=1e-2, epochs=8, shuffled=shuffled
+        )
 
     (finding,) = run("shuffled", True)
     assert "one prediction for every input" in finding.message and "logit" in finding.message

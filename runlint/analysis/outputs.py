@@ -17,6 +17,7 @@ __all__ = [
     "ConstantOutput",
     "constant_output",
     "loss_form",
+    "output_width",
     "regression_evidence",
     "signature_within",
 ]
@@ -74,7 +75,10 @@ def constant_output(
         return None
     tail = out.iloc[len(out) - max(1, int(np.ceil(late * len(out)))) :]
     across = float(np.median(tail["batch_std"].to_numpy(dtype=float)))
-    width = int(np.median(out["width"].to_numpy(dtype=float)))
+    if not np.isfinite(across):
+        return None
+    width = output_width(out)
+    steps = (int(tail.index[0]), int(tail.index[-1]))
     # logits start close together by design (a small last layer: the seed's initial loss at
     # chance), so their absolute spread is judged on a finished run only
     logits = (
@@ -82,8 +86,7 @@ def constant_output(
         and loss_form(out, LOGIT_FORM_TOLERANCE) != ""
         and float(out["unit_fraction"].median()) < PROBABILITIES
     )
-    if logits and np.isfinite(across) and across < LOGIT_SPREAD:
-        steps = (int(tail.index[0]), int(tail.index[-1]))
+    if logits and across < LOGIT_SPREAD:
         against = (
             "one logit (the loss's gradient at the output is a classifier's: these are logits, "
             f"and below {LOGIT_SPREAD} apart the predicted probabilities hardly differ)"
@@ -99,11 +102,8 @@ def constant_output(
         squared = (run.setup.loss or "mse") in SQUARED_LOSSES
         scale = float(np.sqrt(values[0]) if squared else values[0])
         against = f"the targets' scale from the first loss ({scale:.3g})"
-    if not (np.isfinite(across) and np.isfinite(scale)) or scale <= 0:
+    if not np.isfinite(scale) or scale <= 0 or across >= share * scale:
         return None
-    if across >= share * scale:
-        return None
-    steps = (int(tail.index[0]), int(tail.index[-1]))
     return ConstantOutput(across, scale, against, width, steps)
 
 
@@ -122,7 +122,7 @@ def regression_evidence(run: Run) -> str | None:
     out = run.outputs
     if run.setup.loss is not None or out.empty or "grad_sigmoid_fit" not in out.columns:
         return None
-    if int(np.median(out["width"].to_numpy(dtype=float))) != 1:
+    if output_width(out) != 1:
         return None
     if not run.epochs.empty and any(run.column("epochs", c) for c in ("val_acc", "train_acc")):
         return None
@@ -134,6 +134,11 @@ def regression_evidence(run: Run) -> str | None:
         "the loss is not named; one output, no accuracy logged and a gradient that is not a "
         "sigmoid cross-entropy's say regression"
     )
+
+
+def output_width(out: pd.DataFrame) -> int:
+    """The output's width (its last dimension) over the recorded steps of a non-empty table."""
+    return int(np.median(out["width"].to_numpy(dtype=float)))
 
 
 def loss_form(out: pd.DataFrame, tolerance: float) -> str:
